@@ -1,0 +1,1 @@
+"""Every side effect Baton performs: the model call and its provider adapters."""

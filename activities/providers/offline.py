@@ -1,0 +1,230 @@
+"""The offline provider: a deterministic, network-free stand-in for a model.
+
+It behaves like a small, literal-minded model so every pattern does something
+meaningful without a key: it routes by keywords to the declared targets, fills any
+requested JSON schema with readable values that quote the request, delegates to
+each offered tool once and then answers, and reports estimated token usage. Every
+answer says it is offline. `Chaos` in the request adds seeded latency, failures,
+timeouts, malformed output and judge rejections.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import random
+import re
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from activities.providers.schema_instance import build_instance
+from baton.messages import Chaos, ModelRequest, ModelResponse, ToolCall, Usage
+
+# Words that send a request to a target whose name contains the key.
+ROUTING_KEYWORDS: dict[str, tuple[str, ...]] = {
+    "billing": ("invoice", "payment", "refund", "charge", "charged", "billing", "bill",
+                "subscription", "price", "card", "receipt", "paid", "amount"),
+    "technical": ("error", "bug", "api", "crash", "exception", "timeout", "broken",
+                  "install", "integration", "500", "stack", "fails", "failing", "code"),
+    "project": ("research", "analyze", "analyse", "analysis", "compare", "build",
+                "implement", "investigate", "study", "report", "design", "prototype"),
+    "research": ("research", "analyze", "analysis", "compare", "investigate", "study"),
+}
+FALLBACK_ROUTE_HINT = "general"
+
+
+def _words(text: str) -> set[str]:
+    return set(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+def estimate_tokens(text: str) -> int:
+    # ~4 characters per token, the usual rule of thumb for English text.
+    return max(1, len(text) // 4)
+
+
+class OfflineProvider:
+    """Adapter for `offline:<name>`; the name only labels answers."""
+
+    async def complete(self, request: ModelRequest) -> ModelResponse:
+        chaos = request.chaos if request.chaos and request.chaos.applies_to(request.agent) else None
+        rng = random.Random(_seed(request))
+        if chaos and chaos.latency_s:
+            await asyncio.sleep(chaos.latency_s)
+        fault = _draw_fault(chaos, request, rng)
+        if fault == "failure":
+            raise ApplicationError(
+                f"offline provider: simulated outage for {request.agent}",
+                type="ModelUnavailable",
+            )
+        if fault == "timeout":
+            # Hang like a stuck connection; Temporal's timeout ends the attempt.
+            await asyncio.sleep(request.timeout_s * 10 + 3600)
+
+        prompt = _last_user_text(request)
+        if fault == "malformed":
+            text = _malformed_output(request, rng)
+            return self._response(request, text, parsed=_try_json(text))
+        if request.output_schema is not None:
+            value = build_instance(
+                request.output_schema,
+                choose=lambda name, options: _choose(name, options, request),
+                write=lambda name, min_len: _write(name, min_len, request, prompt),
+                boolean=fault != "rejection",
+            )
+            if fault == "rejection" and isinstance(value, dict) and "feedback" in value:
+                value["feedback"] = "Simulated rejection: tighten the argument and cite sources."
+            return self._response(request, json.dumps(value), parsed=value)
+        if request.tools:
+            next_call = _next_delegation(request, prompt)
+            if next_call is not None:
+                return self._response(request, "", tool_calls=[next_call], finish="tool_calls")
+        return self._response(request, _answer(request, prompt))
+
+    def _response(
+        self,
+        request: ModelRequest,
+        text: str,
+        *,
+        parsed: dict[str, Any] | None = None,
+        tool_calls: list[ToolCall] | None = None,
+        finish: str = "stop",
+    ) -> ModelResponse:
+        prompt_text = request.instructions + "".join(m.content for m in request.messages)
+        output_text = text + "".join(json.dumps(c.arguments) for c in tool_calls or [])
+        return ModelResponse(
+            model=request.model,
+            text=text,
+            parsed=parsed,
+            tool_calls=tool_calls or [],
+            finish_reason=finish,
+            usage=Usage(
+                calls=1,
+                input_tokens=estimate_tokens(prompt_text),
+                output_tokens=estimate_tokens(output_text),
+                cost_usd=0.0,
+            ),
+        )
+
+
+def _seed(request: ModelRequest) -> int:
+    attempt = activity.info().attempt if activity.in_activity() else 1
+    seed = request.chaos.seed if request.chaos else 0
+    key = f"{seed}|{request.call_key}|{request.agent}|{request.call_index}|{attempt}"
+    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big")
+
+
+def _draw_fault(chaos: Chaos | None, request: ModelRequest, rng: random.Random) -> str | None:
+    if chaos is None:
+        return None
+    attempt = activity.info().attempt if activity.in_activity() else 1
+    tries_so_far = request.call_index + attempt - 1
+    if chaos.faulty_tries is not None and tries_so_far >= chaos.faulty_tries:
+        return None
+    draw = rng.random()
+    for fault, rate in (
+        ("failure", chaos.failure_rate),
+        ("timeout", chaos.timeout_rate),
+        ("malformed", chaos.malformed_rate if request.output_schema else 0.0),
+        ("rejection", chaos.rejection_rate if request.output_schema else 0.0),
+    ):
+        if draw < rate:
+            return fault
+        draw -= rate
+    return None
+
+
+def _last_user_text(request: ModelRequest) -> str:
+    for message in reversed(request.messages):
+        if message.role == "user":
+            return message.content
+    return ""
+
+
+def _choose(name: str, options: list[Any], request: ModelRequest) -> Any:
+    """Pick an enum value the way a literal-minded model would: by keywords."""
+    text = _words(_last_user_text(request))
+    best, best_score = None, 0
+    for option in options:
+        label = str(option).lower()
+        keywords = {label, *label.split("_")}
+        for key, words in ROUTING_KEYWORDS.items():
+            if key in label:
+                keywords.update(words)
+        score = len(text & keywords)
+        if score > best_score:
+            best, best_score = option, score
+    if best is not None:
+        return best
+    hinted = [o for o in options if FALLBACK_ROUTE_HINT in str(o).lower()]
+    return hinted[0] if hinted else options[0]
+
+
+def _short(text: str, limit: int = 120) -> str:
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _write(name: str, min_len: int, request: ModelRequest, prompt: str) -> str:
+    first_line = prompt.split("\n", 1)[0]
+    topic = _short(re.sub(r"^(request|question|task):\s*", "", first_line, flags=re.I), 80)
+    base = name.split("[")[0]
+    templates = {
+        "reason": f"The request mentions terms that match this choice: \"{topic}\".",
+        "title": f"On {topic}",
+        "summary": f"[offline] {request.agent} finds that \"{topic}\" has clear, known answers.",
+        "feedback": "Looks complete and accurate.",
+        "markdown": f"# On {topic}\n\n[offline] {request.agent} formatted this article.",
+        "body": f"[offline] {request.agent} writes about \"{topic}\": it matters, it has "
+                "trade-offs, and the evidence points one way.",
+    }
+    text = templates.get(base, f"[offline] {request.agent} on {base}: \"{topic}\"")
+    if "[" in name:
+        index = name.split("[", 1)[1].rstrip("]")
+        text = f"{base} {int(index) + 1}: {text}"
+    while len(text) < min_len:
+        text += " (offline)"
+    return text
+
+
+def _malformed_output(request: ModelRequest, rng: random.Random) -> str:
+    """Output that breaks the contract: unparseable, or JSON in the wrong shape."""
+    if rng.random() < 0.5:
+        return '{"this is": not json'
+    properties = (request.output_schema or {}).get("properties", {})
+    broken = {key: 12345 for key in properties}
+    if "route" in properties:
+        broken["route"] = "undeclared-agent-9000"
+    return json.dumps(broken)
+
+
+def _try_json(text: str) -> dict[str, Any] | None:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError:
+        return None
+    return value if isinstance(value, dict) else None
+
+
+def _next_delegation(request: ModelRequest, prompt: str) -> ToolCall | None:
+    """Delegate to each offered tool once, in order; None when all have answered."""
+    called = {c.name for m in request.messages for c in m.tool_calls}
+    original = next((m.content for m in request.messages if m.role == "user"), prompt)
+    for index, tool in enumerate(request.tools):
+        if tool.name not in called:
+            task = f"As {tool.name}, handle your part of: {_short(original, 200)}"
+            return ToolCall(id=f"call_{request.call_index}_{index}", name=tool.name,
+                            arguments={"task": task})
+    return None
+
+
+def _answer(request: ModelRequest, prompt: str) -> str:
+    results = [m for m in request.messages if m.role == "tool"]
+    header = f"[offline {request.model_name} model; no LLM was called] {request.agent}:"
+    if results:
+        lines = "\n".join(f"- {_short(m.content, 160)}" for m in results)
+        original = next((m.content for m in request.messages if m.role == "user"), prompt)
+        return f"{header} for \"{_short(original, 100)}\", the team reports:\n{lines}"
+    return f"{header} regarding \"{_short(prompt, 160)}\", here is my answer as {request.agent}."

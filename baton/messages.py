@@ -1,0 +1,144 @@
+"""What crosses the workflow/activity boundary on a model call.
+
+`ModelRequest` is everything a provider adapter needs to make one call, and
+`ModelResponse` everything it learned. Both are recorded in Temporal history, so
+they carry no secrets: keys live only in the worker's environment.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, model_validator
+
+# Temporal refuses payloads above 2 MB; we refuse prompts well before that so a
+# single request never comes close once instructions and history are added.
+MAX_PROMPT_BYTES = 256 * 1024
+
+
+class ToolCall(BaseModel):
+    """A model's request to run one tool (in Baton, to delegate to a worker)."""
+
+    id: str
+    name: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+
+
+class Message(BaseModel):
+    """One turn of a conversation, in a provider-neutral shape."""
+
+    role: Literal["user", "assistant", "tool"]
+    content: str
+    # Which agent wrote an assistant turn; lets a specialist see who said what.
+    agent: str | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    # For role == "tool": the id of the ToolCall this message answers.
+    tool_call_id: str | None = None
+
+    @model_validator(mode="after")
+    def _tool_messages_answer_a_call(self) -> Message:
+        if self.role == "tool" and not self.tool_call_id:
+            raise ValueError("a tool message needs the tool_call_id it answers")
+        return self
+
+
+class ToolSpec(BaseModel):
+    """A tool offered to the model: name, what it does, JSON schema of its arguments."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+class Chaos(BaseModel):
+    """Fault and latency injection for the offline provider, recorded in the run's input.
+
+    Rates are probabilities drawn from a generator seeded by `seed` and the call's
+    identity, so the same run misbehaves the same way every time.
+    """
+
+    latency_s: float = Field(default=0.0, ge=0.0, le=600.0)
+    failure_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    timeout_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    malformed_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    # A judge's yes/no fields come back "no" (a quality-gate rejection, not bad JSON).
+    rejection_rate: float = Field(default=0.0, ge=0.0, le=1.0)
+    seed: int = 0
+    # Restrict chaos to these agents; None means every agent.
+    agents: list[str] | None = None
+    # Only an agent's first N tries in a run may misbehave, counting repairs and
+    # Temporal retries (latency still applies): "fails once, then recovers".
+    faulty_tries: int | None = Field(default=None, ge=0)
+
+    def applies_to(self, agent: str) -> bool:
+        return self.agents is None or agent in self.agents
+
+
+class ModelRequest(BaseModel):
+    """One model call, provider-neutral."""
+
+    agent: str
+    model: str  # "provider:model", already validated by the catalogue
+    instructions: str
+    messages: list[Message]
+    output_schema: dict[str, Any] | None = None
+    output_schema_name: str | None = None
+    tools: list[ToolSpec] = Field(default_factory=list)
+    max_output_tokens: int = 1024
+    temperature: float | None = None
+    # How many calls this agent has made earlier in this run (repairs included).
+    call_index: int = 0
+    # Stable identity of the call within its run (workflow id + step), for seeding.
+    call_key: str = ""
+    # Seconds the provider's own HTTP timeout may use; kept below start-to-close.
+    timeout_s: float = 60.0
+    chaos: Chaos | None = None
+
+    @property
+    def provider(self) -> str:
+        return self.model.split(":", 1)[0]
+
+    @property
+    def model_name(self) -> str:
+        return self.model.split(":", 1)[1]
+
+
+class Usage(BaseModel):
+    """Tokens and money one or more calls cost. cost_usd is None when unknown, never 0."""
+
+    calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    cost_usd: float | None = None
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens
+
+    def plus(self, other: Usage) -> Usage:
+        cost: float | None
+        if self.cost_usd is None and other.cost_usd is None:
+            cost = None
+        else:
+            cost = (self.cost_usd or 0.0) + (other.cost_usd or 0.0)
+        return Usage(
+            calls=self.calls + other.calls,
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cached_tokens=self.cached_tokens + other.cached_tokens,
+            cost_usd=cost,
+        )
+
+
+class ModelResponse(BaseModel):
+    """What one model call returned."""
+
+    model: str
+    text: str = ""
+    # The JSON object the model produced for an output schema, if it parsed as JSON.
+    # Validation against the contract happens in the workflow, not here.
+    parsed: dict[str, Any] | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    usage: Usage = Field(default_factory=lambda: Usage(calls=1))
+    finish_reason: str = "stop"

@@ -1,0 +1,139 @@
+"""The input every pattern workflow takes and the typed results they return."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field, field_validator
+
+from baton.messages import MAX_PROMPT_BYTES, Chaos, Message, Usage
+from baton.specs import Catalogue
+
+Status = Literal["ok", "degraded", "failed"]
+
+
+class RunOptions(BaseModel):
+    """Per-run settings, recorded in the run's input so replay sees the same values."""
+
+    chaos: Chaos | None = None
+    # The starter's --model, already applied to the catalogue; kept to show in the UI.
+    model_override: str | None = None
+
+
+class RunInput(BaseModel):
+    """Run `member` (an agent or a team) on a conversation. Every pattern takes this."""
+
+    member: str
+    messages: list[Message] = Field(min_length=1)
+    catalogue: Catalogue
+    options: RunOptions = Field(default_factory=RunOptions)
+    # Where this run sits in a composition ("concierge/research_desk"); labels traces.
+    path: str = ""
+
+    @field_validator("messages")
+    @classmethod
+    def _prompt_is_usable(cls, messages: list[Message]) -> list[Message]:
+        last = messages[-1]
+        if last.role != "user" or not last.content.strip():
+            raise ValueError("the conversation must end with a non-empty user message")
+        size = sum(len(m.content.encode()) for m in messages)
+        if size > MAX_PROMPT_BYTES:
+            raise ValueError(
+                f"the conversation is {size} bytes; at most {MAX_PROMPT_BYTES} are accepted"
+            )
+        return messages
+
+    @property
+    def prompt(self) -> str:
+        return self.messages[-1].content
+
+    def for_member(self, member: str, messages: list[Message]) -> RunInput:
+        """The input of a nested run: only the catalogue entries it needs."""
+        return RunInput(
+            member=member,
+            messages=messages,
+            catalogue=self.catalogue.closure(member),
+            options=self.options,
+            path=f"{self.path}/{member}" if self.path else member,
+        )
+
+
+StepKind = Literal[
+    "model_call", "repair", "fallback", "handoff", "branch", "synthesis",
+    "delegation", "review", "stage", "gate", "error",
+]
+
+
+class Step(BaseModel):
+    """One entry of a run's ordered trace."""
+
+    kind: StepKind
+    agent: str
+    detail: str
+    ok: bool = True
+    model: str | None = None
+    # The nested run the step happened in ("" for the top-level run).
+    path: str = ""
+    usage: Usage | None = None
+
+
+class RunResult(BaseModel):
+    """What any run returns; pattern results add their own fields."""
+
+    member: str
+    pattern: str
+    status: Status = "ok"
+    answer: str
+    # The last agent's validated structured output, when it has a contract.
+    output: dict[str, Any] | None = None
+    usage: dict[str, Usage] = Field(default_factory=dict)
+    trace: list[Step] = Field(default_factory=list)
+    reasons: list[str] = Field(default_factory=list)
+
+    @property
+    def total_usage(self) -> Usage:
+        total = Usage()
+        for usage in self.usage.values():
+            total = total.plus(usage)
+        return total
+
+
+class TriageResult(RunResult):
+    handled_by: str
+    route_reason: str
+
+
+class BranchOutcome(BaseModel):
+    branch: str
+    ok: bool
+    answer: str = ""
+    output: dict[str, Any] | None = None
+    error: str | None = None
+
+
+class FanOutResult(RunResult):
+    branches: list[BranchOutcome]
+
+
+class Delegation(BaseModel):
+    worker: str
+    task: str
+    verdict: Literal["accept", "revise", "reassign", "forced_accept", "failed"]
+    answer: str
+    feedback: str = ""
+
+
+class SupervisorResult(RunResult):
+    delegations: list[Delegation]
+    rounds: int
+
+
+class StageOutcome(BaseModel):
+    stage: str
+    attempts: int
+    output: dict[str, Any] | None = None
+    answer: str = ""
+
+
+class PipelineResult(RunResult):
+    stages: list[StageOutcome]

@@ -1,0 +1,300 @@
+"""Agent specs, team specs and the catalogue that holds them.
+
+A catalogue is what a user configures: agents (a model with instructions and
+limits) and teams (a pattern wiring agents, or other teams, together). Anywhere a
+team takes a member (a handoff target, a fan-out branch, a supervisor worker, a
+pipeline stage) either an agent or a team name may stand: that is composition.
+
+The catalogue is validated once, when loaded, and then travels inside each run's
+input, so workflows read recorded configuration and never the file system.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, Field, HttpUrl, field_validator, model_validator
+
+from baton.contracts import CONTRACTS
+
+BUILTIN_PROVIDERS = ("offline", "openai", "anthropic")
+PATTERNS = ("triage", "fanout", "supervisor", "pipeline")
+
+
+class ProviderConfig(BaseModel):
+    """A named endpoint: e.g. an Ollama server speaking the OpenAI wire format."""
+
+    kind: Literal["offline", "openai", "anthropic"]
+    base_url: HttpUrl | None = None
+    # Name of the worker's environment variable holding the key; never the key itself.
+    api_key_env: str | None = None
+
+
+class RetrySpec(BaseModel):
+    """Bounded retry policy for one agent's model calls (becomes a Temporal RetryPolicy)."""
+
+    max_attempts: int = Field(default=3, ge=1, le=20)
+    initial_interval_s: float = Field(default=1.0, gt=0, le=300)
+    backoff: float = Field(default=2.0, ge=1.0, le=10.0)
+    max_interval_s: float = Field(default=30.0, gt=0, le=3600)
+
+
+def split_model(model: str) -> tuple[str, str]:
+    """'provider:model' -> (provider, model); raises ValueError naming what is accepted."""
+    provider, sep, name = model.partition(":")
+    if not sep or not provider or not name.strip():
+        raise ValueError(
+            f"model {model!r} must be written 'provider:model', e.g. 'offline:fast', "
+            "'openai:gpt-5-nano' or 'anthropic:claude-haiku-4-5'"
+        )
+    return provider, name
+
+
+class AgentSpec(BaseModel):
+    """One agent: a model, its instructions, its contract and its limits."""
+
+    name: str = ""
+    description: str = ""
+    instructions: str = Field(min_length=1)
+    model: str = "offline:fast"
+    fallback_models: list[str] = Field(default_factory=list)
+    contract: str | None = None
+    # Routers only: who they may hand the conversation to, and where anything else goes.
+    handoffs: list[str] = Field(default_factory=list)
+    default_handoff: str | None = None
+    max_output_tokens: int = Field(default=1024, ge=1, le=200_000)
+    temperature: float | None = Field(default=None, ge=0.0, le=2.0)
+    timeout_s: float = Field(default=60.0, gt=0, le=3600)
+    heartbeat_s: float = Field(default=10.0, gt=0, le=600)
+    retry: RetrySpec = Field(default_factory=RetrySpec)
+    # How many times a contract violation is sent back to the model with the error.
+    max_repairs: int = Field(default=2, ge=0, le=10)
+
+    @field_validator("model")
+    @classmethod
+    def _model_has_provider(cls, value: str) -> str:
+        split_model(value)
+        return value
+
+    @field_validator("fallback_models")
+    @classmethod
+    def _fallbacks_have_provider(cls, values: list[str]) -> list[str]:
+        for value in values:
+            split_model(value)
+        return values
+
+    @field_validator("contract")
+    @classmethod
+    def _contract_is_known(cls, value: str | None) -> str | None:
+        if value is not None and value not in CONTRACTS:
+            raise ValueError(
+                f"unknown contract {value!r}; known contracts: {', '.join(sorted(CONTRACTS))}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _router_is_consistent(self) -> AgentSpec:
+        if self.handoffs:
+            if self.contract not in (None, "RouteDecision"):
+                raise ValueError("an agent with handoffs must use contract 'RouteDecision'")
+            self.contract = "RouteDecision"
+            if self.default_handoff is None:
+                self.default_handoff = self.handoffs[0]
+            if self.default_handoff not in self.handoffs:
+                raise ValueError(
+                    f"default_handoff {self.default_handoff!r} is not one of the handoffs "
+                    f"{self.handoffs}"
+                )
+        return self
+
+
+class TriageTeam(BaseModel):
+    """A router agent hands the conversation to exactly one of its declared handoffs."""
+
+    pattern: Literal["triage"] = "triage"
+    description: str = ""
+    router: str
+    # Replace prior history with one summary message when handing off.
+    nest_handoff_history: bool = False
+
+
+class FanOutTeam(BaseModel):
+    """Branches run in parallel as child workflows; a synthesizer writes the answer."""
+
+    pattern: Literal["fanout"] = "fanout"
+    description: str = ""
+    branches: list[str] = Field(min_length=1, max_length=2000)
+    synthesizer: str
+    policy: Literal["all", "quorum", "best_effort"] = "all"
+    quorum: int | None = Field(default=None, ge=1)
+
+    @model_validator(mode="after")
+    def _quorum_fits(self) -> FanOutTeam:
+        if self.policy == "quorum":
+            if self.quorum is None:
+                self.quorum = len(self.branches) // 2 + 1
+            if self.quorum > len(self.branches):
+                raise ValueError(
+                    f"quorum {self.quorum} exceeds the {len(self.branches)} branches"
+                )
+        return self
+
+
+class SupervisorTeam(BaseModel):
+    """A supervisor delegates to workers exposed as tools and reviews each result."""
+
+    pattern: Literal["supervisor"] = "supervisor"
+    description: str = ""
+    supervisor: str
+    workers: list[str] = Field(min_length=1)
+    max_rounds: int = Field(default=6, ge=1, le=50)
+    max_revisions: int = Field(default=1, ge=0, le=10)
+
+
+class StageSpec(BaseModel):
+    """One pipeline stage: an agent (validated against its contract) or a team."""
+
+    agent: str
+    # A boolean field of this stage's output that must be true to go on (a judge gate).
+    gate_field: str | None = None
+    # Stage to send the failure reason back to; defaults to this stage.
+    loop_back_to: str | None = None
+
+
+class PipelineTeam(BaseModel):
+    """Stages in a fixed order, each validated against its contract, gates that loop back."""
+
+    pattern: Literal["pipeline"] = "pipeline"
+    description: str = ""
+    stages: list[StageSpec] = Field(min_length=1)
+    max_attempts: int = Field(default=3, ge=1, le=20)
+
+    @model_validator(mode="after")
+    def _loop_backs_go_backwards(self) -> PipelineTeam:
+        seen: list[str] = []
+        for stage in self.stages:
+            seen.append(stage.agent)
+            if stage.loop_back_to is not None and stage.loop_back_to not in seen:
+                raise ValueError(
+                    f"stage {stage.agent!r} loops back to {stage.loop_back_to!r}, which is not "
+                    f"this stage or an earlier one ({seen})"
+                )
+        return self
+
+
+TeamSpec = Annotated[
+    TriageTeam | FanOutTeam | SupervisorTeam | PipelineTeam, Field(discriminator="pattern")
+]
+
+
+class Catalogue(BaseModel):
+    """Every agent and team a run may use, checked for dangling and circular references."""
+
+    providers: dict[str, ProviderConfig] = Field(default_factory=dict)
+    agents: dict[str, AgentSpec]
+    teams: dict[str, TeamSpec] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _references_resolve(self) -> Catalogue:
+        for name, agent in self.agents.items():
+            agent.name = name
+        clash = sorted(set(self.agents) & set(self.teams))
+        if clash:
+            raise ValueError(f"names used for both an agent and a team: {clash}")
+        providers = set(BUILTIN_PROVIDERS) | set(self.providers)
+        for agent in self.agents.values():
+            for model in [agent.model, *agent.fallback_models]:
+                provider, _ = split_model(model)
+                if provider not in providers:
+                    raise ValueError(
+                        f"agent {agent.name!r}: unknown model provider {provider!r} in {model!r};"
+                        f" accepted: {', '.join(sorted(providers))}"
+                    )
+            for target in agent.handoffs:
+                self._require_member(target, f"agent {agent.name!r} hands off to")
+        for name, team in self.teams.items():
+            for role, member, agent_only in _team_references(team):
+                where = f"team {name!r} ({role})"
+                if agent_only:
+                    self._require_agent(member, where)
+                else:
+                    self._require_member(member, where)
+            if isinstance(team, TriageTeam) and not self.agents[team.router].handoffs:
+                raise ValueError(f"team {name!r}: router {team.router!r} declares no handoffs")
+        for name in self.teams:
+            self._reject_cycle(name, [])
+        return self
+
+    def _require_agent(self, name: str, where: str) -> None:
+        if name not in self.agents:
+            raise ValueError(
+                f"{where} names undeclared agent {name!r}; declared agents: "
+                f"{', '.join(sorted(self.agents))}"
+            )
+
+    def _require_member(self, name: str, where: str) -> None:
+        if name not in self.agents and name not in self.teams:
+            raise ValueError(
+                f"{where} undeclared {name!r}; declared agents and teams: "
+                f"{', '.join(sorted([*self.agents, *self.teams]))}"
+            )
+
+    def _reject_cycle(self, name: str, path: list[str]) -> None:
+        if name in path:
+            raise ValueError(f"teams contain themselves: {' -> '.join([*path, name])}")
+        if name in self.teams:
+            for member in self.members_of(name):
+                self._reject_cycle(member, [*path, name])
+
+    def members_of(self, name: str) -> list[str]:
+        """Direct members of a team, or an agent's handoff targets."""
+        if name in self.agents:
+            return list(self.agents[name].handoffs)
+        return [member for _, member, _ in _team_references(self.teams[name])]
+
+    def pattern_of(self, name: str) -> str:
+        team = self.teams.get(name)
+        return team.pattern if team is not None else "agent"
+
+    def closure(self, name: str) -> Catalogue:
+        """The smallest catalogue that can run `name` (what a child workflow needs)."""
+        needed: set[str] = set()
+        stack = [name]
+        while stack:
+            current = stack.pop()
+            if current in needed:
+                continue
+            needed.add(current)
+            stack.extend(self.members_of(current))
+        return Catalogue(
+            providers=self.providers,
+            agents={n: a for n, a in self.agents.items() if n in needed},
+            teams={n: t for n, t in self.teams.items() if n in needed},
+        )
+
+    def with_model(self, model: str) -> Catalogue:
+        """Every agent on `model` (the starter's --model), fallbacks dropped."""
+        split_model(model)
+        agents = {
+            n: a.model_copy(update={"model": model, "fallback_models": []})
+            for n, a in self.agents.items()
+        }
+        return Catalogue.model_validate(
+            {"providers": self.providers, "agents": agents, "teams": self.teams}
+        )
+
+
+def _team_references(team: TriageTeam | FanOutTeam | SupervisorTeam | PipelineTeam,
+                     ) -> list[tuple[str, str, bool]]:
+    """(role, name, must_be_agent) for every name a team refers to."""
+    if isinstance(team, TriageTeam):
+        return [("router", team.router, True)]
+    if isinstance(team, FanOutTeam):
+        return [("branch", b, False) for b in team.branches] + [
+            ("synthesizer", team.synthesizer, True)
+        ]
+    if isinstance(team, SupervisorTeam):
+        return [("supervisor", team.supervisor, True)] + [
+            ("worker", w, False) for w in team.workers
+        ]
+    return [("stage", s.agent, False) for s in team.stages]

@@ -1,0 +1,68 @@
+"""Running a team member, whether it is an agent or another team (composition).
+
+`run_member` is how patterns call the things they coordinate: an agent runs as a
+`call_model` activity in the current workflow (or, for fan-out branches, in its
+own `AgentWorkflow` child); a team runs as the child workflow of its pattern. The
+nested run's usage and trace are folded into the caller's ledger.
+"""
+
+from __future__ import annotations
+
+from temporalio import workflow
+from temporalio.exceptions import ApplicationError, ChildWorkflowError
+
+with workflow.unsafe.imports_passed_through():
+    from baton.messages import Message
+    from baton.runs import RunInput, RunResult
+
+from workflows.agent_call import AgentFailed, RunLedger, run_agent
+
+PATTERN_WORKFLOWS = {
+    "triage": "TriageWorkflow",
+    "fanout": "FanOutWorkflow",
+    "supervisor": "SupervisorWorkflow",
+    "pipeline": "PipelineWorkflow",
+    "agent": "AgentWorkflow",
+}
+
+
+async def run_member(ledger: RunLedger, member: str, messages: list[Message], *,
+                     as_child: bool = False) -> RunResult:
+    """Run an agent or team on `messages`; raises AgentFailed when it gives no answer."""
+    catalogue = ledger.run.catalogue
+    if member in catalogue.agents and not as_child:
+        reply = await run_agent(ledger, catalogue.agents[member], messages)
+        return RunResult(member=member, pattern="agent", answer=reply.answer,
+                         output=reply.output)
+    pattern = catalogue.pattern_of(member)
+    child_input = ledger.run.for_member(member, messages)
+    description = (catalogue.agents[member].description if pattern == "agent"
+                   else catalogue.teams[member].description)
+    try:
+        result: RunResult = await workflow.execute_child_workflow(
+            PATTERN_WORKFLOWS[pattern],
+            child_input,
+            id=ledger.child_id(member),
+            result_type=RunResult,
+            static_summary=f"{pattern} · {member}",
+            static_details=description or None,
+        )
+    except ChildWorkflowError as err:
+        cause = err.cause
+        reason = cause.message if isinstance(cause, ApplicationError) else str(err)
+        ledger.step("error", member, f"{pattern} run failed: {reason}", ok=False)
+        raise AgentFailed(member, reason) from err
+    ledger.absorb(result)
+    return result
+
+
+@workflow.defn
+class AgentWorkflow:
+    """One agent as its own workflow: a fan-out branch, visible and retried on its own."""
+
+    @workflow.run
+    async def run(self, run: RunInput) -> RunResult:
+        ledger = RunLedger(run)
+        reply = await run_agent(ledger, run.catalogue.agents[run.member], run.messages)
+        return RunResult(pattern="agent", answer=reply.answer, output=reply.output,
+                         **ledger.result_fields())

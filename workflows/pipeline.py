@@ -1,0 +1,86 @@
+"""Pipeline: stages in a fixed order, each with a typed contract and an optional gate.
+
+Each stage receives the request and the previous stage's validated output.
+`run_agent` already holds every agent stage to its contract (re-prompting with the
+validation error), so nothing malformed reaches the next stage. A stage with a
+`gate_field` is a judge: when that boolean comes back false, the pipeline loops
+back to `loop_back_to` with the judge's feedback. A stage is attempted at most
+`max_attempts` times; past that the gate escalates: the pipeline goes on with the
+last output and the run is marked degraded, naming the gate that never passed.
+"""
+
+from __future__ import annotations
+
+import json
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from baton.messages import Message
+    from baton.runs import PipelineResult, RunInput, RunResult, StageOutcome
+    from baton.specs import PipelineTeam
+
+from workflows.agent_call import RunLedger
+from workflows.members import run_member
+
+
+@workflow.defn
+class PipelineWorkflow:
+    def __init__(self) -> None:
+        self._stage = ""
+
+    @workflow.query
+    def current_stage(self) -> str:
+        return self._stage
+
+    @workflow.run
+    async def run(self, run: RunInput) -> PipelineResult:
+        team = run.catalogue.teams[run.member]
+        assert isinstance(team, PipelineTeam)
+        ledger = RunLedger(run)
+        names = [s.agent for s in team.stages]
+        attempts = dict.fromkeys(names, 0)
+        feedback: dict[str, str] = {}
+        results: dict[str, RunResult] = {}
+        index = 0
+        while index < len(team.stages):
+            stage = team.stages[index]
+            attempts[stage.agent] += 1
+            self._stage = f"{stage.agent} (attempt {attempts[stage.agent]})"
+            workflow.set_current_details(f"stage {index + 1}/{len(names)}: {self._stage}")
+            previous = results.get(names[index - 1]) if index else None
+            message = _stage_message(run.prompt, previous, feedback.pop(stage.agent, None))
+            result = await run_member(ledger, stage.agent, [message])
+            results[stage.agent] = result
+            ledger.step("stage", stage.agent, f"attempt {attempts[stage.agent]} done")
+            if stage.gate_field is not None:
+                passed = bool((result.output or {}).get(stage.gate_field))
+                reason = str((result.output or {}).get("feedback") or "gate not passed")
+                target = stage.loop_back_to or stage.agent
+                ledger.step("gate", stage.agent, f"{stage.gate_field}={passed}: {reason}",
+                            ok=passed)
+                if not passed:
+                    if attempts[target] < team.max_attempts:
+                        feedback[target] = reason
+                        index = names.index(target)
+                        continue
+                    ledger.degrade(f"gate {stage.agent}.{stage.gate_field} still failing after "
+                                   f"{attempts[target]} attempts of {target}; escalated")
+            index += 1
+        last = results[names[-1]]
+        stages = [StageOutcome(stage=n, attempts=attempts[n], output=results[n].output,
+                               answer=results[n].answer) for n in names]
+        answer = str((last.output or {}).get("markdown") or last.answer)
+        return PipelineResult(pattern="pipeline", answer=answer, output=last.output,
+                              stages=stages, **ledger.result_fields())
+
+
+def _stage_message(request: str, previous: RunResult | None, feedback: str | None) -> Message:
+    parts = [f"Request: {request}"]
+    if previous is not None:
+        body = (json.dumps(previous.output, indent=2) if previous.output is not None
+                else previous.answer)
+        parts.append(f"Input from {previous.member}:\n{body}")
+    if feedback:
+        parts.append(f"Feedback to address: {feedback}")
+    return Message(role="user", content="\n\n".join(parts))
