@@ -1,0 +1,264 @@
+"""Start Baton runs and print what happened.
+
+    python starter.py triage "My invoice shows the wrong amount"
+    python starter.py fanout "Is durable execution worth it for LLM agents?"
+    python starter.py supervisor "Write a function that parses ISO dates"
+    python starter.py pipeline "Durable execution for AI agents"
+    python starter.py composed "Research and compare vector databases"
+    python starter.py run <team-or-agent> "<prompt>"
+    python starter.py demo
+    python starter.py catalogue
+
+Flags: --no-wait, --model PROVIDER:MODEL, --json, --catalogue FILE, --team NAME.
+Each run prints its answer, who handled what, usage and its Temporal Web UI link.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import re
+import sys
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from pydantic import ValidationError
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
+
+from baton.catalogue import CatalogueError, describe_errors, load_catalogue
+from baton.messages import Message
+from baton.runs import (
+    FanOutResult,
+    PipelineResult,
+    RunInput,
+    RunOptions,
+    RunResult,
+    SupervisorResult,
+    TriageResult,
+)
+from baton.specs import Catalogue
+from worker import Settings, connect, exit_now
+from workflows.members import PATTERN_WORKFLOWS
+
+# What each command runs from the catalogue unless --team says otherwise.
+COMMAND_TEAMS = {
+    "triage": "support_desk",
+    "fanout": "research_panel",
+    "supervisor": "dev_team",
+    "pipeline": "article_pipeline",
+    "composed": "concierge_desk",
+}
+DEMO_PROMPTS = {
+    "triage": "My invoice shows the wrong amount after I upgraded my plan",
+    "fanout": "Is durable execution worth it for production LLM agents?",
+    "supervisor": "Write a small function that parses ISO 8601 dates, with tests",
+    "pipeline": "Why multi-agent systems need durable execution",
+    "composed": "Please research and compare open-source vector databases for our product",
+}
+RESULT_TYPES: dict[str, type[RunResult]] = {
+    "triage": TriageResult,
+    "fanout": FanOutResult,
+    "supervisor": SupervisorResult,
+    "pipeline": PipelineResult,
+    "agent": RunResult,
+}
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one message, exit status 2, nothing started."""
+
+
+@dataclass
+class PlannedRun:
+    command: str
+    input: RunInput
+    pattern: str
+    workflow_id: str
+
+
+def slug(text: str, words: int = 5) -> str:
+    parts = re.findall(r"[a-z0-9]+", text.lower())[:words]
+    return "-".join(parts)[:40].strip("-") or "run"
+
+
+def plan_run(command: str, prompt: str, catalogue: Catalogue, member: str,
+             options: RunOptions) -> PlannedRun:
+    """Validate everything about a run before anything is started."""
+    if member not in catalogue.agents and member not in catalogue.teams:
+        raise UsageError(
+            f"unknown team or agent {member!r}; teams: {', '.join(sorted(catalogue.teams))}; "
+            f"agents: {', '.join(sorted(catalogue.agents))}")
+    try:
+        run_input = RunInput(member=member, messages=[Message(role="user", content=prompt)],
+                             catalogue=catalogue.closure(member), options=options)
+    except ValidationError as err:
+        raise UsageError(f"cannot start {command}:\n{describe_errors(err)}") from None
+    pattern = catalogue.pattern_of(member)
+    workflow_id = f"{pattern}-{slug(prompt)}-{uuid.uuid4().hex[:8]}"
+    return PlannedRun(command, run_input, pattern, workflow_id)
+
+
+def load_for_run(path: str | None, model: str | None) -> Catalogue:
+    try:
+        catalogue = load_catalogue(path)
+        return catalogue.with_model(model) if model else catalogue
+    except CatalogueError as err:
+        raise UsageError(str(err)) from None
+    except (ValueError, ValidationError) as err:
+        detail = describe_errors(err) if isinstance(err, ValidationError) else f"  - {err}"
+        raise UsageError(f"--model {model!r} is not usable:\n{detail}") from None
+
+
+async def start(client: Client, settings: Settings, planned: PlannedRun,
+                wait: bool) -> RunResult | None:
+    """Start one run; wait for its result unless the caller only wants the id."""
+    catalogue = planned.input.catalogue
+    member = planned.input.member
+    description = (catalogue.teams[member].description if member in catalogue.teams
+                   else catalogue.agents[member].description)
+    handle = await client.start_workflow(
+        PATTERN_WORKFLOWS[planned.pattern],
+        planned.input,
+        id=planned.workflow_id,
+        task_queue=settings.task_queue,
+        static_summary=f"{planned.pattern} · {member}: {planned.input.prompt[:80]}",
+        static_details=description or None,
+        result_type=RESULT_TYPES[planned.pattern],
+    )
+    return await handle.result() if wait else None
+
+
+def render(planned: PlannedRun, result: RunResult, settings: Settings) -> str:
+    lines = [f"== {planned.command}: {planned.input.member} ({result.pattern}) "
+             f"status={result.status}"]
+    if isinstance(result, TriageResult):
+        lines.append(f"handled by: {result.handled_by} — {result.route_reason}")
+    elif isinstance(result, FanOutResult):
+        for branch in result.branches:
+            lines.append(f"branch {branch.branch}: {'ok' if branch.ok else branch.error}")
+    elif isinstance(result, SupervisorResult):
+        lines.append(f"rounds: {result.rounds}")
+        for d in result.delegations:
+            lines.append(f"delegated to {d.worker}: {d.verdict}")
+    elif isinstance(result, PipelineResult):
+        lines.append("stages: " + " -> ".join(f"{s.stage}×{s.attempts}" for s in result.stages))
+    lines += [f"  {r}" for r in (["reasons:"] + result.reasons if result.reasons else [])]
+    lines.append("answer:")
+    lines += [f"  {line}" for line in result.answer.splitlines()]
+    total = result.total_usage
+    cost = "unknown" if total.cost_usd is None else f"${total.cost_usd:.4f}"
+    lines.append(f"usage: {total.calls} calls, {total.input_tokens} in / "
+                 f"{total.output_tokens} out tokens, cost {cost}")
+    for agent, usage in sorted(result.usage.items()):
+        lines.append(f"  {agent:<14} {usage.calls:>3} calls {usage.total_tokens:>7} tokens")
+    lines.append(f"web ui: {settings.workflow_link(planned.workflow_id)}")
+    return "\n".join(lines)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="starter.py", description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--model", metavar="PROVIDER:MODEL",
+                        help="run every agent on this model (recorded in the run's input)")
+    common.add_argument("--json", action="store_true", help="print typed results as JSON")
+    common.add_argument("--no-wait", action="store_true",
+                        help="print the workflow id and link, do not wait for the result")
+    common.add_argument("--catalogue", metavar="FILE",
+                        help="agent catalogue TOML (default: the packaged one)")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command, team in COMMAND_TEAMS.items():
+        p = sub.add_parser(command, parents=[common], help=f"run a {command} team ({team})")
+        p.add_argument("prompt", help="the request")
+        p.add_argument("--team", default=team, help=f"team to run (default: {team})")
+    p = sub.add_parser("run", parents=[common], help="run any team or agent by name")
+    p.add_argument("team", help="team or agent name from the catalogue")
+    p.add_argument("prompt")
+    sub.add_parser("demo", parents=[common], help="run every pattern once")
+    p = sub.add_parser("catalogue", parents=[common], help="list agents and teams")
+    return parser
+
+
+def plan(args: argparse.Namespace) -> list[PlannedRun]:
+    catalogue = load_for_run(args.catalogue, args.model)
+    options = RunOptions(model_override=args.model)
+    if args.command == "demo":
+        return [plan_run(c, DEMO_PROMPTS[c], catalogue, COMMAND_TEAMS[c], options)
+                for c in COMMAND_TEAMS]
+    member = args.team
+    return [plan_run(args.command, args.prompt, catalogue, member, options)]
+
+
+def show_catalogue(args: argparse.Namespace) -> None:
+    catalogue = load_for_run(args.catalogue, args.model)
+    if args.json:
+        print(catalogue.model_dump_json(indent=2))
+        return
+    print("teams:")
+    for name, team in catalogue.teams.items():
+        print(f"  {name:<18} {team.pattern:<10} {', '.join(catalogue.members_of(name))}")
+    print("agents:")
+    for name, agent in catalogue.agents.items():
+        contract = f" -> {agent.contract}" if agent.contract else ""
+        print(f"  {name:<18} {agent.model:<22}{contract}")
+
+
+async def execute(args: argparse.Namespace, runs: Sequence[PlannedRun]) -> int:
+    settings = Settings.from_env()
+    try:
+        client = await connect(settings)
+    except RuntimeError as err:
+        raise UsageError(
+            f"cannot reach Temporal at {settings.address} (namespace {settings.namespace}): "
+            f"{err}\nStart the embedded server with `make server`, or set TEMPORAL_ADDRESS."
+        ) from None
+    outcomes = await asyncio.gather(*(start(client, settings, p, not args.no_wait) for p in runs),
+                                    return_exceptions=True)
+    status = 0
+    collected = []
+    for planned, outcome in zip(runs, outcomes, strict=True):
+        link = settings.workflow_link(planned.workflow_id)
+        if isinstance(outcome, WorkflowFailureError):
+            status = 1
+            cause = outcome.cause
+            reason = f"{cause.type}: {cause.message}" if isinstance(cause, ApplicationError) \
+                else str(cause)
+            print(f"== {planned.input.member}: FAILED — {reason}\nweb ui: {link}")
+        elif isinstance(outcome, RPCError):
+            raise UsageError(f"Temporal refused the run {planned.workflow_id}: {outcome}")
+        elif isinstance(outcome, BaseException):
+            raise outcome
+        elif outcome is None:
+            collected.append({"workflow_id": planned.workflow_id, "link": link})
+            if not args.json:
+                print(f"started {planned.workflow_id}\nweb ui: {link}")
+        else:
+            collected.append(outcome.model_dump(mode="json") | {
+                "workflow_id": planned.workflow_id, "link": link})
+            if not args.json:
+                print(render(planned, outcome, settings) + "\n")
+    if args.json:
+        print(json.dumps(collected if len(collected) != 1 else collected[0], indent=2))
+    return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "catalogue":
+            show_catalogue(args)
+            return 0
+        return asyncio.run(execute(args, plan(args)))
+    except UsageError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    exit_now(main())
