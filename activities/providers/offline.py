@@ -63,7 +63,7 @@ class OfflineProvider:
             # Hang like a stuck connection; Temporal's timeout ends the attempt.
             await asyncio.sleep(request.timeout_s * 10 + 3600)
 
-        prompt = _last_user_text(request)
+        prompt = _request_text(request)
         if fault == "malformed":
             text = _malformed_output(request, rng)
             return self._response(request, text, parsed=_try_json(text))
@@ -143,9 +143,21 @@ def _last_user_text(request: ModelRequest) -> str:
     return ""
 
 
+def _request_text(request: ModelRequest) -> str:
+    """The latest user turn that is a request, not a correction of this agent's reply."""
+    messages = request.messages
+    for index in range(len(messages) - 1, -1, -1):
+        before = messages[index - 1] if index else None
+        correction = before is not None and before.role == "assistant" \
+            and before.agent == request.agent
+        if messages[index].role == "user" and not correction:
+            return messages[index].content
+    return _last_user_text(request)
+
+
 def _choose(name: str, options: list[Any], request: ModelRequest) -> Any:
     """Pick an enum value the way a literal-minded model would: by keywords."""
-    text = _words(_last_user_text(request))
+    text = _words(_request_text(request))
     best, best_score = None, 0
     for option in options:
         label = str(option).lower()

@@ -1,0 +1,89 @@
+"""Shared test helpers: start a run of any team and wait for its typed result."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from typing import Any, TypeVar
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.worker import Worker
+
+from baton.catalogue import load_catalogue, parse_catalogue
+from baton.messages import Chaos, Message
+from baton.runs import RunInput, RunOptions, RunResult
+from baton.specs import Catalogue
+from worker import build_worker
+from workflows.members import PATTERN_WORKFLOWS
+
+R = TypeVar("R", bound=RunResult)
+
+# Fast retries so failure tests take seconds, not the production backoff.
+FAST_RETRY = {"max_attempts": 2, "initial_interval_s": 0.1, "backoff": 1.0,
+              "max_interval_s": 0.1}
+
+
+RESULT_TIMEOUT_S = 120
+
+
+def catalogue(**agent_updates: dict[str, Any]) -> Catalogue:
+    """The default catalogue, with some agents' fields replaced."""
+    base = load_catalogue().model_dump(mode="json")
+    for agent, update in agent_updates.items():
+        base["agents"][agent].update(update)
+    return parse_catalogue(base)
+
+
+def fast_catalogue(**agent_updates: dict[str, Any]) -> Catalogue:
+    """Default catalogue with fast retries for every agent."""
+    base = load_catalogue().model_dump(mode="json")
+    for spec in base["agents"].values():
+        spec["retry"] = dict(FAST_RETRY)
+    for agent, update in agent_updates.items():
+        base["agents"][agent].update(update)
+    return parse_catalogue(base)
+
+
+def worker(client: Client, task_queue: str, **options: Any) -> Worker:
+    return build_worker(client, task_queue, **options)
+
+
+async def start(client: Client, task_queue: str, member: str, prompt: str | list[Message], *,
+                cat: Catalogue | None = None, chaos: Chaos | None = None,
+                result_type: type[R]) -> WorkflowHandle[Any, R]:
+    cat = cat or load_catalogue()
+    messages = ([Message(role="user", content=prompt)] if isinstance(prompt, str)
+                else prompt)
+    run = RunInput(member=member, messages=messages, catalogue=cat.closure(member),
+                   options=RunOptions(chaos=chaos))
+    return await client.start_workflow(
+        PATTERN_WORKFLOWS[cat.pattern_of(member)], run,
+        id=f"{member}-test-{uuid.uuid4().hex[:8]}", task_queue=task_queue,
+        result_type=result_type)
+
+
+async def run(client: Client, task_queue: str, member: str, prompt: str | list[Message], *,
+              cat: Catalogue | None = None, chaos: Chaos | None = None,
+              result_type: type[R]) -> R:
+    handle = await start(client, task_queue, member, prompt, cat=cat, chaos=chaos,
+                         result_type=result_type)
+    return await finish(handle)
+
+
+async def finish(handle: WorkflowHandle[Any, R]) -> R:
+    """The run's result; a stuck workflow task retries forever, so fail instead of hanging."""
+    return await asyncio.wait_for(handle.result(), RESULT_TIMEOUT_S)
+
+
+async def activity_inputs(handle: WorkflowHandle[Any, Any]) -> list[dict[str, Any]]:
+    """The ModelRequest of every call_model activity scheduled by this workflow."""
+    import json
+
+    history = await handle.fetch_history()
+    inputs = []
+    for event in history.events:
+        attrs = event.activity_task_scheduled_event_attributes
+        if event.HasField("activity_task_scheduled_event_attributes"):
+            payload = attrs.input.payloads[0]
+            inputs.append(json.loads(payload.data))
+    return inputs

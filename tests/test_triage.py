@@ -1,0 +1,127 @@
+"""TriageWorkflow: routing stays inside the declared targets, handoff history, fallbacks."""
+
+from __future__ import annotations
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from baton.messages import Chaos, Message
+from baton.runs import TriageResult
+from tests.helpers import activity_inputs, catalogue, fast_catalogue, finish, run, start, worker
+from workflows.triage import nest_history
+
+DECLARED = {"billing", "technical", "general"}
+
+
+@pytest.mark.parametrize(("prompt", "expected"), [
+    ("My invoice shows the wrong amount", "billing"),
+    ("The API returns error 500 when I upload", "technical"),
+    ("What are your opening hours?", "general"),
+])
+async def test_routes_to_the_matching_specialist(env: WorkflowEnvironment, task_queue: str,
+                                                 prompt: str, expected: str) -> None:
+    async with worker(env.client, task_queue):
+        result = await run(env.client, task_queue, "support_desk", prompt,
+                           result_type=TriageResult)
+    assert result.handled_by == expected
+    assert result.status == "ok"
+    assert expected in result.answer and "offline" in result.answer
+    assert set(result.usage) == {"router", expected}
+    assert [s.kind for s in result.trace] == ["model_call", "handoff", "model_call"]
+
+
+async def test_specialist_receives_the_whole_conversation(env: WorkflowEnvironment,
+                                                          task_queue: str) -> None:
+    conversation = [
+        Message(role="user", content="Hi, I have a question about my account."),
+        Message(role="assistant", content="Sure, what is it?", agent="general"),
+        Message(role="user", content="I was charged twice for my subscription"),
+    ]
+    async with worker(env.client, task_queue):
+        handle = await start(env.client, task_queue, "support_desk", conversation,
+                             result_type=TriageResult)
+        result = await finish(handle)
+        requests = await activity_inputs(handle)
+    assert result.handled_by == "billing"
+    specialist = requests[-1]
+    assert specialist["agent"] == "billing"
+    assert [m["content"] for m in specialist["messages"]] == [m.content for m in conversation]
+
+
+async def test_nested_handoff_history_sends_one_transcript(env: WorkflowEnvironment,
+                                                           task_queue: str) -> None:
+    cat = catalogue()
+    team = cat.teams["support_desk"]
+    team.nest_handoff_history = True  # type: ignore[union-attr]
+    conversation = [
+        Message(role="user", content="Hello there"),
+        Message(role="assistant", content="How can I help?", agent="general"),
+        Message(role="user", content="Refund my last payment please"),
+    ]
+    async with worker(env.client, task_queue):
+        handle = await start(env.client, task_queue, "support_desk", conversation, cat=cat,
+                             result_type=TriageResult)
+        result = await finish(handle)
+        requests = await activity_inputs(handle)
+    assert result.handled_by == "billing"
+    messages = requests[-1]["messages"]
+    assert len(messages) == 1
+    assert "<conversation_history>" in messages[0]["content"]
+    assert "general: How can I help?" in messages[0]["content"]
+    assert messages[0]["content"].endswith("Refund my last payment please")
+
+
+def test_nest_history_leaves_a_single_message_alone() -> None:
+    only = [Message(role="user", content="hi")]
+    assert nest_history(only) == only
+
+
+async def test_garbage_from_the_router_goes_to_the_default(env: WorkflowEnvironment,
+                                                           task_queue: str) -> None:
+    # Every router reply is malformed: unparseable, or a route nobody declared.
+    chaos = Chaos(malformed_rate=1.0, agents=["router"], seed=3)
+    async with worker(env.client, task_queue):
+        result = await run(env.client, task_queue, "support_desk",
+                           "My invoice is wrong", chaos=chaos, result_type=TriageResult)
+    assert result.handled_by == "general"
+    assert result.status == "degraded"
+    repairs = [s for s in result.trace if s.kind == "repair"]
+    assert len(repairs) == 3  # first answer + max_repairs (2) re-prompts
+    assert result.usage["router"].calls == 3
+
+
+async def test_router_repaired_after_one_bad_reply(env: WorkflowEnvironment,
+                                                   task_queue: str) -> None:
+    chaos = Chaos(malformed_rate=1.0, agents=["router"], faulty_tries=1)
+    async with worker(env.client, task_queue):
+        result = await run(env.client, task_queue, "support_desk",
+                           "My invoice is wrong", chaos=chaos, result_type=TriageResult)
+    assert result.handled_by == "billing"
+    assert result.status == "ok"
+    assert [s.kind for s in result.trace][:2] == ["repair", "model_call"]
+
+
+@pytest.mark.parametrize("seed", range(6))
+async def test_routes_never_leave_declared_targets(env: WorkflowEnvironment, task_queue: str,
+                                                   seed: int) -> None:
+    chaos = Chaos(malformed_rate=0.5, agents=["router"], seed=seed)
+    async with worker(env.client, task_queue):
+        result = await run(env.client, task_queue, "support_desk",
+                           f"request {seed}: API error on my invoice", chaos=chaos,
+                           result_type=TriageResult)
+    assert result.handled_by in DECLARED
+    handoffs = [s for s in result.trace if s.kind == "handoff"]
+    assert len(handoffs) == 1 and handoffs[0].detail.split(":")[0].removeprefix("-> ") in DECLARED
+
+
+async def test_failed_specialist_falls_back_to_the_default(env: WorkflowEnvironment,
+                                                           task_queue: str) -> None:
+    cat = fast_catalogue()
+    chaos = Chaos(failure_rate=1.0, agents=["billing"])
+    async with worker(env.client, task_queue):
+        result = await run(env.client, task_queue, "support_desk", "Refund my invoice",
+                           cat=cat, chaos=chaos, result_type=TriageResult)
+    assert result.handled_by == "general"
+    assert result.status == "degraded"
+    assert any("billing failed" in r for r in result.reasons)
+    assert [s.kind for s in result.trace].count("handoff") == 2
