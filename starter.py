@@ -173,11 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command, team in COMMAND_TEAMS.items():
         p = sub.add_parser(command, parents=[common], help=f"run a {command} team ({team})")
-        p.add_argument("prompt", help="the request")
+        p.add_argument("prompt", help="the request ('-' reads it from standard input)")
         p.add_argument("--team", default=team, help=f"team to run (default: {team})")
     p = sub.add_parser("run", parents=[common], help="run any team or agent by name")
     p.add_argument("team", help="team or agent name from the catalogue")
-    p.add_argument("prompt")
+    p.add_argument("prompt", help="the request ('-' reads it from standard input)")
     sub.add_parser("demo", parents=[common], help="run every pattern once")
     p = sub.add_parser("catalogue", parents=[common], help="list agents and teams")
     return parser
@@ -189,8 +189,8 @@ def plan(args: argparse.Namespace) -> list[PlannedRun]:
     if args.command == "demo":
         return [plan_run(c, DEMO_PROMPTS[c], catalogue, COMMAND_TEAMS[c], options)
                 for c in COMMAND_TEAMS]
-    member = args.team
-    return [plan_run(args.command, args.prompt, catalogue, member, options)]
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    return [plan_run(args.command, prompt, catalogue, args.team, options)]
 
 
 def show_catalogue(args: argparse.Namespace) -> None:

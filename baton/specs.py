@@ -274,7 +274,10 @@ class Catalogue(BaseModel):
 
     def with_model(self, model: str) -> Catalogue:
         """Every agent on `model` (the starter's --model), fallbacks dropped."""
-        split_model(model)
+        provider, _ = split_model(model)
+        known = sorted({*BUILTIN_PROVIDERS, *self.providers})
+        if provider not in known:
+            raise ValueError(f"unknown model provider {provider!r}; accepted: {', '.join(known)}")
         agents = {
             n: a.model_copy(update={"model": model, "fallback_models": []})
             for n, a in self.agents.items()

@@ -1,0 +1,151 @@
+"""Catalogue loading (baton/catalogue.py) and validation (baton/specs.py): clear refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from baton.catalogue import CatalogueError, load_catalogue, parse_catalogue
+from baton.specs import split_model
+
+
+def minimal(**extra: Any) -> dict[str, Any]:
+    raw: dict[str, Any] = {"agents": {"solo": {"instructions": "Answer."}}}
+    for key, value in extra.items():
+        raw.setdefault(key, {}).update(value)
+    return raw
+
+
+def refused(raw: dict[str, Any]) -> str:
+    with pytest.raises(CatalogueError) as caught:
+        parse_catalogue(raw)
+    return str(caught.value)
+
+
+def test_default_catalogue_is_valid_and_complete() -> None:
+    cat = load_catalogue()
+    assert {"support_desk", "research_panel", "dev_team", "article_pipeline",
+            "concierge_desk"} <= set(cat.teams)
+    assert cat.agents["router"].contract == "RouteDecision"
+    for agent in cat.agents.values():
+        assert agent.timeout_s > 0 and 1 <= agent.retry.max_attempts <= 20
+
+
+def test_defaults_table_applies_to_every_agent() -> None:
+    cat = parse_catalogue({"defaults": {"timeout_s": 7},
+                           "agents": {"a": {"instructions": "x"},
+                                      "b": {"instructions": "y", "timeout_s": 9}}})
+    assert (cat.agents["a"].timeout_s, cat.agents["b"].timeout_s) == (7, 9)
+
+
+def test_handoff_to_undeclared_agent() -> None:
+    message = refused(minimal(agents={"router": {"instructions": "Route.",
+                                                 "handoffs": ["solo", "ghost"]}}))
+    assert "agent 'router' hands off to undeclared 'ghost'" in message
+    assert "declared agents and teams: router, solo" in message
+
+
+def test_duplicate_agent_name_in_file(tmp_path: Path) -> None:
+    path = tmp_path / "dup.toml"
+    path.write_text('[agents.a]\ninstructions = "x"\n[agents.a]\ninstructions = "y"\n')
+    with pytest.raises(CatalogueError, match=r"dup.toml is not valid TOML: .*'a'"):
+        load_catalogue(path)
+
+
+def test_agent_and_team_share_a_name() -> None:
+    message = refused(minimal(teams={"solo": {"pattern": "pipeline",
+                                              "stages": [{"agent": "solo"}]}}))
+    assert "names used for both an agent and a team: ['solo']" in message
+
+
+def test_malformed_file(tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[agents.a\ninstructions = ")
+    with pytest.raises(CatalogueError, match="bad.toml is not valid TOML"):
+        load_catalogue(path)
+
+
+def test_missing_file(tmp_path: Path) -> None:
+    with pytest.raises(CatalogueError, match="cannot read catalogue .*nope.toml"):
+        load_catalogue(tmp_path / "nope.toml")
+
+
+def test_no_agents() -> None:
+    assert "declares no agents" in refused({"teams": {}})
+
+
+@pytest.mark.parametrize(("model", "expected"), [
+    ("gpt-5", "must be written 'provider:model'"),
+    ("openai:", "must be written 'provider:model'"),
+    ("mystery:model-1", "unknown model provider 'mystery'"),
+])
+def test_bad_model_strings(model: str, expected: str) -> None:
+    message = refused(minimal(agents={"solo": {"instructions": "x", "model": model}}))
+    assert "agents.solo" in message or "agent 'solo'" in message
+    assert expected in message
+
+
+def test_named_provider_is_accepted() -> None:
+    cat = parse_catalogue(minimal(
+        providers={"ollama": {"kind": "openai", "base_url": "http://127.0.0.1:11434/v1"}},
+        agents={"solo": {"instructions": "x", "model": "ollama:llama3.2"}}))
+    assert cat.agents["solo"].model == "ollama:llama3.2"
+
+
+def test_unknown_contract_lists_known_ones() -> None:
+    message = refused(minimal(agents={"solo": {"instructions": "x", "contract": "Nope"}}))
+    assert "unknown contract 'Nope'; known contracts: Article, Draft" in message
+
+
+def test_team_cycle_is_refused() -> None:
+    message = refused(minimal(teams={
+        "a": {"pattern": "fanout", "branches": ["b"], "synthesizer": "solo"},
+        "b": {"pattern": "fanout", "branches": ["a"], "synthesizer": "solo"},
+    }))
+    assert "teams contain themselves: a -> b -> a" in message
+
+
+def test_unknown_pattern_names_the_accepted_ones() -> None:
+    message = refused(minimal(teams={"t": {"pattern": "swarm"}}))
+    assert "teams.t" in message and "'triage', 'fanout', 'supervisor', 'pipeline'" in message
+
+
+def test_bounds_are_enforced() -> None:
+    message = refused(minimal(agents={"solo": {"instructions": "x", "timeout_s": 0,
+                                               "retry": {"max_attempts": 0}}}))
+    assert "agents.solo.timeout_s" in message and "agents.solo.retry.max_attempts" in message
+
+
+def test_quorum_larger_than_branches() -> None:
+    message = refused(minimal(teams={"t": {"pattern": "fanout", "branches": ["solo"],
+                                           "synthesizer": "solo", "policy": "quorum",
+                                           "quorum": 2}}))
+    assert "quorum 2 exceeds the 1 branches" in message
+
+
+def test_loop_back_must_point_backwards() -> None:
+    message = refused(minimal(
+        agents={"b": {"instructions": "x"}},
+        teams={"p": {"pattern": "pipeline", "stages": [
+            {"agent": "solo", "loop_back_to": "b"}, {"agent": "b"}]}}))
+    assert "loops back to 'b', which is not this stage or an earlier one" in message
+
+
+def test_closure_keeps_only_what_a_member_needs() -> None:
+    cat = load_catalogue()
+    sub = cat.closure("concierge_desk")
+    assert set(sub.teams) == {"concierge_desk", "project_team", "research_panel"}
+    assert "formatter" not in sub.agents and "academic" in sub.agents
+
+
+def test_with_model_overrides_every_agent() -> None:
+    cat = load_catalogue().with_model("openai:gpt-5-nano")
+    assert {a.model for a in cat.agents.values()} == {"openai:gpt-5-nano"}
+    with pytest.raises(ValueError, match="provider:model"):
+        load_catalogue().with_model("gpt")
+
+
+def test_split_model() -> None:
+    assert split_model("openai:gpt-5:mini") == ("openai", "gpt-5:mini")

@@ -1,0 +1,135 @@
+"""starter.py: refusals before anything starts, and real runs with true exit status."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from temporalio.testing import WorkflowEnvironment
+
+from tests.helpers import worker
+
+ROOT = Path(__file__).resolve().parent.parent
+# Nothing listens here: a refusal must come before any connection attempt.
+NOWHERE = "127.0.0.1:9"
+
+
+def starter(*args: str, address: str = NOWHERE, stdin: str | None = None,
+            extra_env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "TEMPORAL_ADDRESS": address, **(extra_env or {})}
+    return subprocess.run([sys.executable, "starter.py", *args], cwd=ROOT, env=env,
+                          input=stdin, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.parametrize(("args", "expected"), [
+    (["triage", ""], "the conversation must end with a non-empty user message"),
+    (["triage", "   \n"], "the conversation must end with a non-empty user message"),
+    (["swarm", "hi"], "invalid choice: 'swarm' (choose from 'triage', 'fanout'"),
+    (["run", "ghost", "hi"], "unknown team or agent 'ghost'; teams: article_pipeline"),
+    (["triage", "hi", "--model", "mystery:x"],
+     "unknown model provider 'mystery'; accepted: anthropic, offline, openai"),
+    (["triage", "hi", "--model", "gpt"], "must be written 'provider:model'"),
+    (["triage", "hi", "--team", "nobody"], "unknown team or agent 'nobody'"),
+])
+def test_bad_input_is_refused_before_connecting(args: list[str], expected: str) -> None:
+    result = starter(*args)
+    assert result.returncode == 2
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr
+    assert "cannot reach Temporal" not in result.stderr
+
+
+def test_prompt_over_the_limit_is_refused() -> None:
+    result = starter("triage", "-", stdin="x" * 300_000)
+    assert result.returncode == 2
+    assert "the conversation is 300000 bytes; at most 262144 are accepted" in result.stderr
+
+
+@pytest.mark.parametrize(("content", "expected"), [
+    ('[agents.a]\ninstructions = "x"\n[agents.a]\ninstructions = "y"\n',
+     "is not valid TOML: Cannot declare ('agents', 'a') twice"),
+    ('[agents.r]\ninstructions = "x"\nhandoffs = ["ghost"]\n',
+     "agent 'r' hands off to undeclared 'ghost'"),
+    ("[agents\n", "is not valid TOML"),
+])
+def test_bad_catalogue_is_refused(tmp_path: Path, content: str, expected: str) -> None:
+    path = tmp_path / "catalogue.toml"
+    path.write_text(content)
+    result = starter("triage", "hi", "--catalogue", str(path))
+    assert result.returncode == 2 and expected in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unreachable_server_is_a_clear_error() -> None:
+    result = starter("triage", "hi")
+    assert result.returncode == 2
+    assert "cannot reach Temporal at 127.0.0.1:9" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_catalogue_listing() -> None:
+    result = starter("catalogue")
+    assert result.returncode == 0
+    assert "support_desk       triage" in result.stdout
+
+
+async def run_starter(env: WorkflowEnvironment, task_queue: str,
+                      *args: str) -> tuple[int, str, str]:
+    address = env.client.service_client.config.target_host
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "starter.py", *args, cwd=ROOT,
+        env={**os.environ, "TEMPORAL_ADDRESS": address, "BATON_TASK_QUEUE": task_queue},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(process.communicate(), 120)
+    assert process.returncode is not None
+    return process.returncode, out.decode(), err.decode()
+
+
+async def test_triage_run_prints_answer_usage_and_link(env: WorkflowEnvironment,
+                                                       task_queue: str) -> None:
+    async with worker(env.client, task_queue):
+        code, out, err = await run_starter(env, task_queue, "triage",
+                                           "My invoice shows the wrong amount")
+    assert code == 0, err
+    assert "handled by: billing" in out
+    assert "usage: 2 calls" in out
+    assert "web ui: http://localhost:8233/namespaces/default/workflows/triage-my-invoice-" in out
+
+
+async def test_json_output_and_model_override(env: WorkflowEnvironment, task_queue: str) -> None:
+    async with worker(env.client, task_queue):
+        code, out, err = await run_starter(env, task_queue, "pipeline", "Durable agents",
+                                           "--json", "--model", "offline:tiny")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["pattern"] == "pipeline" and result["status"] == "ok"
+    assert {s["model"] for s in result["trace"] if s["model"]} == {"offline:tiny"}
+    assert result["workflow_id"].startswith("pipeline-durable-agents-")
+
+
+async def test_no_wait_returns_the_id_at_once(env: WorkflowEnvironment, task_queue: str) -> None:
+    # No worker: the run cannot progress, yet the starter returns with its id.
+    code, out, err = await run_starter(env, task_queue, "fanout", "Rust or Go?", "--no-wait")
+    assert code == 0, err
+    workflow_id = out.split()[1]
+    assert workflow_id.startswith("fanout-rust-or-go-")
+    description = await env.client.get_workflow_handle(workflow_id).describe()
+    assert description.status is not None and description.status.name == "RUNNING"
+    await env.client.get_workflow_handle(workflow_id).terminate("test cleanup")
+
+
+async def test_failed_run_exits_1(env: WorkflowEnvironment, task_queue: str) -> None:
+    # A custom catalogue whose only agent uses a provider this worker cannot serve.
+    catalogue = ROOT / "tests" / "data"
+    async with worker(env.client, task_queue):
+        code, out, err = await run_starter(env, task_queue, "run", "solo", "hello",
+                                           "--catalogue", str(catalogue / "unservable.toml"))
+    assert code == 1, err
+    assert "solo: FAILED — AgentFailed: agent 'solo' failed" in out
+    assert "no adapter for provider 'elsewhere'" in out
+    assert "web ui: http://localhost:8233/" in out
