@@ -145,8 +145,9 @@ def render(planned: PlannedRun, result: RunResult, settings: Settings) -> str:
         for d in result.delegations:
             lines.append(f"delegated to {d.worker}: {d.verdict}")
     elif isinstance(result, PipelineResult):
-        lines.append("stages: " + " -> ".join(f"{s.stage}×{s.attempts}" for s in result.stages))
-    lines += [f"  {r}" for r in (["reasons:"] + result.reasons if result.reasons else [])]
+        lines.append("stages: " + " -> ".join(f"{s.stage} x{s.attempts}" for s in result.stages))
+    if result.reasons:
+        lines += ["reasons:", *(f"  - {r}" for r in result.reasons)]
     lines.append("answer:")
     lines += [f"  {line}" for line in result.answer.splitlines()]
     total = result.total_usage

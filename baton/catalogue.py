@@ -56,7 +56,8 @@ def describe_errors(exc: ValidationError) -> str:
     """One line per problem: where it is and what is wrong."""
     lines = []
     for error in exc.errors():
-        where = ".".join(str(part) for part in error["loc"] if not str(part).startswith("function-"))
+        parts = [str(part) for part in error["loc"] if not str(part).startswith("function-")]
+        where = ".".join(parts)
         message = error["msg"].removeprefix("Value error, ")
         lines.append(f"  - {where or 'catalogue'}: {message}")
     return "\n".join(lines)

@@ -63,12 +63,12 @@ def test_agent_and_team_share_a_name() -> None:
 def test_malformed_file(tmp_path: Path) -> None:
     path = tmp_path / "bad.toml"
     path.write_text("[agents.a\ninstructions = ")
-    with pytest.raises(CatalogueError, match="bad.toml is not valid TOML"):
+    with pytest.raises(CatalogueError, match=r"bad\.toml is not valid TOML"):
         load_catalogue(path)
 
 
 def test_missing_file(tmp_path: Path) -> None:
-    with pytest.raises(CatalogueError, match="cannot read catalogue .*nope.toml"):
+    with pytest.raises(CatalogueError, match=r"cannot read catalogue .*nope\.toml"):
         load_catalogue(tmp_path / "nope.toml")
 
 

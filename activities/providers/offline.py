@@ -206,7 +206,7 @@ def _malformed_output(request: ModelRequest, rng: random.Random) -> str:
     if rng.random() < 0.5:
         return '{"this is": not json'
     properties = (request.output_schema or {}).get("properties", {})
-    broken = {key: 12345 for key in properties}
+    broken: dict[str, object] = {key: 12345 for key in properties}
     if "route" in properties:
         broken["route"] = "undeclared-agent-9000"
     return json.dumps(broken)

@@ -1,0 +1,12 @@
+# The Baton worker and starter image (docker-compose.yml builds it).
+FROM python:3.12-slim
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY baton ./baton
+COPY workflows ./workflows
+COPY activities ./activities
+COPY worker.py starter.py ./
+RUN pip install --no-cache-dir .
+# Temporal needs the process to exit on SIGTERM after in-flight tasks: worker.py does.
+STOPSIGNAL SIGTERM
+CMD ["python", "worker.py"]

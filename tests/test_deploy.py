@@ -1,0 +1,32 @@
+"""docker-compose.yml and Dockerfile: they cannot run here, so check their shape."""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_compose_names_server_database_ui_and_worker() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"postgresql", "temporal", "temporal-ui", "worker"} <= set(services)
+    assert services["temporal"]["environment"]["DB"] == "postgres12"
+    assert services["temporal"]["environment"]["POSTGRES_SEEDS"] == "postgresql"
+    assert services["temporal-ui"]["environment"]["TEMPORAL_ADDRESS"] == "temporal:7233"
+    worker = services["worker"]
+    assert worker["build"] == "." and worker["command"] == ["python", "worker.py"]
+    assert worker["environment"]["TEMPORAL_ADDRESS"] == "temporal:7233"
+
+
+def test_dockerfile_copies_every_package_the_project_ships() -> None:
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    setup = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    for package in setup["packages"]:
+        top = package.split(".")[0]
+        assert f"COPY {top} ./{top}" in dockerfile, top
+    for module in setup["py-modules"]:
+        assert f"{module}.py" in dockerfile
