@@ -8,7 +8,11 @@ STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 .PHONY: setup server worker demo down test bench lint clean
 
+# Bytecode is written even where PYTHONDONTWRITEBYTECODE is set: Temporal's sandbox
+# re-imports workflow modules for every run, and compiling them each time was the
+# largest CPU cost of a fan-out here (docs/benchmarks.md).
 setup: $(STAMP)
+	@$(BIN)/python -m compileall -q baton workflows activities >/dev/null
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -23,7 +23,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
 from activities.model import call_model
-from workflows import ALL_WORKFLOWS
+from workflows.registry import ALL_WORKFLOWS
 
 DEFAULT_ADDRESS = "localhost:7233"
 DEFAULT_UI = "http://localhost:8233"
@@ -59,6 +59,10 @@ async def connect(settings: Settings) -> Client:
 def build_worker(client: Client, task_queue: str, **options: Any) -> Worker:
     """A worker with every Baton workflow and the model activity registered."""
     options.setdefault("graceful_shutdown_timeout", timedelta(seconds=10))
+    # Model calls spend their time waiting on the network, so one worker can hold
+    # hundreds at once; the SDK's default of 100 would queue a large fan-out.
+    options.setdefault("max_concurrent_activities", 500)
+    options.setdefault("max_concurrent_workflow_tasks", 200)
     return Worker(client, task_queue=task_queue, workflows=ALL_WORKFLOWS,
                   activities=[call_model], **options)
 

@@ -115,6 +115,13 @@ class FanOutResult(RunResult):
     branches: list[BranchOutcome]
 
 
+class ShardInput(BaseModel):
+    """A slice of a large fan-out, run by its own workflow (see workflows/fanout.py)."""
+
+    run: RunInput
+    branches: list[str] = Field(min_length=1)
+
+
 class Delegation(BaseModel):
     worker: str
     task: str

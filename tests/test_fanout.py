@@ -95,3 +95,26 @@ def test_merge_branches_renders_findings_and_text() -> None:
         BranchOutcome(branch="b", ok=True, answer="plain text"),
     ])
     assert merged == "## a\nS (confidence 0.5)\n  - p1\n  - p2\n\n## b\nplain text"
+
+
+async def test_large_fan_out_runs_through_shards(env: WorkflowEnvironment,
+                                                 task_queue: str) -> None:
+    cat = fast_catalogue()
+    panel = cat.teams["research_panel"]
+    panel.branches = ["academic", "industry", "news"] * 10  # type: ignore[union-attr]
+    panel.quorum = 20  # type: ignore[union-attr]
+    async with worker(env.client, task_queue):
+        handle = await start(env.client, task_queue, "research_panel", QUESTION, cat=cat,
+                             result_type=FanOutResult)
+        result = await finish(handle)
+        shards = [w.id async for w in env.client.list_workflows(
+            f"WorkflowId STARTS_WITH '{handle.id}/shard-' AND WorkflowType = "
+            "'FanOutShardWorkflow'")]
+        branch_ids = [w.id async for w in env.client.list_workflows(
+            f"WorkflowId STARTS_WITH '{handle.id}/' AND WorkflowType = 'AgentWorkflow'")]
+        progress = await handle.query("progress")
+    assert sorted(shards) == [f"{handle.id}/shard-1", f"{handle.id}/shard-2"]  # 25 + 5
+    assert len(branch_ids) == 30 and all("/shard-" in i for i in branch_ids)
+    assert len(result.branches) == 30 and all(b.ok for b in result.branches)
+    assert result.usage["academic"].calls == 10
+    assert progress == "30/30 branches finished"

@@ -12,7 +12,7 @@ from temporalio.workflow import NondeterminismError
 from baton.messages import Chaos
 from baton.runs import RunResult
 from tests.helpers import finish, start, worker
-from workflows import ALL_WORKFLOWS
+from workflows.registry import ALL_WORKFLOWS
 
 CASES = [
     ("support_desk", "My invoice shows the wrong amount", None),

@@ -1,13 +1,6 @@
-"""Deterministic orchestration: the four patterns and the single-agent child workflow."""
+"""Deterministic orchestration: the four patterns and the single-agent child workflow.
 
-from workflows.fanout import FanOutWorkflow
-from workflows.members import AgentWorkflow
-from workflows.pipeline import PipelineWorkflow
-from workflows.supervisor import SupervisorWorkflow
-from workflows.triage import TriageWorkflow
-
-ALL_WORKFLOWS = [TriageWorkflow, FanOutWorkflow, SupervisorWorkflow, PipelineWorkflow,
-                 AgentWorkflow]
-
-__all__ = ["ALL_WORKFLOWS", "AgentWorkflow", "FanOutWorkflow", "PipelineWorkflow",
-           "SupervisorWorkflow", "TriageWorkflow"]
+Deliberately empty: Temporal's sandbox re-imports a workflow's module (and so this
+package) for every workflow run, so importing all patterns here would make every
+run pay for all of them. The list of workflows lives in `workflows.registry`.
+"""

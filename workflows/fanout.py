@@ -2,7 +2,11 @@
 
 Each branch (an agent, or a whole team) is its own child workflow with an id
 derived from this run's id, so a failed branch is retried or inspected on its own
-and never re-runs its siblings. The policy decides how many branches must succeed:
+and never re-runs its siblings. Above `SHARD_SIZE` branches the fan-out becomes a
+two-level tree: shard workflows each start a slice of the branch children. One
+workflow with hundreds of pending children makes every update of it slower (the
+server rewrites and re-checks its state on each child event); measured here at
+500 branches, see docs/benchmarks.md. The policy decides how many branches must succeed:
 `all`, `quorum` (at least `quorum`), or `best_effort` (at least one). Branch
 outputs are merged by `merge_branches` and handed to the synthesizer; if the
 synthesizer fails, the merged findings are the (degraded) answer.
@@ -11,20 +15,22 @@ synthesizer fails, the merged findings are the (degraded) answer.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from baton.messages import Message
-    from baton.runs import BranchOutcome, FanOutResult, RunInput, RunResult
+    from baton.runs import BranchOutcome, FanOutResult, RunInput, ShardInput
     from baton.specs import FanOutTeam
 
 from workflows.agent_call import AgentFailed, RunLedger, run_agent
 from workflows.members import run_member
 
-# Temporal allows 2,000 pending children per workflow; start them in batches well below.
-CHILD_BATCH = 500
+# Branches one workflow starts directly; larger fan-outs are split into shards of
+# this size (also keeps every workflow far below Temporal's 2,000 pending children).
+SHARD_SIZE = 25
 
 
 @workflow.defn
@@ -45,10 +51,10 @@ class FanOutWorkflow:
         self._total = len(team.branches)
         workflow.set_current_details(f"running {self._total} branches")
 
-        outcomes: list[BranchOutcome] = []
-        for start in range(0, len(team.branches), CHILD_BATCH):
-            batch = team.branches[start:start + CHILD_BATCH]
-            outcomes += await asyncio.gather(*(self._branch(ledger, b, run) for b in batch))
+        if len(team.branches) <= SHARD_SIZE:
+            outcomes = await run_branches(ledger, team.branches, self._count)
+        else:
+            outcomes = await self._sharded(ledger, team.branches)
 
         succeeded = [o for o in outcomes if o.ok]
         needed = _required(team)
@@ -77,17 +83,57 @@ class FanOutWorkflow:
         return FanOutResult(pattern="fanout", answer=answer, branches=outcomes,
                             **ledger.result_fields())
 
-    async def _branch(self, ledger: RunLedger, branch: str, run: RunInput) -> BranchOutcome:
-        try:
-            result: RunResult = await run_member(ledger, branch, run.messages, as_child=True)
-        except AgentFailed as err:
-            outcome = BranchOutcome(branch=branch, ok=False, error=err.reason)
-        else:
-            ledger.step("branch", branch, f"{result.pattern} finished: {result.status}")
-            outcome = BranchOutcome(branch=branch, ok=True, answer=result.answer,
-                                    output=result.output)
+    def _count(self) -> None:
         self._finished += 1
+
+    async def _sharded(self, ledger: RunLedger, branches: list[str]) -> list[BranchOutcome]:
+        shards = [branches[i:i + SHARD_SIZE] for i in range(0, len(branches), SHARD_SIZE)]
+
+        async def shard(index: int, members: list[str]) -> list[BranchOutcome]:
+            result: FanOutResult = await workflow.execute_child_workflow(
+                FanOutShardWorkflow.run,
+                ShardInput(run=ledger.run, branches=members),
+                id=f"{workflow.info().workflow_id}/shard-{index + 1}",
+                static_summary=f"fan-out shard {index + 1}/{len(shards)}: "
+                               f"{len(members)} branches",
+            )
+            ledger.absorb(result)
+            self._finished += len(members)
+            return result.branches
+
+        nested = await asyncio.gather(*(shard(i, m) for i, m in enumerate(shards)))
+        return [outcome for outcomes in nested for outcome in outcomes]
+
+
+@workflow.defn
+class FanOutShardWorkflow:
+    """Runs one slice of a large fan-out's branches and reports their outcomes."""
+
+    @workflow.run
+    async def run(self, shard: ShardInput) -> FanOutResult:
+        ledger = RunLedger(shard.run)
+        outcomes = await run_branches(ledger, shard.branches, lambda: None)
+        return FanOutResult(pattern="fanout-shard", answer="", branches=outcomes,
+                            **ledger.result_fields())
+
+
+async def run_branches(ledger: RunLedger, branches: list[str],
+                       on_finish: Callable[[], None]) -> list[BranchOutcome]:
+    """Every branch as its own child workflow, all at once; failures become outcomes."""
+
+    async def branch(name: str) -> BranchOutcome:
+        try:
+            result = await run_member(ledger, name, ledger.run.messages, as_child=True)
+        except AgentFailed as err:
+            outcome = BranchOutcome(branch=name, ok=False, error=err.reason)
+        else:
+            ledger.step("branch", name, f"{result.pattern} finished: {result.status}")
+            outcome = BranchOutcome(branch=name, ok=True, answer=result.answer,
+                                    output=result.output)
+        on_finish()
         return outcome
+
+    return list(await asyncio.gather(*(branch(b) for b in branches)))
 
 
 def _required(team: FanOutTeam) -> int:

@@ -56,7 +56,7 @@ async def run_member(ledger: RunLedger, member: str, messages: list[Message], *,
     return result
 
 
-@workflow.defn
+@workflow.defn(sandboxed=False)
 class AgentWorkflow:
     """One agent as its own workflow: a fan-out branch, visible and retried on its own."""
 

@@ -1,0 +1,127 @@
+"""Fan-out overhead: N offline agents with simulated latency, Temporal vs plain asyncio.
+
+For each N, the same calls run twice in this process:
+- baseline: `asyncio.gather` of the N branch calls through the offline provider,
+  then the synthesizer call; no Temporal;
+- baton: `FanOutWorkflow` on the embedded dev server (SQLite file with the WAL and
+  synchronous=normal pragmas, as `make demo` runs it): one child workflow and one
+  `call_model` activity per branch, then the synthesizer activity.
+Only the branch agents sleep; the synthesizer answers at once in both.
+
+Prints one JSON line per case: case, n, latency_s, wall_s, baseline_s, ratio.
+
+    python bench/fanout_bench.py [--n 10 100 500] [--latency 1.0] [--in-memory]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
+from temporalio.testing import WorkflowEnvironment  # noqa: E402
+
+from activities.providers.offline import OfflineProvider  # noqa: E402
+from baton.catalogue import parse_catalogue  # noqa: E402
+from baton.messages import Chaos, Message, ModelRequest  # noqa: E402
+from baton.runs import FanOutResult, RunInput, RunOptions  # noqa: E402
+from baton.specs import Catalogue  # noqa: E402
+from worker import build_worker, exit_now  # noqa: E402
+
+PROMPT = "Summarise the trade-offs of durable execution"
+
+
+def bench_catalogue(n: int) -> Catalogue:
+    return parse_catalogue({
+        "agents": {
+            "analyst": {"instructions": "Analyse the question.", "model": "offline:bench"},
+            "synthesizer": {"instructions": "Merge the analyses.", "model": "offline:bench"},
+        },
+        "teams": {"panel": {"pattern": "fanout", "branches": ["analyst"] * n,
+                            "synthesizer": "synthesizer", "policy": "all"}},
+    })
+
+
+async def baseline(n: int, chaos: Chaos) -> float:
+    provider = OfflineProvider()
+
+    def request(agent: str, key: str) -> ModelRequest:
+        return ModelRequest(agent=agent, model="offline:bench", instructions="Analyse.",
+                            messages=[Message(role="user", content=PROMPT)], call_key=key,
+                            chaos=chaos)
+
+    started = time.perf_counter()
+    answers = await asyncio.gather(*(provider.complete(request("analyst", f"b{i}"))
+                                     for i in range(n)))
+    merged = "\n".join(a.text for a in answers)
+    synth = request("synthesizer", "s")
+    synth.messages = [Message(role="user", content=merged)]
+    await provider.complete(synth)
+    return time.perf_counter() - started
+
+
+async def with_temporal(env: WorkflowEnvironment, n: int, chaos: Chaos,
+                        worker_options: dict[str, Any]) -> float:
+    task_queue = f"bench-{uuid.uuid4().hex[:8]}"
+    catalogue = bench_catalogue(n)
+    run = RunInput(member="panel", messages=[Message(role="user", content=PROMPT)],
+                   catalogue=catalogue, options=RunOptions(chaos=chaos))
+    async with build_worker(env.client, task_queue, **worker_options):
+        started = time.perf_counter()
+        result = await env.client.execute_workflow(
+            "FanOutWorkflow", run, id=f"bench-fanout-{n}-{uuid.uuid4().hex[:6]}",
+            task_queue=task_queue, result_type=FanOutResult)
+        wall = time.perf_counter() - started
+    assert result.status == "ok" and len(result.branches) == n, result.status
+    return wall
+
+
+# The worker exactly as worker.py builds it.
+WORKER_OPTIONS: dict[str, Any] = {}
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--n", type=int, nargs="+", default=[10, 100, 500])
+    parser.add_argument("--latency", type=float, default=1.0)
+    parser.add_argument("--in-memory", action="store_true",
+                        help="in-memory SQLite instead of the embedded default's file")
+    args = parser.parse_args()
+    chaos = Chaos(latency_s=args.latency, agents=["analyst"])
+    with tempfile.TemporaryDirectory() as tmp:
+        extra = [] if args.in_memory else [
+            "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
+        env = await WorkflowEnvironment.start_local(
+            data_converter=pydantic_data_converter,
+            dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
+            dev_server_database_filename=None if args.in_memory else f"{tmp}/bench.db",
+            dev_server_extra_args=extra,
+            dev_server_log_level="error",
+        )
+        try:
+            await with_temporal(env, 5, Chaos(agents=["analyst"]), WORKER_OPTIONS)  # warm-up
+            for n in args.n:
+                base = await baseline(n, chaos)
+                wall = await with_temporal(env, n, chaos, WORKER_OPTIONS)
+                print(json.dumps({
+                    "case": f"fanout-{'memory' if args.in_memory else 'sqlite-file'}",
+                    "n": n, "latency_s": args.latency, "wall_s": round(wall, 3),
+                    "baseline_s": round(base, 3), "ratio": round(wall / base, 2),
+                }), flush=True)
+        finally:
+            await env.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    exit_now(asyncio.run(main()))
