@@ -8,9 +8,14 @@ For each N, the same calls run twice in this process:
   `call_model` activity per branch, then the synthesizer activity.
 Only the branch agents sleep; the synthesizer answers at once in both.
 
-Prints one JSON line per case: case, n, latency_s, wall_s, baseline_s, ratio.
+- raw: the least Temporal can do for the same shape, with no Baton code: a parent
+  starting N children that each run one activity sleeping the same latency.
+Each case runs --repeat times; the median is reported (this machine is noisy).
 
-    python bench/fanout_bench.py [--n 10 100 500] [--latency 1.0] [--in-memory]
+Prints one JSON line per case: case, n, latency_s, wall_s, baseline_s, ratio
+(wall_s / baseline_s), plus raw_s (the raw-Temporal median) and wall_min/max_s.
+
+    python bench/fanout_bench.py [--n 10 100 500] [--latency 1.0] [--repeat 3] [--in-memory]
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import statistics
 import sys
 import tempfile
 import time
@@ -36,6 +42,7 @@ from baton.catalogue import parse_catalogue  # noqa: E402
 from baton.messages import Chaos, Message, ModelRequest  # noqa: E402
 from baton.runs import FanOutResult, RunInput, RunOptions  # noqa: E402
 from baton.specs import Catalogue  # noqa: E402
+from bench.raw_temporal import run_raw  # noqa: E402
 from worker import build_worker, exit_now  # noqa: E402
 
 PROMPT = "Summarise the trade-offs of durable execution"
@@ -94,6 +101,7 @@ async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, nargs="+", default=[10, 100, 500])
     parser.add_argument("--latency", type=float, default=1.0)
+    parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--in-memory", action="store_true",
                         help="in-memory SQLite instead of the embedded default's file")
     args = parser.parse_args()
@@ -111,12 +119,19 @@ async def main() -> int:
         try:
             await with_temporal(env, 5, Chaos(agents=["analyst"]), WORKER_OPTIONS)  # warm-up
             for n in args.n:
-                base = await baseline(n, chaos)
-                wall = await with_temporal(env, n, chaos, WORKER_OPTIONS)
+                walls, bases, raws = [], [], []
+                for _ in range(args.repeat):
+                    bases.append(await baseline(n, chaos))
+                    walls.append(await with_temporal(env, n, chaos, WORKER_OPTIONS))
+                    raws.append(await run_raw(env.client, n, args.latency))
+                wall, base = statistics.median(walls), statistics.median(bases)
                 print(json.dumps({
                     "case": f"fanout-{'memory' if args.in_memory else 'sqlite-file'}",
                     "n": n, "latency_s": args.latency, "wall_s": round(wall, 3),
                     "baseline_s": round(base, 3), "ratio": round(wall / base, 2),
+                    "raw_s": round(statistics.median(raws), 3),
+                    "wall_min_s": round(min(walls), 3), "wall_max_s": round(max(walls), 3),
+                    "repeat": args.repeat,
                 }), flush=True)
         finally:
             await env.shutdown()

@@ -1,0 +1,57 @@
+"""The raw-Temporal reference for the fan-out benchmark: no Baton code at all.
+
+A parent workflow starts N children at once; each child runs one activity that
+sleeps. Registered on its own task queue and worker with the SDK's defaults, so
+the figure is what an unassisted Temporal user would see for the same shape.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+
+from temporalio import activity, workflow
+from temporalio.client import Client
+from temporalio.worker import Worker
+
+
+@activity.defn
+async def raw_sleep(seconds: float) -> str:
+    await asyncio.sleep(seconds)
+    return "done"
+
+
+@workflow.defn
+class RawChild:
+    @workflow.run
+    async def run(self, seconds: float) -> str:
+        return str(await workflow.execute_activity(
+            raw_sleep, seconds, start_to_close_timeout=timedelta(seconds=60)))
+
+
+@workflow.defn
+class RawParent:
+    @workflow.run
+    async def run(self, n: int, seconds: float) -> int:
+        parent = workflow.info().workflow_id
+        results = await asyncio.gather(*(
+            workflow.execute_child_workflow(RawChild.run, seconds, id=f"{parent}/{i}")
+            for i in range(n)))
+        return len(results)
+
+
+RAW_WORKFLOWS = [RawParent, RawChild]
+RAW_ACTIVITIES = [raw_sleep]
+
+
+async def run_raw(client: Client, n: int, seconds: float) -> float:
+    loop = asyncio.get_running_loop()
+    task_queue = f"raw-{uuid.uuid4().hex[:8]}"
+    async with Worker(client, task_queue=task_queue, workflows=RAW_WORKFLOWS,
+                      activities=RAW_ACTIVITIES, max_concurrent_activities=1000):
+        started = loop.time()
+        await client.execute_workflow(RawParent.run, args=[n, seconds],
+                                      id=f"raw-{n}-{uuid.uuid4().hex[:6]}",
+                                      task_queue=task_queue)
+        return loop.time() - started
