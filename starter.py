@@ -151,13 +151,18 @@ def render(planned: PlannedRun, result: RunResult, settings: Settings) -> str:
     lines.append("answer:")
     lines += [f"  {line}" for line in result.answer.splitlines()]
     total = result.total_usage
-    cost = "unknown" if total.cost_usd is None else f"${total.cost_usd:.4f}"
     lines.append(f"usage: {total.calls} calls, {total.input_tokens} in / "
-                 f"{total.output_tokens} out tokens, cost {cost}")
+                 f"{total.output_tokens} out tokens ({total.cached_tokens} cached), "
+                 f"cost {_usd(total.cost_usd)}")
     for agent, usage in sorted(result.usage.items()):
-        lines.append(f"  {agent:<14} {usage.calls:>3} calls {usage.total_tokens:>7} tokens")
+        lines.append(f"  {agent:<14} {usage.calls:>3} calls {usage.total_tokens:>7} tokens "
+                     f"{_usd(usage.cost_usd):>10}")
     lines.append(f"web ui: {settings.workflow_link(planned.workflow_id)}")
     return "\n".join(lines)
+
+
+def _usd(cost: float | None) -> str:
+    return "unknown" if cost is None else f"${cost:.6f}"
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -9,6 +9,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from baton.pricing import packaged_prices
 from baton.specs import Catalogue
 
 DEFAULT_CATALOGUE = "default_catalogue.toml"
@@ -42,6 +43,7 @@ def parse_catalogue(raw: dict[str, Any], source: str = "catalogue") -> Catalogue
     agents = raw.get("agents")
     if not isinstance(agents, dict) or not agents:
         raise CatalogueError(f"{source} declares no agents: add at least one [agents.<name>] table")
+    raw["prices"] = {**packaged_prices(), **raw.get("prices", {})}
     raw["agents"] = {
         name: {**defaults, **spec} if isinstance(spec, dict) else spec
         for name, spec in agents.items()

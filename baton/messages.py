@@ -9,11 +9,40 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field, HttpUrl, StrictFloat, StrictInt, model_validator
 
 # Temporal refuses payloads above 2 MB; we refuse prompts well before that so a
 # single request never comes close once instructions and history are added.
 MAX_PROMPT_BYTES = 256 * 1024
+
+
+class ProviderConfig(BaseModel):
+    """A named endpoint, e.g. an Ollama server speaking the OpenAI wire format."""
+
+    kind: Literal["offline", "openai", "anthropic"]
+    base_url: HttpUrl | None = None
+    # Name of the worker's environment variable holding the key; never the key itself.
+    api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+Amount = StrictFloat | StrictInt
+
+
+class Price(BaseModel):
+    """USD per million tokens for one model."""
+
+    input_per_mtok: Amount = Field(ge=0)
+    output_per_mtok: Amount = Field(ge=0)
+    # Prompt-cache reads; the input price when not given. Cache writes are charged
+    # at the input price (Anthropic bills them at 1.25x: a slight under-estimate).
+    cached_input_per_mtok: Amount | None = Field(default=None, ge=0)
+
+    def cost(self, usage: Usage) -> float:
+        cached_rate = (self.cached_input_per_mtok if self.cached_input_per_mtok is not None
+                       else self.input_per_mtok)
+        uncached = max(usage.input_tokens - usage.cached_tokens, 0)
+        return (uncached * self.input_per_mtok + usage.cached_tokens * cached_rate
+                + usage.output_tokens * self.output_per_mtok) / 1_000_000
 
 
 class ToolCall(BaseModel):
@@ -93,6 +122,15 @@ class ModelRequest(BaseModel):
     # Seconds the provider's own HTTP timeout may use; kept below start-to-close.
     timeout_s: float = 60.0
     chaos: Chaos | None = None
+    # Where to send the call when the provider is a named endpoint (no secrets here).
+    endpoint: ProviderConfig | None = None
+    # What the model costs, to price the call; None when unknown.
+    price: Price | None = None
+
+    @property
+    def kind(self) -> str:
+        """Which adapter serves this call: the endpoint's wire API or the provider name."""
+        return self.endpoint.kind if self.endpoint is not None else self.provider
 
     @property
     def provider(self) -> str:

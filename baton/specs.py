@@ -13,21 +13,13 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, HttpUrl, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
 from baton.contracts import CONTRACTS
+from baton.messages import Price, ProviderConfig
 
 BUILTIN_PROVIDERS = ("offline", "openai", "anthropic")
 PATTERNS = ("triage", "fanout", "supervisor", "pipeline")
-
-
-class ProviderConfig(BaseModel):
-    """A named endpoint: e.g. an Ollama server speaking the OpenAI wire format."""
-
-    kind: Literal["offline", "openai", "anthropic"]
-    base_url: HttpUrl | None = None
-    # Name of the worker's environment variable holding the key; never the key itself.
-    api_key_env: str | None = None
 
 
 class RetrySpec(BaseModel):
@@ -193,6 +185,15 @@ class Catalogue(BaseModel):
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     agents: dict[str, AgentSpec]
     teams: dict[str, TeamSpec] = Field(default_factory=dict)
+    # USD per million tokens by "provider:model" (see baton/pricing.py).
+    prices: dict[str, Price] = Field(default_factory=dict)
+
+    @field_validator("prices")
+    @classmethod
+    def _price_keys_are_models(cls, prices: dict[str, Price]) -> dict[str, Price]:
+        for model in prices:
+            split_model(model)
+        return prices
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Catalogue:
@@ -266,11 +267,25 @@ class Catalogue(BaseModel):
                 continue
             needed.add(current)
             stack.extend(self.members_of(current))
+        agents = {n: a for n, a in self.agents.items() if n in needed}
+        models = {m for a in agents.values() for m in [a.model, *a.fallback_models]}
         return Catalogue(
-            providers=self.providers,
-            agents={n: a for n, a in self.agents.items() if n in needed},
+            providers={p: c for p, c in self.providers.items()
+                       if any(m.startswith(f"{p}:") for m in models)},
+            agents=agents,
             teams={n: t for n, t in self.teams.items() if n in needed},
+            prices={m: p for m, p in self.prices.items() if m in models},
         )
+
+    def endpoint_for(self, model: str) -> ProviderConfig | None:
+        return self.providers.get(split_model(model)[0])
+
+    def price_for(self, model: str) -> Price | None:
+        if model in self.prices:
+            return self.prices[model]
+        endpoint = self.endpoint_for(model)
+        kind = endpoint.kind if endpoint is not None else split_model(model)[0]
+        return Price(input_per_mtok=0, output_per_mtok=0) if kind == "offline" else None
 
     def with_model(self, model: str) -> Catalogue:
         """Every agent on `model` (the starter's --model), fallbacks dropped."""
@@ -283,7 +298,8 @@ class Catalogue(BaseModel):
             for n, a in self.agents.items()
         }
         return Catalogue.model_validate(
-            {"providers": self.providers, "agents": agents, "teams": self.teams}
+            {"providers": self.providers, "agents": agents, "teams": self.teams,
+             "prices": self.prices}
         )
 
 

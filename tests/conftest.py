@@ -6,12 +6,15 @@ import os
 import shutil
 import sys
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
+
+from tests.fake_llm import FakeLLMServer
+from tests.helpers import KEY_ENV
 
 
 def temporal_binary() -> str:
@@ -37,6 +40,19 @@ async def env() -> AsyncIterator[WorkflowEnvironment]:
 @pytest.fixture
 def task_queue() -> str:
     return f"test-{uuid.uuid4().hex[:10]}"
+
+
+@pytest.fixture
+def fake() -> Iterator[FakeLLMServer]:
+    """A local OpenAI/Anthropic wire-format server (tests/fake_llm.py)."""
+    with FakeLLMServer() as server:
+        yield server
+
+
+@pytest.fixture
+def provider_key(monkeypatch: pytest.MonkeyPatch) -> str:
+    monkeypatch.setenv(KEY_ENV, "test-key-123")
+    return "test-key-123"
 
 
 _exit_status: int | None = None

@@ -13,6 +13,7 @@ from baton.catalogue import load_catalogue, parse_catalogue
 from baton.messages import Chaos, Message
 from baton.runs import RunInput, RunOptions, RunResult
 from baton.specs import Catalogue
+from tests.fake_llm import FakeLLMServer
 from worker import build_worker
 from workflows.members import PATTERN_WORKFLOWS
 
@@ -24,6 +25,8 @@ FAST_RETRY = {"max_attempts": 2, "initial_interval_s": 0.1, "backoff": 1.0,
 
 
 RESULT_TIMEOUT_S = 120
+# The variable the fake provider's key is read from (set by the provider_key fixture).
+KEY_ENV = "BATON_TEST_PROVIDER_KEY"
 
 
 def catalogue(**agent_updates: dict[str, Any]) -> Catalogue:
@@ -87,3 +90,17 @@ async def activity_inputs(handle: WorkflowHandle[Any, Any]) -> list[dict[str, An
             payload = attrs.input.payloads[0]
             inputs.append(json.loads(payload.data))
     return inputs
+
+
+def on_fake(kind: str, fake: FakeLLMServer, *, retry: dict[str, Any] | None = None,
+            timeout_s: float = 30, key_env: str | None = KEY_ENV) -> Catalogue:
+    """The default catalogue with every agent on the fake server's `kind` API."""
+    raw = load_catalogue().model_dump(mode="json")
+    base = f"{fake.url}/v1" if kind == "openai" else fake.url
+    raw["providers"] = {"fake": {"kind": kind, "base_url": base, "api_key_env": key_env}}
+    for spec in raw["agents"].values():
+        spec["model"] = "fake:test-model"
+        spec["retry"] = retry or {"max_attempts": 3, "initial_interval_s": 0.1,
+                                  "backoff": 1.0, "max_interval_s": 0.1}
+        spec["timeout_s"] = timeout_s
+    return parse_catalogue(raw)

@@ -149,3 +149,44 @@ def test_with_model_overrides_every_agent() -> None:
 
 def test_split_model() -> None:
     assert split_model("openai:gpt-5:mini") == ("openai", "gpt-5:mini")
+
+
+@pytest.mark.parametrize(("prices", "expected"), [
+    ({"openai:x": {"input_per_mtok": -1, "output_per_mtok": 1}},
+     "prices.openai:x.input_per_mtok: Input should be greater than or equal to 0"),
+    ({"openai:x": {"input_per_mtok": "cheap", "output_per_mtok": 1}},
+     "prices.openai:x.input_per_mtok"),
+    ({"gpt-5": {"input_per_mtok": 1, "output_per_mtok": 1}}, "must be written 'provider:model'"),
+])
+def test_bad_prices_are_refused(prices: dict[str, Any], expected: str) -> None:
+    assert expected in refused(minimal(prices=prices))
+
+
+def test_base_url_must_be_a_url() -> None:
+    message = refused(minimal(providers={"local": {"kind": "openai", "base_url": "not a url"}}))
+    assert "providers.local.base_url" in message
+
+
+def test_provider_kind_is_checked() -> None:
+    message = refused(minimal(providers={"local": {"kind": "cohere"}}))
+    assert "providers.local.kind" in message and "'openai'" in message
+
+
+def test_packaged_prices_and_catalogue_overrides() -> None:
+    cat = parse_catalogue(minimal(prices={"openai:gpt-5-nano": {
+        "input_per_mtok": 9, "output_per_mtok": 9}}))
+    nano = cat.price_for("openai:gpt-5-nano")
+    assert nano is not None and nano.input_per_mtok == 9
+    assert cat.price_for("anthropic:claude-sonnet-4-5") is not None
+    assert cat.price_for("openai:some-unlisted-model") is None  # unknown, not free
+    offline = cat.price_for("offline:anything")
+    assert offline is not None and offline.output_per_mtok == 0
+
+
+def test_named_provider_is_used_for_its_models() -> None:
+    cat = parse_catalogue(minimal(
+        providers={"ollama": {"kind": "openai", "base_url": "http://127.0.0.1:11434/v1"}},
+        agents={"solo": {"instructions": "x", "model": "ollama:llama3.2"}}))
+    endpoint = cat.endpoint_for("ollama:llama3.2")
+    assert endpoint is not None and endpoint.kind == "openai"
+    assert cat.closure("solo").providers == cat.providers

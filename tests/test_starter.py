@@ -12,6 +12,9 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
+from activities.providers import register_provider
+from activities.providers.openai_chat import OpenAIChatProvider
+from tests.fake_llm import FakeLLMServer
 from tests.helpers import worker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -124,12 +127,31 @@ async def test_no_wait_returns_the_id_at_once(env: WorkflowEnvironment, task_que
 
 
 async def test_failed_run_exits_1(env: WorkflowEnvironment, task_queue: str) -> None:
-    # A custom catalogue whose only agent uses a provider this worker cannot serve.
+    # A custom catalogue whose only agent needs a key the worker does not have.
     catalogue = ROOT / "tests" / "data"
     async with worker(env.client, task_queue):
         code, out, err = await run_starter(env, task_queue, "run", "solo", "hello",
-                                           "--catalogue", str(catalogue / "unservable.toml"))
+                                           "--catalogue", str(catalogue / "keyless.toml"))
     assert code == 1, err
     assert "solo: FAILED — AgentFailed: agent 'solo' failed" in out
-    assert "no adapter for provider 'elsewhere'" in out
+    assert "ModelAuthError: BATON_TEST_UNSET_KEY is not set in the worker's environment" in out
     assert "web ui: http://localhost:8233/" in out
+
+
+async def test_real_provider_run_prints_provider_usage(env: WorkflowEnvironment,
+                                                       task_queue: str, fake: FakeLLMServer,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    # The worker (this process) reads the standard variables; the starter needs none.
+    monkeypatch.setenv("OPENAI_API_KEY", "k")
+    monkeypatch.setenv("OPENAI_BASE_URL", f"{fake.url}/v1")
+    register_provider("openai", OpenAIChatProvider)
+    try:
+        async with worker(env.client, task_queue):
+            code, out, err = await run_starter(env, task_queue, "triage", "Refund my invoice",
+                                               "--model", "openai:gpt-5-nano")
+    finally:
+        register_provider("openai", OpenAIChatProvider)
+    assert code == 0, err
+    assert "handled by: billing" in out
+    assert "usage: 2 calls, 240 in / 60 out tokens (80 cached), cost $0.000032" in out
+    assert {r.body["model"] for r in fake.requests} == {"gpt-5-nano"}

@@ -145,6 +145,8 @@ async def call_model_once(ledger: RunLedger, agent: AgentSpec, model: str,
         # Leave the provider's own HTTP timeout a margin inside start-to-close.
         timeout_s=max(agent.timeout_s * 0.9, agent.timeout_s - 2),
         chaos=ledger.run.options.chaos,
+        endpoint=ledger.run.catalogue.endpoint_for(model),
+        price=ledger.run.catalogue.price_for(model),
     )
     response: ModelResponse = await workflow.execute_activity(
         CALL_MODEL,

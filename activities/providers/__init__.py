@@ -1,8 +1,12 @@
 """Provider adapters, one per wire API, registered by the provider kind they serve."""
 
+from activities.providers.anthropic_messages import AnthropicMessagesProvider
 from activities.providers.base import ModelProvider, provider_for, register_provider
 from activities.providers.offline import OfflineProvider
+from activities.providers.openai_chat import OpenAIChatProvider
 
 register_provider("offline", OfflineProvider)
+register_provider("openai", OpenAIChatProvider)
+register_provider("anthropic", AnthropicMessagesProvider)
 
 __all__ = ["ModelProvider", "provider_for", "register_provider"]

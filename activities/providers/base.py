@@ -13,28 +13,33 @@ from typing import Protocol
 
 from temporalio.exceptions import ApplicationError
 
-from baton.messages import ModelRequest, ModelResponse
+from baton.messages import ModelRequest, ModelResponse, ProviderConfig, Usage
 
 
 class ModelProvider(Protocol):
     async def complete(self, request: ModelRequest) -> ModelResponse: ...
 
 
-ProviderFactory = Callable[[], ModelProvider]
+# Builds an adapter for an endpoint (None: the provider's standard endpoint).
+ProviderFactory = Callable[[ProviderConfig | None], ModelProvider]
 
 _factories: dict[str, ProviderFactory] = {}
-# One adapter per provider per worker process: real SDK clients hold connection pools.
-_instances: dict[str, ModelProvider] = {}
+# One adapter per endpoint per worker process: real SDK clients hold connection pools.
+_instances: dict[tuple[str, str | None, str | None], ModelProvider] = {}
 
 
 def register_provider(kind: str, factory: ProviderFactory) -> None:
     _factories[kind] = factory
-    _instances.pop(kind, None)
+    for key in [k for k in _instances if k[0] == kind]:
+        del _instances[key]
 
 
 def provider_for(request: ModelRequest) -> ModelProvider:
-    kind = request.provider
-    if kind not in _instances:
+    kind = request.kind
+    endpoint = request.endpoint
+    key = (kind, str(endpoint.base_url) if endpoint and endpoint.base_url else None,
+           endpoint.api_key_env if endpoint else None)
+    if key not in _instances:
         factory = _factories.get(kind)
         if factory is None:
             raise ApplicationError(
@@ -43,5 +48,11 @@ def provider_for(request: ModelRequest) -> ModelProvider:
                 type="UnknownProvider",
                 non_retryable=True,
             )
-        _instances[kind] = factory()
-    return _instances[kind]
+        _instances[key] = factory(endpoint)
+    return _instances[key]
+
+
+def priced(request: ModelRequest, usage: Usage) -> Usage:
+    """`usage` with its cost from the request's price (None when the price is unknown)."""
+    cost = request.price.cost(usage) if request.price is not None else None
+    return usage.model_copy(update={"cost_usd": cost})

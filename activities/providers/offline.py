@@ -20,8 +20,9 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from activities.providers.base import priced
 from activities.providers.schema_instance import build_instance
-from baton.messages import Chaos, ModelRequest, ModelResponse, ToolCall, Usage
+from baton.messages import Chaos, ModelRequest, ModelResponse, ProviderConfig, ToolCall, Usage
 
 # Words that send a request to a target whose name contains the key.
 ROUTING_KEYWORDS: dict[str, tuple[str, ...]] = {
@@ -47,6 +48,9 @@ def estimate_tokens(text: str) -> int:
 
 class OfflineProvider:
     """Adapter for `offline:<name>`; the name only labels answers."""
+
+    def __init__(self, endpoint: ProviderConfig | None = None) -> None:
+        del endpoint  # nothing to connect to
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
         chaos = request.chaos if request.chaos and request.chaos.applies_to(request.agent) else None
@@ -100,12 +104,11 @@ class OfflineProvider:
             parsed=parsed,
             tool_calls=tool_calls or [],
             finish_reason=finish,
-            usage=Usage(
+            usage=priced(request, Usage(
                 calls=1,
                 input_tokens=estimate_tokens(prompt_text),
                 output_tokens=estimate_tokens(output_text),
-                cost_usd=0.0,
-            ),
+            )),
         )
 
 

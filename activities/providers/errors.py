@@ -1,0 +1,88 @@
+"""How provider failures become Temporal failures.
+
+Temporal owns retries (the SDKs' own are off), so every failure must say whether
+retrying can help. Timeouts, connection errors, 408, 409, 429 and 5xx can: they are
+retryable, and a `Retry-After` / `retry-after-ms` header becomes the next retry's
+delay. Every other 4xx cannot, and gets a type naming what went wrong. A refusal or
+a content filter is the model's answer, not a fault: retrying would ask again for
+the same thing, so it is non-retryable too.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from datetime import timedelta
+from email.utils import parsedate_to_datetime
+
+from temporalio.exceptions import ApplicationError
+
+RETRYABLE_STATUS = {408, 409, 429}
+NON_RETRYABLE_TYPES = {
+    400: "ModelBadRequest",
+    401: "ModelAuthError",
+    403: "ModelPermissionDenied",
+    404: "ModelNotFound",
+    413: "ModelRequestTooLarge",
+    422: "ModelUnprocessable",
+}
+# Longest wait a server may ask for; beyond it the retry policy's own interval applies.
+MAX_RETRY_AFTER = timedelta(minutes=10)
+
+
+def retry_after(headers: Mapping[str, str]) -> timedelta | None:
+    """The wait a server asked for, from retry-after-ms or retry-after (seconds or a date)."""
+    lowered = {k.lower(): v for k, v in headers.items()}
+    delay: float | None = None
+    if "retry-after-ms" in lowered:
+        try:
+            delay = float(lowered["retry-after-ms"]) / 1000
+        except ValueError:
+            delay = None
+    if delay is None and "retry-after" in lowered:
+        value = lowered["retry-after"]
+        try:
+            delay = float(value)
+        except ValueError:
+            try:
+                delay = parsedate_to_datetime(value).timestamp() - time.time()
+            except (TypeError, ValueError):
+                delay = None
+    if delay is None or delay < 0:
+        return None
+    return min(timedelta(seconds=delay), MAX_RETRY_AFTER)
+
+
+def status_error(provider: str, status: int, message: str,
+                 headers: Mapping[str, str]) -> ApplicationError:
+    """The ApplicationError for an HTTP error status from `provider`."""
+    text = f"{provider} answered HTTP {status}: {message}"
+    if status in RETRYABLE_STATUS or status >= 500:
+        kind = "ModelRateLimited" if status == 429 else "ModelUnavailable"
+        return ApplicationError(text, type=kind, next_retry_delay=retry_after(headers))
+    kind = NON_RETRYABLE_TYPES.get(status, "ModelRequestRejected")
+    return ApplicationError(text, type=kind, non_retryable=True)
+
+
+def connection_error(provider: str, err: Exception, *, timed_out: bool) -> ApplicationError:
+    if timed_out:
+        return ApplicationError(f"{provider} did not answer in time: {err}", type="ModelTimeout")
+    return ApplicationError(f"cannot reach {provider}: {err}", type="ModelUnavailable")
+
+
+def bad_response(provider: str, detail: str) -> ApplicationError:
+    """A reply that is not the wire format (a proxy's error page, a cut connection)."""
+    return ApplicationError(f"{provider} sent a malformed response: {detail}",
+                            type="ModelBadResponse")
+
+
+def refusal(provider: str, detail: str, *, content_filter: bool = False) -> ApplicationError:
+    kind = "ModelContentFiltered" if content_filter else "ModelRefusal"
+    return ApplicationError(f"{provider} declined: {detail}", type=kind, non_retryable=True)
+
+
+def missing_key(variable: str, provider: str) -> ApplicationError:
+    return ApplicationError(
+        f"{variable} is not set in the worker's environment; {provider} needs an API key. "
+        "Set it where worker.py runs (keys never travel through Temporal).",
+        type="ModelAuthError", non_retryable=True)
