@@ -22,7 +22,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Worker
 
-from activities.model import call_model
+from activities.model import ModelCalls
 from workflows.registry import ALL_WORKFLOWS
 
 DEFAULT_ADDRESS = "localhost:7233"
@@ -63,8 +63,9 @@ def build_worker(client: Client, task_queue: str, **options: Any) -> Worker:
     # hundreds at once; the SDK's default of 100 would queue a large fan-out.
     options.setdefault("max_concurrent_activities", 500)
     options.setdefault("max_concurrent_workflow_tasks", 200)
+    calls = ModelCalls()  # this worker's circuit breakers, shared by all its runs
     return Worker(client, task_queue=task_queue, workflows=ALL_WORKFLOWS,
-                  activities=[call_model], **options)
+                  activities=[calls.call_model, calls.breaker_states], **options)
 
 
 def exit_now(status: int) -> None:

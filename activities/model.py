@@ -1,34 +1,71 @@
 """The one activity that calls a model.
 
-`call_model` picks the adapter for the request's provider and awaits it while
-heartbeating, so a worker that dies mid-call is noticed within the heartbeat
-timeout rather than after the whole start-to-close timeout.
+`ModelCalls.call_model` checks the model's circuit breaker, picks the adapter for
+the request's provider and awaits it while heartbeating, so a worker that dies
+mid-call is noticed within the heartbeat timeout rather than after the whole
+start-to-close timeout. Provider failures that retrying could fix count against the
+breaker; an open breaker fails the call at once with a non-retryable `CircuitOpen`,
+which sends the agent to its fallback model.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Coroutine
+from typing import Any
 
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
+from activities.breakers import BreakerBoard, CircuitOpenError
 from activities.providers import provider_for
-from baton.messages import ModelRequest, ModelResponse
+from baton.messages import BreakerState, ModelRequest, ModelResponse
 
 
-@activity.defn
-async def call_model(request: ModelRequest) -> ModelResponse:
-    provider = provider_for(request)
-    call = asyncio.ensure_future(provider.complete(request))
+class ModelCalls:
+    """The model activity and the breakers it shares across runs (one per worker)."""
+
+    def __init__(self, breakers: BreakerBoard | None = None) -> None:
+        self.breakers = breakers or BreakerBoard()
+
+    @activity.defn(name="call_model")
+    async def call_model(self, request: ModelRequest) -> ModelResponse:
+        breaker = self.breakers.for_model(request.model, request.breaker)
+        try:
+            breaker.before_call()
+        except CircuitOpenError as err:
+            raise ApplicationError(str(err), type="CircuitOpen", non_retryable=True) from None
+        try:
+            response = await _heartbeating(provider_for(request).complete(request))
+        except ApplicationError as err:
+            if not err.non_retryable:
+                breaker.record_failure()
+            raise
+        except BaseException:
+            # Timeouts (cancellation on a missed heartbeat or start-to-close) and
+            # anything unexpected count against the model too.
+            breaker.record_failure()
+            raise
+        breaker.record_success()
+        return response
+
+    @activity.defn(name="breaker_states")
+    async def breaker_states(self) -> list[BreakerState]:
+        return self.breakers.states()
+
+
+async def _heartbeating(call: Coroutine[Any, Any, ModelResponse]) -> ModelResponse:
+    task = asyncio.ensure_future(call)
     heartbeat_timeout = activity.info().heartbeat_timeout
     if heartbeat_timeout is None:
-        return await call
+        return await task
     interval = max(heartbeat_timeout.total_seconds() / 3, 0.05)
     try:
         while True:
-            done, _ = await asyncio.wait({call}, timeout=interval)
+            done, _ = await asyncio.wait({task}, timeout=interval)
             if done:
-                return call.result()
+                return task.result()
             activity.heartbeat()
     finally:
         # Reached on cancellation (timeout, workflow cancelled): stop the provider call.
-        call.cancel()
+        task.cancel()

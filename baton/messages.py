@@ -45,6 +45,25 @@ class Price(BaseModel):
                 + usage.output_tokens * self.output_per_mtok) / 1_000_000
 
 
+class BreakerPolicy(BaseModel):
+    """When a model's circuit opens, and for how long it stays open."""
+
+    failures: int = Field(default=5, ge=1, le=1000)  # failures within the window that open it
+    window_s: float = Field(default=60.0, gt=0, le=86_400)
+    cooldown_s: float = Field(default=30.0, gt=0, le=86_400)  # open -> half-open probe
+
+
+class BreakerState(BaseModel):
+    """One circuit breaker as a worker sees it (`starter.py breakers`)."""
+
+    model: str
+    state: Literal["closed", "open", "half_open"]
+    recent_failures: int
+    policy: BreakerPolicy
+    opened_for_s: float | None = None
+    transitions: int = 0
+
+
 class ToolCall(BaseModel):
     """A model's request to run one tool (in Baton, to delegate to a worker)."""
 
@@ -93,14 +112,16 @@ class Chaos(BaseModel):
     # A judge's yes/no fields come back "no" (a quality-gate rejection, not bad JSON).
     rejection_rate: float = Field(default=0.0, ge=0.0, le=1.0)
     seed: int = 0
-    # Restrict chaos to these agents; None means every agent.
+    # Restrict chaos to these agents and/or models; None means all of them.
     agents: list[str] | None = None
+    models: list[str] | None = None
     # Only an agent's first N tries in a run may misbehave, counting repairs and
     # Temporal retries (latency still applies): "fails once, then recovers".
     faulty_tries: int | None = Field(default=None, ge=0)
 
-    def applies_to(self, agent: str) -> bool:
-        return self.agents is None or agent in self.agents
+    def applies_to(self, agent: str, model: str) -> bool:
+        return ((self.agents is None or agent in self.agents)
+                and (self.models is None or model in self.models))
 
 
 class ModelRequest(BaseModel):
@@ -126,6 +147,7 @@ class ModelRequest(BaseModel):
     endpoint: ProviderConfig | None = None
     # What the model costs, to price the call; None when unknown.
     price: Price | None = None
+    breaker: BreakerPolicy = Field(default_factory=BreakerPolicy)
 
     @property
     def kind(self) -> str:

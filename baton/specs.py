@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from baton.contracts import CONTRACTS
-from baton.messages import Price, ProviderConfig
+from baton.messages import BreakerPolicy, Price, ProviderConfig
 
 BUILTIN_PROVIDERS = ("offline", "openai", "anthropic")
 PATTERNS = ("triage", "fanout", "supervisor", "pipeline")
@@ -187,13 +187,16 @@ class Catalogue(BaseModel):
     teams: dict[str, TeamSpec] = Field(default_factory=dict)
     # USD per million tokens by "provider:model" (see baton/pricing.py).
     prices: dict[str, Price] = Field(default_factory=dict)
+    # Circuit breaker thresholds by "provider:model"; "default" for every other model.
+    breakers: dict[str, BreakerPolicy] = Field(default_factory=dict)
 
-    @field_validator("prices")
+    @field_validator("prices", "breakers")
     @classmethod
-    def _price_keys_are_models(cls, prices: dict[str, Price]) -> dict[str, Price]:
-        for model in prices:
-            split_model(model)
-        return prices
+    def _keys_are_models(cls, table: dict[str, BaseModel]) -> dict[str, BaseModel]:
+        for model in table:
+            if model != "default":
+                split_model(model)
+        return table
 
     @model_validator(mode="after")
     def _references_resolve(self) -> Catalogue:
@@ -275,7 +278,11 @@ class Catalogue(BaseModel):
             agents=agents,
             teams={n: t for n, t in self.teams.items() if n in needed},
             prices={m: p for m, p in self.prices.items() if m in models},
+            breakers={m: b for m, b in self.breakers.items() if m in models or m == "default"},
         )
+
+    def breaker_for(self, model: str) -> BreakerPolicy:
+        return self.breakers.get(model) or self.breakers.get("default") or BreakerPolicy()
 
     def endpoint_for(self, model: str) -> ProviderConfig | None:
         return self.providers.get(split_model(model)[0])
@@ -299,7 +306,7 @@ class Catalogue(BaseModel):
         }
         return Catalogue.model_validate(
             {"providers": self.providers, "agents": agents, "teams": self.teams,
-             "prices": self.prices}
+             "prices": self.prices, "breakers": self.breakers}
         )
 
 

@@ -8,7 +8,7 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.model import call_model
+from activities.model import ModelCalls
 from activities.providers.offline import OfflineProvider
 from baton.contracts import CONTRACTS, contract_schema, route_schema
 from baton.messages import Chaos, Message, ModelRequest, ToolSpec
@@ -113,7 +113,7 @@ async def test_faulty_tries_limits_faults_to_the_first_calls() -> None:
 
 async def test_call_model_rejects_an_unknown_provider() -> None:
     with pytest.raises(ApplicationError) as caught:
-        await ActivityEnvironment().run(call_model, request(model="nowhere:x"))
+        await ActivityEnvironment().run(ModelCalls().call_model, request(model="nowhere:x"))
     assert caught.value.type == "UnknownProvider" and caught.value.non_retryable
     assert "available: anthropic, offline, openai" in caught.value.message
 
@@ -126,6 +126,6 @@ async def test_call_model_heartbeats_while_waiting() -> None:
                                      "heartbeat_timeout": timedelta(seconds=0.3)})
     beats: list[object] = []
     env.on_heartbeat = lambda *details: beats.append(details)
-    response = await env.run(call_model, request(chaos=Chaos(latency_s=0.5)))
+    response = await env.run(ModelCalls().call_model, request(chaos=Chaos(latency_s=0.5)))
     assert response.text
     assert len(beats) >= 3  # every 0.1 s during 0.5 s of latency

@@ -76,7 +76,7 @@ async def test_malformed_stage_output_is_repaired_not_passed_on(env: WorkflowEnv
     Draft.model_validate(result.stages[1].output)
 
 
-async def test_stage_that_never_meets_its_contract_fails_typed(env: WorkflowEnvironment,
+async def test_stage_that_never_meets_its_contract_is_a_contract_violation(env: WorkflowEnvironment,
                                                                task_queue: str) -> None:
     chaos = Chaos(malformed_rate=1.0, agents=["outliner"])
     async with worker(env.client, task_queue):
@@ -84,5 +84,5 @@ async def test_stage_that_never_meets_its_contract_fails_typed(env: WorkflowEnvi
             await run(env.client, task_queue, "article_pipeline", TOPIC,
                       cat=fast_catalogue(), chaos=chaos, result_type=PipelineResult)
     cause = caught.value.cause
-    assert isinstance(cause, ApplicationError) and cause.type == "AgentFailed"
-    assert "outliner" in cause.message and "Outline violated" in cause.message
+    assert isinstance(cause, ApplicationError) and cause.type == "ContractViolation"
+    assert "agent 'outliner' failed: Outline violated" in cause.message

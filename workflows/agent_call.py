@@ -40,11 +40,23 @@ Acceptor = Callable[[BaseModel], str | None]
 class AgentFailed(ApplicationError):
     """An agent produced no acceptable answer on any of its models."""
 
+    error_type = "AgentFailed"
+
     def __init__(self, agent: str, reason: str) -> None:
-        super().__init__(f"agent {agent!r} failed: {reason}", type="AgentFailed",
+        super().__init__(f"agent {agent!r} failed: {reason}", type=self.error_type,
                          non_retryable=True)
         self.agent = agent
         self.reason = reason
+
+
+class ContractViolation(AgentFailed):
+    """Every model of an agent kept breaking its contract, repairs included."""
+
+    error_type = "ContractViolation"
+
+    def __init__(self, agent: str, contract: str, problem: str) -> None:
+        super().__init__(agent, f"{contract} violated: {problem}")
+        self.contract = contract
 
 
 @dataclass
@@ -147,6 +159,7 @@ async def call_model_once(ledger: RunLedger, agent: AgentSpec, model: str,
         chaos=ledger.run.options.chaos,
         endpoint=ledger.run.catalogue.endpoint_for(model),
         price=ledger.run.catalogue.price_for(model),
+        breaker=ledger.run.catalogue.breaker_for(model),
     )
     response: ModelResponse = await workflow.execute_activity(
         CALL_MODEL,
@@ -181,6 +194,7 @@ async def run_agent(
     if contract is not None and schema is None:
         schema = contract_schema(contract)
     failures: list[str] = []
+    violation: str | None = None  # the latest contract problem, if that is why we failed
     for model in [agent.model, *agent.fallback_models]:
         if model != agent.model:
             ledger.step("fallback", agent.name, f"trying fallback model {model}", model=model)
@@ -194,20 +208,22 @@ async def run_agent(
                 reason = f"{model}: {_describe(err)}"
                 ledger.step("error", agent.name, reason, ok=False, model=model)
                 failures.append(reason)
+                violation = None
                 break
-            if contract is None:
-                ledger.step("model_call", agent.name, _short(response.text or "tool calls"),
-                            model=model, usage=response.usage)
-                return AgentReply(agent.name, model, response.text,
-                                  tool_calls=response.tool_calls)
-            problem, output = _check(contract, response, accept)
+            problem, output = (None, None) if contract is None else _check(
+                contract, response, accept)
             if problem is None:
-                ledger.step("model_call", agent.name, f"{contract} ok", model=model,
-                            usage=response.usage)
-                return AgentReply(agent.name, model, response.text, output=output)
+                detail = f"{contract} ok" if contract else _short(response.text or "tool calls")
+                ledger.step("model_call", agent.name, detail, model=model, usage=response.usage)
+                if model != agent.model:
+                    ledger.degrade(f"{agent.name} answered on fallback {model} after: "
+                                   f"{failures[-1]}")
+                return AgentReply(agent.name, model, response.text, output=output,
+                                  tool_calls=response.tool_calls)
             ledger.step("repair", agent.name, f"{contract} violated: {problem}", ok=False,
                         model=model, usage=response.usage)
             failures.append(f"{model}: {contract} violated: {problem}")
+            violation = problem
             if repair < agent.max_repairs:
                 conversation += [
                     Message(role="assistant", content=response.text, agent=agent.name),
@@ -215,6 +231,8 @@ async def run_agent(
                         f"Your reply did not match the {contract} schema: {problem}\n"
                         "Reply again with only JSON that matches the schema.")),
                 ]
+    if violation is not None and contract is not None:
+        raise ContractViolation(agent.name, contract, violation)
     raise AgentFailed(agent.name, "; ".join(failures[-3:]))
 
 

@@ -1,5 +1,6 @@
 """Every workflow a Baton worker registers."""
 
+from workflows.breakers import BreakerReportWorkflow
 from workflows.fanout import FanOutShardWorkflow, FanOutWorkflow
 from workflows.members import AgentWorkflow
 from workflows.pipeline import PipelineWorkflow
@@ -7,4 +8,4 @@ from workflows.supervisor import SupervisorWorkflow
 from workflows.triage import TriageWorkflow
 
 ALL_WORKFLOWS = [TriageWorkflow, FanOutWorkflow, FanOutShardWorkflow, SupervisorWorkflow,
-                 PipelineWorkflow, AgentWorkflow]
+                 PipelineWorkflow, AgentWorkflow, BreakerReportWorkflow]

@@ -53,7 +53,9 @@ class OfflineProvider:
         del endpoint  # nothing to connect to
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
-        chaos = request.chaos if request.chaos and request.chaos.applies_to(request.agent) else None
+        chaos = request.chaos
+        if chaos is not None and not chaos.applies_to(request.agent, request.model):
+            chaos = None
         rng = random.Random(_seed(request))
         if chaos and chaos.latency_s:
             await asyncio.sleep(chaos.latency_s)
