@@ -21,8 +21,9 @@ import json
 import re
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 
 from pydantic import ValidationError
 from temporalio.client import Client, WorkflowFailureError
@@ -30,7 +31,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from baton.catalogue import CatalogueError, describe_errors, load_catalogue
-from baton.messages import Message
+from baton.messages import BreakerState, Chaos, Message
 from baton.runs import (
     FanOutResult,
     PipelineResult,
@@ -176,6 +177,17 @@ def build_parser() -> argparse.ArgumentParser:
                         help="print the workflow id and link, do not wait for the result")
     common.add_argument("--catalogue", metavar="FILE",
                         help="agent catalogue TOML (default: the packaged one)")
+    limits = common.add_argument_group("budget (per run; default: the catalogue's [budget])")
+    limits.add_argument("--budget-tokens", type=_positive(int), metavar="N")
+    limits.add_argument("--budget-calls", type=_positive(int), metavar="N")
+    limits.add_argument("--budget-usd", type=_positive(float), metavar="USD")
+    chaos = common.add_argument_group("chaos (offline models only)")
+    chaos.add_argument("--chaos", type=_fraction, metavar="RATE", default=0.0,
+                       help="chance that a model call misbehaves: half fail, 30%% return "
+                            "malformed output, 20%% are judge rejections")
+    chaos.add_argument("--seed", type=int, default=0, help="chaos seed (same seed, same run)")
+    chaos.add_argument("--latency", type=_positive(float), metavar="SECONDS",
+                       help="simulated latency of every offline call")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command, team in COMMAND_TEAMS.items():
         p = sub.add_parser(command, parents=[common], help=f"run a {command} team ({team})")
@@ -186,12 +198,50 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("prompt", help="the request ('-' reads it from standard input)")
     sub.add_parser("demo", parents=[common], help="run every pattern once")
     p = sub.add_parser("catalogue", parents=[common], help="list agents and teams")
+    sub.add_parser("breakers", parents=[common],
+                   help="circuit breaker states of a worker on the task queue")
     return parser
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r}: must be greater than 0")
+        return value
+    return parse
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: a rate is between 0 and 1")
+    return value
+
+
+def run_options(args: argparse.Namespace, catalogue: Catalogue) -> RunOptions:
+    """Budget, chaos and model override of this run, recorded in its input."""
+    budget = catalogue.budget.model_copy(update={
+        key: value for key, value in (("max_tokens", args.budget_tokens),
+                                      ("max_calls", args.budget_calls),
+                                      ("max_usd", args.budget_usd)) if value is not None})
+    chaos = None
+    if args.chaos or args.latency:
+        rate = args.chaos
+        chaos = Chaos(failure_rate=rate * 0.5, malformed_rate=rate * 0.3,
+                      rejection_rate=rate * 0.2, seed=args.seed, latency_s=args.latency or 0)
+    return RunOptions(model_override=args.model, budget=budget, chaos=chaos)
 
 
 def plan(args: argparse.Namespace) -> list[PlannedRun]:
     catalogue = load_for_run(args.catalogue, args.model)
-    options = RunOptions(model_override=args.model)
+    options = run_options(args, catalogue)
     if args.command == "demo":
         return [plan_run(c, DEMO_PROMPTS[c], catalogue, COMMAND_TEAMS[c], options)
                 for c in COMMAND_TEAMS]
@@ -213,15 +263,19 @@ def show_catalogue(args: argparse.Namespace) -> None:
         print(f"  {name:<18} {agent.model:<22}{contract}")
 
 
-async def execute(args: argparse.Namespace, runs: Sequence[PlannedRun]) -> int:
-    settings = Settings.from_env()
+async def connect_or_explain(settings: Settings) -> Client:
     try:
-        client = await connect(settings)
+        return await connect(settings)
     except RuntimeError as err:
         raise UsageError(
             f"cannot reach Temporal at {settings.address} (namespace {settings.namespace}): "
             f"{err}\nStart the embedded server with `make server`, or set TEMPORAL_ADDRESS."
         ) from None
+
+
+async def execute(args: argparse.Namespace, runs: Sequence[PlannedRun]) -> int:
+    settings = Settings.from_env()
+    client = await connect_or_explain(settings)
     outcomes = await asyncio.gather(*(start(client, settings, p, not args.no_wait) for p in runs),
                                     return_exceptions=True)
     status = 0
@@ -252,12 +306,35 @@ async def execute(args: argparse.Namespace, runs: Sequence[PlannedRun]) -> int:
     return status
 
 
+async def show_breakers(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    client = await connect_or_explain(settings)
+    states: list[BreakerState] = await client.execute_workflow(
+        "BreakerReportWorkflow", id=f"breakers-{uuid.uuid4().hex[:8]}",
+        task_queue=settings.task_queue, result_type=list[BreakerState],
+        execution_timeout=timedelta(seconds=30),
+        static_summary="circuit breaker report")
+    if args.json:
+        print(json.dumps([s.model_dump(mode="json") for s in states], indent=2))
+        return 0
+    if not states:
+        print("no model has been called on the worker that answered yet")
+    for s in states:
+        since = f", open for {s.opened_for_s:.0f} s" if s.opened_for_s is not None else ""
+        print(f"{s.model:<32} {s.state:<10} {s.recent_failures} recent failures "
+              f"(opens at {s.policy.failures} in {s.policy.window_s:.0f} s, "
+              f"cool-down {s.policy.cooldown_s:.0f} s){since}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         if args.command == "catalogue":
             show_catalogue(args)
             return 0
+        if args.command == "breakers":
+            return asyncio.run(show_breakers(args))
         return asyncio.run(execute(args, plan(args)))
     except UsageError as err:
         print(f"error: {err}", file=sys.stderr)

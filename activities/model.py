@@ -47,7 +47,10 @@ class ModelCalls:
             breaker.record_failure()
             raise
         breaker.record_success()
-        return response
+        # Every attempt was a call to the provider; the run's call budget counts them all.
+        attempts = activity.info().attempt
+        return response.model_copy(update={
+            "usage": response.usage.model_copy(update={"calls": attempts})})
 
     @activity.defn(name="breaker_states")
     async def breaker_states(self) -> list[BreakerState]:

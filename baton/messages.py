@@ -191,6 +191,42 @@ class Usage(BaseModel):
         )
 
 
+class Budget(BaseModel):
+    """What one run may spend; None means no limit. Nested runs get a share."""
+
+    max_tokens: int | None = Field(default=None, gt=0)
+    max_calls: int | None = Field(default=None, gt=0)
+    max_usd: float | None = Field(default=None, gt=0)
+
+    def remaining(self, spent: Usage) -> Budget:
+        """What is left after `spent`; call only while `exceeded_by(spent)` is None."""
+        return Budget(
+            max_tokens=None if self.max_tokens is None
+            else max(self.max_tokens - spent.total_tokens, 1),
+            max_calls=None if self.max_calls is None else max(self.max_calls - spent.calls, 1),
+            max_usd=None if self.max_usd is None
+            else max(self.max_usd - (spent.cost_usd or 0.0), 1e-9),
+        )
+
+    def share(self, parts: int) -> Budget:
+        """An equal part for one of `parts` concurrent nested runs (at least 1 of each)."""
+        return Budget(
+            max_tokens=None if self.max_tokens is None else max(self.max_tokens // parts, 1),
+            max_calls=None if self.max_calls is None else max(self.max_calls // parts, 1),
+            max_usd=None if self.max_usd is None else self.max_usd / parts,
+        )
+
+    def exceeded_by(self, spent: Usage) -> str | None:
+        """Which limit `spent` has reached, if any."""
+        if self.max_calls is not None and spent.calls >= self.max_calls:
+            return f"calls: {spent.calls} of {self.max_calls}"
+        if self.max_tokens is not None and spent.total_tokens >= self.max_tokens:
+            return f"tokens: {spent.total_tokens} of {self.max_tokens}"
+        if self.max_usd is not None and (spent.cost_usd or 0.0) >= self.max_usd:
+            return f"USD: {spent.cost_usd:.6f} of {self.max_usd}"
+        return None
+
+
 class ModelResponse(BaseModel):
     """What one model call returned."""
 

@@ -6,10 +6,10 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from baton.messages import MAX_PROMPT_BYTES, Chaos, Message, Usage
+from baton.messages import MAX_PROMPT_BYTES, Budget, Chaos, Message, Usage
 from baton.specs import Catalogue
 
-Status = Literal["ok", "degraded", "failed"]
+Status = Literal["ok", "degraded", "budget_exhausted", "failed"]
 
 
 class RunOptions(BaseModel):
@@ -18,6 +18,7 @@ class RunOptions(BaseModel):
     chaos: Chaos | None = None
     # The starter's --model, already applied to the catalogue; kept to show in the UI.
     model_override: str | None = None
+    budget: Budget = Field(default_factory=Budget)
 
 
 class RunInput(BaseModel):
@@ -47,13 +48,16 @@ class RunInput(BaseModel):
     def prompt(self) -> str:
         return self.messages[-1].content
 
-    def for_member(self, member: str, messages: list[Message]) -> RunInput:
-        """The input of a nested run: only the catalogue entries it needs."""
+    def for_member(self, member: str, messages: list[Message],
+                   budget: Budget | None = None) -> RunInput:
+        """The input of a nested run: only the catalogue entries it needs, its budget."""
+        options = self.options if budget is None else self.options.model_copy(
+            update={"budget": budget})
         return RunInput(
             member=member,
             messages=messages,
             catalogue=self.catalogue.closure(member),
-            options=self.options,
+            options=options,
             path=f"{self.path}/{member}" if self.path else member,
         )
 
@@ -99,8 +103,8 @@ class RunResult(BaseModel):
 
 
 class TriageResult(RunResult):
-    handled_by: str
-    route_reason: str
+    handled_by: str = ""
+    route_reason: str = ""
 
 
 class BranchOutcome(BaseModel):
@@ -112,7 +116,7 @@ class BranchOutcome(BaseModel):
 
 
 class FanOutResult(RunResult):
-    branches: list[BranchOutcome]
+    branches: list[BranchOutcome] = Field(default_factory=list)
 
 
 class ShardInput(BaseModel):
@@ -131,8 +135,8 @@ class Delegation(BaseModel):
 
 
 class SupervisorResult(RunResult):
-    delegations: list[Delegation]
-    rounds: int
+    delegations: list[Delegation] = Field(default_factory=list)
+    rounds: int = 0
 
 
 class StageOutcome(BaseModel):
@@ -143,4 +147,4 @@ class StageOutcome(BaseModel):
 
 
 class PipelineResult(RunResult):
-    stages: list[StageOutcome]
+    stages: list[StageOutcome] = Field(default_factory=list)

@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from baton.contracts import CONTRACTS
-from baton.messages import BreakerPolicy, Price, ProviderConfig
+from baton.messages import BreakerPolicy, Budget, Price, ProviderConfig
 
 BUILTIN_PROVIDERS = ("offline", "openai", "anthropic")
 PATTERNS = ("triage", "fanout", "supervisor", "pipeline")
@@ -189,6 +189,8 @@ class Catalogue(BaseModel):
     prices: dict[str, Price] = Field(default_factory=dict)
     # Circuit breaker thresholds by "provider:model"; "default" for every other model.
     breakers: dict[str, BreakerPolicy] = Field(default_factory=dict)
+    # Each run's budget unless the starter's --budget-* flags say otherwise.
+    budget: Budget = Field(default_factory=Budget)
 
     @field_validator("prices", "breakers")
     @classmethod
@@ -306,7 +308,7 @@ class Catalogue(BaseModel):
         }
         return Catalogue.model_validate(
             {"providers": self.providers, "agents": agents, "teams": self.teams,
-             "prices": self.prices, "breakers": self.breakers}
+             "prices": self.prices, "breakers": self.breakers, "budget": self.budget}
         )
 
 

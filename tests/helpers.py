@@ -10,7 +10,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
 from baton.catalogue import load_catalogue, parse_catalogue
-from baton.messages import Chaos, Message
+from baton.messages import Budget, Chaos, Message
 from baton.runs import RunInput, RunOptions, RunResult
 from baton.specs import Catalogue
 from tests.fake_llm import FakeLLMServer
@@ -53,12 +53,13 @@ def worker(client: Client, task_queue: str, **options: Any) -> Worker:
 
 async def start(client: Client, task_queue: str, member: str, prompt: str | list[Message], *,
                 cat: Catalogue | None = None, chaos: Chaos | None = None,
+                budget: Budget | None = None,
                 result_type: type[R]) -> WorkflowHandle[Any, R]:
     cat = cat or load_catalogue()
     messages = ([Message(role="user", content=prompt)] if isinstance(prompt, str)
                 else prompt)
     run = RunInput(member=member, messages=messages, catalogue=cat.closure(member),
-                   options=RunOptions(chaos=chaos))
+                   options=RunOptions(chaos=chaos, budget=budget or Budget()))
     return await client.start_workflow(
         PATTERN_WORKFLOWS[cat.pattern_of(member)], run,
         id=f"{member}-test-{uuid.uuid4().hex[:8]}", task_queue=task_queue,
@@ -67,9 +68,9 @@ async def start(client: Client, task_queue: str, member: str, prompt: str | list
 
 async def run(client: Client, task_queue: str, member: str, prompt: str | list[Message], *,
               cat: Catalogue | None = None, chaos: Chaos | None = None,
-              result_type: type[R]) -> R:
+              budget: Budget | None = None, result_type: type[R]) -> R:
     handle = await start(client, task_queue, member, prompt, cat=cat, chaos=chaos,
-                         result_type=result_type)
+                         budget=budget, result_type=result_type)
     return await finish(handle)
 
 

@@ -21,13 +21,21 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError
+from temporalio.exceptions import ActivityError, ApplicationError, RetryState
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
 
     from baton.contracts import CONTRACTS, contract_schema
-    from baton.messages import Message, ModelRequest, ModelResponse, ToolCall, ToolSpec, Usage
+    from baton.messages import (
+        Budget,
+        Message,
+        ModelRequest,
+        ModelResponse,
+        ToolCall,
+        ToolSpec,
+        Usage,
+    )
     from baton.runs import RunInput, RunResult, Step, StepKind
     from baton.specs import AgentSpec
 
@@ -47,6 +55,15 @@ class AgentFailed(ApplicationError):
                          non_retryable=True)
         self.agent = agent
         self.reason = reason
+
+
+class BudgetExhausted(ApplicationError):
+    """The run's token, call or USD budget is spent; the run stops with partial results."""
+
+    def __init__(self, limit: str) -> None:
+        super().__init__(f"budget exhausted ({limit})", type="BudgetExhausted",
+                         non_retryable=True)
+        self.limit = limit
 
 
 class ContractViolation(AgentFailed):
@@ -80,6 +97,9 @@ class RunLedger:
         self.trace: list[Step] = []
         self.usage: dict[str, Usage] = {}
         self.reasons: list[str] = []
+        # (who, answer) of every agent or nested run that answered: the partial result.
+        self.partials: list[tuple[str, str]] = []
+        self.exhausted: str | None = None
         self._calls: dict[str, int] = {}
         self._children: dict[str, int] = {}
 
@@ -99,6 +119,21 @@ class RunLedger:
     def charge(self, agent: str, usage: Usage) -> None:
         self.usage[agent] = self.usage.get(agent, Usage()).plus(usage)
 
+    @property
+    def spent(self) -> Usage:
+        total = Usage()
+        for usage in self.usage.values():
+            total = total.plus(usage)
+        return total
+
+    def check_budget(self) -> Budget:
+        """What remains of the run's budget; raises BudgetExhausted when nothing does."""
+        budget = self.run.options.budget
+        spent = self.spent
+        if (limit := budget.exceeded_by(spent)) is not None:
+            raise BudgetExhausted(limit)
+        return budget.remaining(spent)
+
     def absorb(self, child: RunResult) -> None:
         """Fold a nested run's usage and trace into this run's."""
         for agent, usage in child.usage.items():
@@ -114,11 +149,23 @@ class RunLedger:
 
     @property
     def status(self) -> str:
+        if self.exhausted is not None:
+            return "budget_exhausted"
         return "degraded" if self.reasons else "ok"
 
     def result_fields(self) -> dict[str, Any]:
         return {"member": self.run.member, "usage": self.usage, "trace": self.trace,
                 "reasons": self.reasons, "status": self.status}
+
+    def stopped_by_budget(self, err: BudgetExhausted) -> dict[str, Any]:
+        """Result fields for a run its budget ended: the answers gathered so far."""
+        self.exhausted = err.limit
+        self.reasons.append(f"budget exhausted ({err.limit}); partial results")
+        self.step("error", self.run.member, f"budget exhausted ({err.limit})", ok=False)
+        done = "\n".join(f"- {who}: {_short(answer, 300)}" for who, answer in self.partials)
+        answer = (f"Budget exhausted ({err.limit}) before the run finished. "
+                  f"Partial results:\n{done or '- none'}")
+        return {"answer": answer, **self.result_fields()}
 
 
 def _retry_policy(agent: AgentSpec) -> RetryPolicy:
@@ -141,7 +188,15 @@ def _schedule_to_close(agent: AgentSpec) -> timedelta:
 async def call_model_once(ledger: RunLedger, agent: AgentSpec, model: str,
                           messages: list[Message], *, schema: dict[str, Any] | None,
                           schema_name: str | None, tools: Sequence[ToolSpec]) -> ModelResponse:
-    """One `call_model` activity (Temporal retries included) with the agent's limits."""
+    """One `call_model` activity (Temporal retries included) with the agent's limits.
+
+    The run's budget is checked first; the call may not ask for more output tokens
+    than the budget has left.
+    """
+    budget = ledger.check_budget()
+    max_output = agent.max_output_tokens
+    if budget.max_tokens is not None:
+        max_output = min(max_output, budget.max_tokens)
     request = ModelRequest(
         agent=agent.name,
         model=model,
@@ -150,7 +205,7 @@ async def call_model_once(ledger: RunLedger, agent: AgentSpec, model: str,
         output_schema=schema,
         output_schema_name=schema_name,
         tools=list(tools),
-        max_output_tokens=agent.max_output_tokens,
+        max_output_tokens=max_output,
         temperature=agent.temperature,
         call_index=ledger.next_call_index(agent.name),
         call_key=workflow.info().workflow_id,
@@ -161,16 +216,23 @@ async def call_model_once(ledger: RunLedger, agent: AgentSpec, model: str,
         price=ledger.run.catalogue.price_for(model),
         breaker=ledger.run.catalogue.breaker_for(model),
     )
-    response: ModelResponse = await workflow.execute_activity(
-        CALL_MODEL,
-        request,
-        result_type=ModelResponse,
-        start_to_close_timeout=timedelta(seconds=agent.timeout_s),
-        schedule_to_close_timeout=_schedule_to_close(agent),
-        heartbeat_timeout=timedelta(seconds=agent.heartbeat_s),
-        retry_policy=_retry_policy(agent),
-        summary=f"{agent.name} · {model}",
-    )
+    try:
+        response: ModelResponse = await workflow.execute_activity(
+            CALL_MODEL,
+            request,
+            result_type=ModelResponse,
+            start_to_close_timeout=timedelta(seconds=agent.timeout_s),
+            schedule_to_close_timeout=_schedule_to_close(agent),
+            heartbeat_timeout=timedelta(seconds=agent.heartbeat_s),
+            retry_policy=_retry_policy(agent),
+            summary=f"{agent.name} · {model}",
+        )
+    except ActivityError as err:
+        # Failed attempts count against the call budget too (their tokens are unknown).
+        tries = (agent.retry.max_attempts
+                 if err.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED else 1)
+        ledger.charge(agent.name, Usage(calls=tries))
+        raise
     ledger.charge(agent.name, response.usage)
     return response
 
@@ -218,8 +280,11 @@ async def run_agent(
                 if model != agent.model:
                     ledger.degrade(f"{agent.name} answered on fallback {model} after: "
                                    f"{failures[-1]}")
-                return AgentReply(agent.name, model, response.text, output=output,
-                                  tool_calls=response.tool_calls)
+                reply = AgentReply(agent.name, model, response.text, output=output,
+                                   tool_calls=response.tool_calls)
+                if reply.answer:
+                    ledger.partials.append((agent.name, reply.answer))
+                return reply
             ledger.step("repair", agent.name, f"{contract} violated: {problem}", ok=False,
                         model=model, usage=response.usage)
             failures.append(f"{model}: {contract} violated: {problem}")

@@ -25,7 +25,7 @@ with workflow.unsafe.imports_passed_through():
     from baton.runs import BranchOutcome, FanOutResult, RunInput, ShardInput
     from baton.specs import FanOutTeam
 
-from workflows.agent_call import AgentFailed, RunLedger, run_agent
+from workflows.agent_call import AgentFailed, BudgetExhausted, RunLedger, run_agent
 from workflows.members import run_member
 
 # Branches one workflow starts directly; larger fan-outs are split into shards of
@@ -45,9 +45,15 @@ class FanOutWorkflow:
 
     @workflow.run
     async def run(self, run: RunInput) -> FanOutResult:
+        ledger = RunLedger(run)
+        try:
+            return await self._fan_out(run, ledger)
+        except BudgetExhausted as err:
+            return FanOutResult(pattern="fanout", **ledger.stopped_by_budget(err))
+
+    async def _fan_out(self, run: RunInput, ledger: RunLedger) -> FanOutResult:
         team = run.catalogue.teams[run.member]
         assert isinstance(team, FanOutTeam)
-        ledger = RunLedger(run)
         self._total = len(team.branches)
         workflow.set_current_details(f"running {self._total} branches")
 
@@ -88,16 +94,21 @@ class FanOutWorkflow:
 
     async def _sharded(self, ledger: RunLedger, branches: list[str]) -> list[BranchOutcome]:
         shards = [branches[i:i + SHARD_SIZE] for i in range(0, len(branches), SHARD_SIZE)]
+        share = ledger.check_budget().share(len(shards))
+        shard_run = ledger.run.model_copy(
+            update={"options": ledger.run.options.model_copy(update={"budget": share})})
 
         async def shard(index: int, members: list[str]) -> list[BranchOutcome]:
             result: FanOutResult = await workflow.execute_child_workflow(
                 FanOutShardWorkflow.run,
-                ShardInput(run=ledger.run, branches=members),
+                ShardInput(run=shard_run, branches=members),
                 id=f"{workflow.info().workflow_id}/shard-{index + 1}",
                 static_summary=f"fan-out shard {index + 1}/{len(shards)}: "
                                f"{len(members)} branches",
             )
             ledger.absorb(result)
+            if result.status == "budget_exhausted":
+                raise BudgetExhausted(f"in shard {index + 1}")
             self._finished += len(members)
             return result.branches
 
@@ -112,7 +123,10 @@ class FanOutShardWorkflow:
     @workflow.run
     async def run(self, shard: ShardInput) -> FanOutResult:
         ledger = RunLedger(shard.run)
-        outcomes = await run_branches(ledger, shard.branches, lambda: None)
+        try:
+            outcomes = await run_branches(ledger, shard.branches, lambda: None)
+        except BudgetExhausted as err:
+            return FanOutResult(pattern="fanout-shard", **ledger.stopped_by_budget(err))
         return FanOutResult(pattern="fanout-shard", answer="", branches=outcomes,
                             **ledger.result_fields())
 
@@ -123,7 +137,8 @@ async def run_branches(ledger: RunLedger, branches: list[str],
 
     async def branch(name: str) -> BranchOutcome:
         try:
-            result = await run_member(ledger, name, ledger.run.messages, as_child=True)
+            result = await run_member(ledger, name, ledger.run.messages, as_child=True,
+                                      concurrent=len(branches))
         except AgentFailed as err:
             outcome = BranchOutcome(branch=name, ok=False, error=err.reason)
         else:

@@ -15,7 +15,7 @@ with workflow.unsafe.imports_passed_through():
     from baton.messages import Message
     from baton.runs import RunInput, RunResult
 
-from workflows.agent_call import AgentFailed, RunLedger, run_agent
+from workflows.agent_call import AgentFailed, BudgetExhausted, RunLedger, run_agent
 
 PATTERN_WORKFLOWS = {
     "triage": "TriageWorkflow",
@@ -27,15 +27,20 @@ PATTERN_WORKFLOWS = {
 
 
 async def run_member(ledger: RunLedger, member: str, messages: list[Message], *,
-                     as_child: bool = False) -> RunResult:
-    """Run an agent or team on `messages`; raises AgentFailed when it gives no answer."""
+                     as_child: bool = False, concurrent: int = 1) -> RunResult:
+    """Run an agent or team on `messages`.
+
+    Raises AgentFailed when it gives no answer, BudgetExhausted when the run's budget
+    ran out in it. A nested run gets the remaining budget, split `concurrent` ways.
+    """
     catalogue = ledger.run.catalogue
     if member in catalogue.agents and not as_child:
         reply = await run_agent(ledger, catalogue.agents[member], messages)
         return RunResult(member=member, pattern="agent", answer=reply.answer,
                          output=reply.output)
     pattern = catalogue.pattern_of(member)
-    child_input = ledger.run.for_member(member, messages)
+    share = ledger.check_budget().share(concurrent)
+    child_input = ledger.run.for_member(member, messages, budget=share)
     description = (catalogue.agents[member].description if pattern == "agent"
                    else catalogue.teams[member].description)
     try:
@@ -53,6 +58,9 @@ async def run_member(ledger: RunLedger, member: str, messages: list[Message], *,
         ledger.step("error", member, f"{pattern} run failed: {reason}", ok=False)
         raise AgentFailed(member, reason) from err
     ledger.absorb(result)
+    if result.status == "budget_exhausted":
+        raise BudgetExhausted(f"in {member}: {result.reasons[-1] if result.reasons else ''}")
+    ledger.partials.append((member, result.answer))
     return result
 
 
@@ -63,6 +71,9 @@ class AgentWorkflow:
     @workflow.run
     async def run(self, run: RunInput) -> RunResult:
         ledger = RunLedger(run)
-        reply = await run_agent(ledger, run.catalogue.agents[run.member], run.messages)
+        try:
+            reply = await run_agent(ledger, run.catalogue.agents[run.member], run.messages)
+        except BudgetExhausted as err:
+            return RunResult(pattern="agent", **ledger.stopped_by_budget(err))
         return RunResult(pattern="agent", answer=reply.answer, output=reply.output,
                          **ledger.result_fields())

@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from baton.runs import PipelineResult, RunInput, RunResult, StageOutcome
     from baton.specs import PipelineTeam
 
-from workflows.agent_call import RunLedger
+from workflows.agent_call import BudgetExhausted, RunLedger
 from workflows.members import run_member
 
 
@@ -35,9 +35,15 @@ class PipelineWorkflow:
 
     @workflow.run
     async def run(self, run: RunInput) -> PipelineResult:
+        ledger = RunLedger(run)
+        try:
+            return await self._pipeline(run, ledger)
+        except BudgetExhausted as err:
+            return PipelineResult(pattern="pipeline", **ledger.stopped_by_budget(err))
+
+    async def _pipeline(self, run: RunInput, ledger: RunLedger) -> PipelineResult:
         team = run.catalogue.teams[run.member]
         assert isinstance(team, PipelineTeam)
-        ledger = RunLedger(run)
         names = [s.agent for s in team.stages]
         attempts = dict.fromkeys(names, 0)
         feedback: dict[str, str] = {}

@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from baton.runs import Delegation, RunInput, SupervisorResult
     from baton.specs import AgentSpec, SupervisorTeam
 
-from workflows.agent_call import AgentFailed, RunLedger, run_agent
+from workflows.agent_call import AgentFailed, BudgetExhausted, RunLedger, run_agent
 from workflows.members import run_member
 
 TASK_PARAMETERS = {
@@ -46,6 +46,14 @@ class SupervisorWorkflow:
         assert isinstance(team, SupervisorTeam)
         self._team = team
         self._ledger = ledger = RunLedger(run)
+        try:
+            return await self._supervise(run, ledger)
+        except BudgetExhausted as err:
+            return SupervisorResult(pattern="supervisor", delegations=self._delegations,
+                                    **ledger.stopped_by_budget(err))
+
+    async def _supervise(self, run: RunInput, ledger: RunLedger) -> SupervisorResult:
+        team = self._team
         supervisor = run.catalogue.agents[team.supervisor]
         tools = [ToolSpec(name=w, description=_describe_member(run, w),
                           parameters=TASK_PARAMETERS) for w in team.workers]

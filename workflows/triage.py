@@ -20,7 +20,7 @@ with workflow.unsafe.imports_passed_through():
     from baton.runs import RunInput, TriageResult
     from baton.specs import TriageTeam
 
-from workflows.agent_call import AgentFailed, RunLedger, run_agent
+from workflows.agent_call import AgentFailed, BudgetExhausted, RunLedger, run_agent
 from workflows.members import run_member
 
 # Each earlier turn keeps at most this much text inside a nested transcript.
@@ -38,12 +38,18 @@ class TriageWorkflow:
 
     @workflow.run
     async def run(self, run: RunInput) -> TriageResult:
+        ledger = RunLedger(run)
+        try:
+            return await self._triage(run, ledger)
+        except BudgetExhausted as err:
+            return TriageResult(pattern="triage", **ledger.stopped_by_budget(err))
+
+    async def _triage(self, run: RunInput, ledger: RunLedger) -> TriageResult:
         team = run.catalogue.teams[run.member]
         assert isinstance(team, TriageTeam)
         router = run.catalogue.agents[team.router]
         targets = list(router.handoffs)
         default = router.default_handoff or targets[0]
-        ledger = RunLedger(run)
         workflow.set_current_details(f"{router.name} is routing among {', '.join(targets)}")
 
         def declared(decision: BaseModel) -> str | None:
