@@ -43,7 +43,7 @@ from baton.runs import (
 )
 from baton.specs import Catalogue
 from worker import Settings, connect, exit_now
-from workflows.members import PATTERN_WORKFLOWS
+from workflows.members import DEADLINE_GRACE_S, PATTERN_WORKFLOWS
 
 # What each command runs from the catalogue unless --team says otherwise.
 COMMAND_TEAMS = {
@@ -129,6 +129,8 @@ async def start(client: Client, settings: Settings, planned: PlannedRun,
         static_summary=f"{planned.pattern} · {member}: {planned.input.prompt[:80]}",
         static_details=description or None,
         result_type=RESULT_TYPES[planned.pattern],
+        execution_timeout=(timedelta(seconds=deadline + DEADLINE_GRACE_S)
+                           if (deadline := planned.input.options.budget.max_seconds) else None),
     )
     return await handle.result() if wait else None
 
@@ -181,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     limits.add_argument("--budget-tokens", type=_positive(int), metavar="N")
     limits.add_argument("--budget-calls", type=_positive(int), metavar="N")
     limits.add_argument("--budget-usd", type=_positive(float), metavar="USD")
+    limits.add_argument("--deadline", type=_positive(float), metavar="SECONDS",
+                        help="whole-run deadline; the server enforces it even without a worker")
     chaos = common.add_argument_group("chaos (offline models only)")
     chaos.add_argument("--chaos", type=_fraction, metavar="RATE", default=0.0,
                        help="chance that a model call misbehaves: half fail, 30%% return "
@@ -230,7 +234,8 @@ def run_options(args: argparse.Namespace, catalogue: Catalogue) -> RunOptions:
     budget = catalogue.budget.model_copy(update={
         key: value for key, value in (("max_tokens", args.budget_tokens),
                                       ("max_calls", args.budget_calls),
-                                      ("max_usd", args.budget_usd)) if value is not None})
+                                      ("max_usd", args.budget_usd),
+                                      ("max_seconds", args.deadline)) if value is not None})
     chaos = None
     if args.chaos or args.latency:
         rate = args.chaos

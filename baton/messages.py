@@ -197,8 +197,10 @@ class Budget(BaseModel):
     max_tokens: int | None = Field(default=None, gt=0)
     max_calls: int | None = Field(default=None, gt=0)
     max_usd: float | None = Field(default=None, gt=0)
+    # Whole-run deadline, from the run's start; nested runs get what is left.
+    max_seconds: float | None = Field(default=None, gt=0)
 
-    def remaining(self, spent: Usage) -> Budget:
+    def remaining(self, spent: Usage, elapsed_s: float = 0.0) -> Budget:
         """What is left after `spent`; call only while `exceeded_by(spent)` is None."""
         return Budget(
             max_tokens=None if self.max_tokens is None
@@ -206,6 +208,8 @@ class Budget(BaseModel):
             max_calls=None if self.max_calls is None else max(self.max_calls - spent.calls, 1),
             max_usd=None if self.max_usd is None
             else max(self.max_usd - (spent.cost_usd or 0.0), 1e-9),
+            max_seconds=None if self.max_seconds is None
+            else max(self.max_seconds - elapsed_s, 0.001),
         )
 
     def share(self, parts: int) -> Budget:
@@ -214,10 +218,13 @@ class Budget(BaseModel):
             max_tokens=None if self.max_tokens is None else max(self.max_tokens // parts, 1),
             max_calls=None if self.max_calls is None else max(self.max_calls // parts, 1),
             max_usd=None if self.max_usd is None else self.max_usd / parts,
+            max_seconds=self.max_seconds,  # concurrent runs share the clock, not split it
         )
 
-    def exceeded_by(self, spent: Usage) -> str | None:
-        """Which limit `spent` has reached, if any."""
+    def exceeded_by(self, spent: Usage, elapsed_s: float = 0.0) -> str | None:
+        """Which limit `spent` (or the time elapsed) has reached, if any."""
+        if self.max_seconds is not None and elapsed_s >= self.max_seconds:
+            return f"time: {elapsed_s:.1f} s of {self.max_seconds:g} s"
         if self.max_calls is not None and spent.calls >= self.max_calls:
             return f"calls: {spent.calls} of {self.max_calls}"
         if self.max_tokens is not None and spent.total_tokens >= self.max_tokens:

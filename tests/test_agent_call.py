@@ -112,3 +112,20 @@ async def test_escalation_to_a_fallback_model_after_repairs(env: WorkflowEnviron
     assert result.status == "degraded"
     assert "outliner answered on fallback offline:careful" in result.reasons[0]
     assert result.stages[0].output is not None
+
+
+async def test_deadline_ends_the_run_with_partial_results(env: WorkflowEnvironment,
+                                                          task_queue: str) -> None:
+    slow = Chaos(latency_s=1.0)
+    async with worker(env.client, task_queue):
+        handle = await start(env.client, task_queue, "article_pipeline", "Durable agents",
+                             chaos=slow, result_type=PipelineResult,
+                             budget=Budget(max_seconds=2.5))
+        result = await finish(handle)
+        requests = await activity_inputs(handle)
+    assert result.status == "budget_exhausted"
+    assert "time:" in result.reasons[-1]
+    assert "- outliner:" in result.answer and "- writer:" in result.answer
+    # the call in flight at the deadline was cut short by its schedule-to-close timeout
+    assert [r["agent"] for r in requests] == ["outliner", "writer", "editor"]
+    assert "formatter" not in result.answer

@@ -130,9 +130,10 @@ class RunLedger:
         """What remains of the run's budget; raises BudgetExhausted when nothing does."""
         budget = self.run.options.budget
         spent = self.spent
-        if (limit := budget.exceeded_by(spent)) is not None:
+        elapsed = (workflow.now() - workflow.info().start_time).total_seconds()
+        if (limit := budget.exceeded_by(spent, elapsed)) is not None:
             raise BudgetExhausted(limit)
-        return budget.remaining(spent)
+        return budget.remaining(spent, elapsed)
 
     def absorb(self, child: RunResult) -> None:
         """Fold a nested run's usage and trace into this run's."""
@@ -197,6 +198,10 @@ async def call_model_once(ledger: RunLedger, agent: AgentSpec, model: str,
     max_output = agent.max_output_tokens
     if budget.max_tokens is not None:
         max_output = min(max_output, budget.max_tokens)
+    schedule_to_close = _schedule_to_close(agent)
+    if budget.max_seconds is not None:
+        # No call, retries included, may outlive the run's deadline.
+        schedule_to_close = min(schedule_to_close, timedelta(seconds=budget.max_seconds))
     request = ModelRequest(
         agent=agent.name,
         model=model,
@@ -222,7 +227,7 @@ async def call_model_once(ledger: RunLedger, agent: AgentSpec, model: str,
             request,
             result_type=ModelResponse,
             start_to_close_timeout=timedelta(seconds=agent.timeout_s),
-            schedule_to_close_timeout=_schedule_to_close(agent),
+            schedule_to_close_timeout=schedule_to_close,
             heartbeat_timeout=timedelta(seconds=agent.heartbeat_s),
             retry_policy=_retry_policy(agent),
             summary=f"{agent.name} · {model}",
@@ -232,6 +237,8 @@ async def call_model_once(ledger: RunLedger, agent: AgentSpec, model: str,
         tries = (agent.retry.max_attempts
                  if err.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED else 1)
         ledger.charge(agent.name, Usage(calls=tries))
+        if err.retry_state == RetryState.TIMEOUT and budget.max_seconds is not None:
+            ledger.check_budget()  # the deadline, not the model, ended the call
         raise
     ledger.charge(agent.name, response.usage)
     return response

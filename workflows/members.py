@@ -8,6 +8,8 @@ nested run's usage and trace are folded into the caller's ledger.
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError, ChildWorkflowError
 
@@ -16,6 +18,9 @@ with workflow.unsafe.imports_passed_through():
     from baton.runs import RunInput, RunResult
 
 from workflows.agent_call import AgentFailed, BudgetExhausted, RunLedger, run_agent
+
+# How long past its deadline the server lets a run finish writing its partial result.
+DEADLINE_GRACE_S = 30
 
 PATTERN_WORKFLOWS = {
     "triage": "TriageWorkflow",
@@ -51,6 +56,9 @@ async def run_member(ledger: RunLedger, member: str, messages: list[Message], *,
             result_type=RunResult,
             static_summary=f"{pattern} · {member}",
             static_details=description or None,
+            # The server ends a nested run at the deadline even if no worker is alive.
+            execution_timeout=(timedelta(seconds=share.max_seconds + DEADLINE_GRACE_S)
+                               if share.max_seconds is not None else None),
         )
     except ChildWorkflowError as err:
         cause = err.cause
