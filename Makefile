@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: setup server worker demo down test bench lint clean
+.PHONY: setup server worker demo down test bench lint clean histories
 
 # Bytecode is written even where PYTHONDONTWRITEBYTECODE is set: Temporal's sandbox
 # re-imports workflow modules for every run, and compiling them each time was the
@@ -44,3 +44,6 @@ lint: setup
 
 clean: down
 	rm -rf $(VENV) .temporal
+
+histories: setup
+	$(BIN)/python scripts/record_histories.py

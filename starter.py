@@ -24,12 +24,14 @@ import uuid
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 from pydantic import ValidationError
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
+import recovery
 from baton.catalogue import CatalogueError, describe_errors, load_catalogue
 from baton.messages import BreakerState, Chaos, Message
 from baton.runs import (
@@ -204,6 +206,17 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("catalogue", parents=[common], help="list agents and teams")
     sub.add_parser("breakers", parents=[common],
                    help="circuit breaker states of a worker on the task queue")
+    p = sub.add_parser("history", parents=[common], help="export a run's event history")
+    p.add_argument("workflow_id")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default: stdout)")
+    p = sub.add_parser("replay", parents=[common],
+                       help="replay a run (and its nested runs) against today's code")
+    p.add_argument("workflow_id", nargs="?")
+    p.add_argument("--file", metavar="FILE", help="replay an exported history instead")
+    p = sub.add_parser("reset", parents=[common],
+                       help="restart a failed run after its last completed model call")
+    p.add_argument("workflow_id")
+    p.add_argument("--force", action="store_true", help="also reset a run still running")
     return parser
 
 
@@ -332,6 +345,51 @@ async def show_breakers(args: argparse.Namespace) -> int:
     return 0
 
 
+async def recover(args: argparse.Namespace) -> int:
+    """history, replay and reset (see recovery.py)."""
+    if args.command == "replay" and args.file:
+        try:
+            text = Path(args.file).read_text()
+        except OSError as err:
+            raise UsageError(f"cannot read {args.file}: {err.strerror}") from None
+        histories = [recovery.load_history(args.file, text)]
+        return _print_replays(await recovery.replay(histories), args.json)
+    if not args.workflow_id:
+        raise UsageError("name a workflow id, or --file with an exported history")
+    settings = Settings.from_env()
+    client = await connect_or_explain(settings)
+    if args.command == "history":
+        history = await recovery.fetch_history(client, args.workflow_id)
+        text = history.to_json()
+        if args.output:
+            Path(args.output).write_text(text)
+            print(f"wrote {len(history.events)} events of {args.workflow_id} to {args.output}")
+        else:
+            print(text)
+        return 0
+    if args.command == "replay":
+        histories = await recovery.run_histories(client, args.workflow_id)
+        return _print_replays(await recovery.replay(histories), args.json)
+    report = await recovery.reset(client, args.workflow_id, force=args.force)
+    if args.json:
+        print(json.dumps(vars(report) | {"link": settings.workflow_link(args.workflow_id)}))
+    else:
+        print(f"reset {report.workflow_id} to event {report.reset_event_id}, keeping "
+              f"{report.kept_completions} completed calls and nested runs\n"
+              f"new run: {report.new_run_id}\n"
+              f"web ui: {settings.workflow_link(args.workflow_id)}")
+    return 0
+
+
+def _print_replays(reports: list[recovery.ReplayReport], as_json: bool) -> int:
+    if as_json:
+        print(json.dumps([vars(r) for r in reports], indent=2))
+    for r in reports if not as_json else []:
+        verdict = "deterministic" if r.ok else f"NONDETERMINISTIC: {r.error}"
+        print(f"{r.workflow_id}: {r.events} events replayed, {verdict}")
+    return 0 if all(r.ok for r in reports) else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
@@ -340,8 +398,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         if args.command == "breakers":
             return asyncio.run(show_breakers(args))
+        if args.command in ("history", "replay", "reset"):
+            return asyncio.run(recover(args))
         return asyncio.run(execute(args, plan(args)))
-    except UsageError as err:
+    except (UsageError, recovery.RecoveryError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import random
 import re
 from typing import Any
@@ -68,6 +69,10 @@ class OfflineProvider:
         if fault == "timeout":
             # Hang like a stuck connection; Temporal's timeout ends the attempt.
             await asyncio.sleep(request.timeout_s * 10 + 3600)
+        if request.model in _outage():
+            raise ApplicationError(
+                f"offline provider: {request.model} is down (BATON_OFFLINE_OUTAGE)",
+                type="ModelUnavailable")
 
         prompt = _request_text(request)
         if fault == "malformed":
@@ -100,6 +105,7 @@ class OfflineProvider:
     ) -> ModelResponse:
         prompt_text = request.instructions + "".join(m.content for m in request.messages)
         output_text = text + "".join(json.dumps(c.arguments) for c in tool_calls or [])
+        _log_call(request)
         return ModelResponse(
             model=request.model,
             text=text,
@@ -112,6 +118,27 @@ class OfflineProvider:
                 output_tokens=estimate_tokens(output_text),
             )),
         )
+
+
+def _outage() -> set[str]:
+    """Models the worker's environment declares down: a provider outage, outside any run."""
+    return {m.strip() for m in os.environ.get("BATON_OFFLINE_OUTAGE", "").split(",") if m}
+
+
+def _log_call(request: ModelRequest) -> None:
+    """Append each answered call to BATON_OFFLINE_CALL_LOG (JSON lines), when set.
+
+    Lets a test (or a curious user) see which calls were made, e.g. that a reset run
+    did not call again what it had already paid for.
+    """
+    path = os.environ.get("BATON_OFFLINE_CALL_LOG")
+    if not path:
+        return
+    attempt = activity.info().attempt if activity.in_activity() else 1
+    entry = {"run": request.call_key, "agent": request.agent, "call": request.call_index,
+             "model": request.model, "attempt": attempt}
+    with open(path, "a") as log:
+        log.write(json.dumps(entry) + "\n")
 
 
 def _seed(request: ModelRequest) -> int:

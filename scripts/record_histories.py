@@ -1,0 +1,82 @@
+"""Record the histories the test suite replays (tests/histories/*.json).
+
+    .venv/bin/python scripts/record_histories.py      # or: make histories
+
+Runs each pattern once on a throwaway dev server (offline models, fixed inputs),
+plus one run that fails on a provider outage, and writes every workflow's history.
+Re-record only when a change to workflow code is meant to change its commands; then
+runs started before the change can no longer be replayed (use workflow versioning).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from temporalio.client import WorkflowFailureError  # noqa: E402
+from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
+from temporalio.testing import WorkflowEnvironment  # noqa: E402
+
+from baton.catalogue import load_catalogue  # noqa: E402
+from baton.messages import Chaos, Message  # noqa: E402
+from baton.runs import RunInput, RunOptions, RunResult  # noqa: E402
+from worker import build_worker, exit_now  # noqa: E402
+from workflows.members import PATTERN_WORKFLOWS  # noqa: E402
+
+OUT = ROOT / "tests" / "histories"
+CASES = [
+    ("triage", "support_desk", "My invoice shows the wrong amount", None, ""),
+    ("fanout", "research_panel", "Is Rust faster than Go?", None, ""),
+    ("supervisor", "dev_team", "Write a date parser, then revise it", None, ""),
+    ("pipeline", "article_pipeline", "Durable execution",
+     Chaos(rejection_rate=1.0, agents=["editor"], faulty_tries=1), ""),
+    ("composed", "concierge_desk", "Research and compare vector databases", None, ""),
+    ("pipeline-failed", "article_pipeline", "Durable execution", None, "offline:fast"),
+]
+
+
+async def main() -> int:
+    env = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
+        dev_server_log_level="error")
+    catalogue = load_catalogue()
+    for spec in catalogue.agents.values():
+        spec.retry.max_attempts = 2
+        spec.retry.initial_interval_s = 0.1
+    OUT.mkdir(parents=True, exist_ok=True)
+    for old in OUT.glob("*.json"):
+        old.unlink()
+    try:
+        async with build_worker(env.client, "record"):
+            for name, member, prompt, chaos, outage in CASES:
+                os.environ["BATON_OFFLINE_OUTAGE"] = outage
+                run = RunInput(member=member, messages=[Message(role="user", content=prompt)],
+                               catalogue=catalogue.closure(member),
+                               options=RunOptions(chaos=chaos))
+                workflow_id = f"{name}-{uuid.uuid4().hex[:6]}"
+                try:
+                    await env.client.execute_workflow(
+                        PATTERN_WORKFLOWS[catalogue.pattern_of(member)], run, id=workflow_id,
+                        task_queue="record", result_type=RunResult)
+                except WorkflowFailureError:
+                    assert outage, f"{name} failed unexpectedly"
+                ids = [w.id async for w in env.client.list_workflows(
+                    f"WorkflowId STARTS_WITH '{workflow_id}'")]
+                for index, wid in enumerate(sorted(ids)):
+                    history = await env.client.get_workflow_handle(wid).fetch_history()
+                    (OUT / f"{name}-{index}.json").write_text(history.to_json())
+                print(f"{name}: {len(ids)} histories")
+    finally:
+        await env.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    exit_now(asyncio.run(main()))
