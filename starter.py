@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import random
 import re
 import sys
 import uuid
@@ -151,6 +152,8 @@ def render(planned: PlannedRun, result: RunResult, settings: Settings) -> str:
             lines.append(f"delegated to {d.worker}: {d.verdict}")
     elif isinstance(result, PipelineResult):
         lines.append("stages: " + " -> ".join(f"{s.stage} x{s.attempts}" for s in result.stages))
+    if (incidents := _incidents(result)):
+        lines.append(f"incidents: {incidents}")
     if result.reasons:
         lines += ["reasons:", *(f"  - {r}" for r in result.reasons)]
     lines.append("answer:")
@@ -164,6 +167,21 @@ def render(planned: PlannedRun, result: RunResult, settings: Settings) -> str:
                      f"{_usd(usage.cost_usd):>10}")
     lines.append(f"web ui: {settings.workflow_link(planned.workflow_id)}")
     return "\n".join(lines)
+
+
+def _incidents(result: RunResult) -> str:
+    """What went wrong on the way, from the trace: retries, repairs, fallbacks, open circuits."""
+    steps = result.trace
+    retries = sum(s.usage.calls - 1 for s in steps if s.usage and s.usage.calls > 1)
+    counts = {
+        "retried attempts": retries,
+        "failed calls": sum(s.kind == "error" and "CircuitOpen" not in s.detail for s in steps),
+        "calls refused by an open circuit": sum("CircuitOpen" in s.detail for s in steps),
+        "contract repairs": sum(s.kind == "repair" for s in steps),
+        "fallbacks": sum(s.kind == "fallback" for s in steps),
+        "gate rejections": sum(s.kind == "gate" and not s.ok for s in steps),
+    }
+    return ", ".join(f"{n} {what}" for what, n in counts.items() if n)
 
 
 def _usd(cost: float | None) -> str:
@@ -252,8 +270,13 @@ def run_options(args: argparse.Namespace, catalogue: Catalogue) -> RunOptions:
     chaos = None
     if args.chaos or args.latency:
         rate = args.chaos
+        # Besides scattered faults, one primary model (picked by the seed) is down for
+        # the run, as in a provider outage: its breaker opens and agents fall back.
+        primaries = sorted({a.model for a in catalogue.agents.values()})
+        down = [random.Random(args.seed).choice(primaries)] if rate and primaries else []
         chaos = Chaos(failure_rate=rate * 0.5, malformed_rate=rate * 0.3,
-                      rejection_rate=rate * 0.2, seed=args.seed, latency_s=args.latency or 0)
+                      rejection_rate=rate * 0.2, seed=args.seed, latency_s=args.latency or 0,
+                      down_models=down)
     return RunOptions(model_override=args.model, budget=budget, chaos=chaos)
 
 
@@ -294,6 +317,11 @@ async def connect_or_explain(settings: Settings) -> Client:
 async def execute(args: argparse.Namespace, runs: Sequence[PlannedRun]) -> int:
     settings = Settings.from_env()
     client = await connect_or_explain(settings)
+    chaos = runs[0].input.options.chaos if runs else None
+    if chaos is not None and not args.json:
+        print(f"chaos: {chaos.failure_rate:.0%} failures, {chaos.malformed_rate:.0%} malformed, "
+              f"{chaos.rejection_rate:.0%} judge rejections per call (seed {chaos.seed}); "
+              f"down for this run: {', '.join(chaos.down_models) or 'none'}\n")
     outcomes = await asyncio.gather(*(start(client, settings, p, not args.no_wait) for p in runs),
                                     return_exceptions=True)
     status = 0

@@ -115,6 +115,8 @@ class Chaos(BaseModel):
     # Restrict chaos to these agents and/or models; None means all of them.
     agents: list[str] | None = None
     models: list[str] | None = None
+    # Models that fail every call, like a provider outage (the breaker's case).
+    down_models: list[str] = Field(default_factory=list)
     # Only an agent's first N tries in a run may misbehave, counting repairs and
     # Temporal retries (latency still applies): "fails once, then recovers".
     faulty_tries: int | None = Field(default=None, ge=0)

@@ -30,16 +30,22 @@ KEY_ENV = "BATON_TEST_PROVIDER_KEY"
 
 
 def catalogue(**agent_updates: dict[str, Any]) -> Catalogue:
-    """The default catalogue, with some agents' fields replaced."""
+    """The default catalogue without fallback models, with some agents' fields replaced.
+
+    Fallbacks are dropped so a test sees exactly the failure it provokes; tests of
+    fallbacks give an agent its fallback models explicitly.
+    """
     base = load_catalogue().model_dump(mode="json")
+    for spec in base["agents"].values():
+        spec["fallback_models"] = []
     for agent, update in agent_updates.items():
         base["agents"][agent].update(update)
     return parse_catalogue(base)
 
 
 def fast_catalogue(**agent_updates: dict[str, Any]) -> Catalogue:
-    """Default catalogue with fast retries for every agent."""
-    base = load_catalogue().model_dump(mode="json")
+    """`catalogue()` with fast retries for every agent."""
+    base = catalogue().model_dump(mode="json")
     for spec in base["agents"].values():
         spec["retry"] = dict(FAST_RETRY)
     for agent, update in agent_updates.items():
@@ -55,7 +61,7 @@ async def start(client: Client, task_queue: str, member: str, prompt: str | list
                 cat: Catalogue | None = None, chaos: Chaos | None = None,
                 budget: Budget | None = None,
                 result_type: type[R]) -> WorkflowHandle[Any, R]:
-    cat = cat or load_catalogue()
+    cat = cat or catalogue()
     messages = ([Message(role="user", content=prompt)] if isinstance(prompt, str)
                 else prompt)
     run = RunInput(member=member, messages=messages, catalogue=cat.closure(member),
@@ -101,6 +107,7 @@ def on_fake(kind: str, fake: FakeLLMServer, *, retry: dict[str, Any] | None = No
     raw["providers"] = {"fake": {"kind": kind, "base_url": base, "api_key_env": key_env}}
     for spec in raw["agents"].values():
         spec["model"] = "fake:test-model"
+        spec["fallback_models"] = []
         spec["retry"] = retry or {"max_attempts": 3, "initial_interval_s": 0.1,
                                   "backoff": 1.0, "max_interval_s": 0.1}
         spec["timeout_s"] = timeout_s

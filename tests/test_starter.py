@@ -155,3 +155,32 @@ async def test_real_provider_run_prints_provider_usage(env: WorkflowEnvironment,
     assert "handled by: billing" in out
     assert "usage: 2 calls, 240 in / 60 out tokens (80 cached), cost $0.000032" in out
     assert {r.body["model"] for r in fake.requests} == {"gpt-5-nano"}
+
+
+async def test_chaos_demo_completes_degraded_and_explains_why(env: WorkflowEnvironment,
+                                                              task_queue: str) -> None:
+    async with worker(env.client, task_queue):
+        code, out, err = await run_starter(env, task_queue, "demo", "--chaos", "0.3",
+                                           "--seed", "7")
+        breakers_code, breakers, _ = await run_starter(env, task_queue, "breakers")
+    assert code == 0, err
+    statuses = [line.split("status=")[1] for line in out.splitlines() if "status=" in line]
+    assert len(statuses) == 5 and set(statuses) <= {"ok", "degraded"}
+    assert "down for this run: offline:standard" in out
+    assert "calls refused by an open circuit" in out and "fallbacks" in out
+    assert "contract repairs" in out and "retried attempts" in out
+    assert "answered on fallback offline:backup" in out
+    assert breakers_code == 0
+    assert any(line.startswith("offline:standard") and " open " in line
+               for line in breakers.splitlines())
+
+
+@pytest.mark.parametrize(("flag", "value", "expected"), [
+    ("--budget-calls", "0", "must be greater than 0"),
+    ("--budget-usd", "-1", "must be greater than 0"),
+    ("--deadline", "soon", "'soon' is not a float"),
+    ("--chaos", "1.5", "a rate is between 0 and 1"),
+])
+def test_bad_limits_are_refused(flag: str, value: str, expected: str) -> None:
+    result = starter("triage", "hi", flag, value)
+    assert result.returncode == 2 and expected in result.stderr

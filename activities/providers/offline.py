@@ -69,7 +69,7 @@ class OfflineProvider:
         if fault == "timeout":
             # Hang like a stuck connection; Temporal's timeout ends the attempt.
             await asyncio.sleep(request.timeout_s * 10 + 3600)
-        if request.model in _outage():
+        if request.model in _outage() or (chaos is not None and request.model in chaos.down_models):
             raise ApplicationError(
                 f"offline provider: {request.model} is down (BATON_OFFLINE_OUTAGE)",
                 type="ModelUnavailable")
