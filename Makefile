@@ -27,7 +27,7 @@ worker: setup
 	$(BIN)/python worker.py
 
 demo: server
-	@scripts/demo.sh
+	@scripts/demo.sh $(DEMO_ARGS)
 
 down:
 	@scripts/dev_server.sh stop

@@ -6,11 +6,15 @@
     python starter.py pipeline "Durable execution for AI agents"
     python starter.py composed "Research and compare vector databases"
     python starter.py run <team-or-agent> "<prompt>"
-    python starter.py demo
-    python starter.py catalogue
+    python starter.py demo [--chaos 0.3 --seed 7]
+    python starter.py catalogue | breakers
+    python starter.py history <workflow-id> [-o run.json]
+    python starter.py replay <workflow-id> | --file run.json
+    python starter.py reset <workflow-id> [--force]
 
-Flags: --no-wait, --model PROVIDER:MODEL, --json, --catalogue FILE, --team NAME.
-Each run prints its answer, who handled what, usage and its Temporal Web UI link.
+Flags: --no-wait, --model PROVIDER:MODEL, --json, --catalogue FILE, --team NAME,
+--budget-tokens/--budget-calls/--budget-usd, --deadline, --chaos/--seed/--latency.
+Each run prints its answer, who handled what, usage, incidents and its Web UI link.
 """
 
 from __future__ import annotations
