@@ -7,6 +7,7 @@ they carry no secrets: keys live only in the worker's environment.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, HttpUrl, StrictFloat, StrictInt, model_validator
@@ -177,6 +178,13 @@ class Usage(BaseModel):
     @property
     def total_tokens(self) -> int:
         return self.input_tokens + self.output_tokens
+
+    @staticmethod
+    def sum(usages: Iterable[Usage]) -> Usage:
+        total = Usage()
+        for usage in usages:
+            total = total.plus(usage)
+        return total
 
     def plus(self, other: Usage) -> Usage:
         cost: float | None

@@ -96,10 +96,7 @@ class RunResult(BaseModel):
 
     @property
     def total_usage(self) -> Usage:
-        total = Usage()
-        for usage in self.usage.values():
-            total = total.plus(usage)
-        return total
+        return Usage.sum(self.usage.values())
 
 
 class TriageResult(RunResult):

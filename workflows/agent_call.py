@@ -121,10 +121,7 @@ class RunLedger:
 
     @property
     def spent(self) -> Usage:
-        total = Usage()
-        for usage in self.usage.values():
-            total = total.plus(usage)
-        return total
+        return Usage.sum(self.usage.values())
 
     def check_budget(self) -> Budget:
         """What remains of the run's budget; raises BudgetExhausted when nothing does."""

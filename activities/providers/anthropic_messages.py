@@ -10,20 +10,13 @@ prompt cache.
 from __future__ import annotations
 
 import json
-import os
 from typing import Any
 
 import anthropic
 from anthropic import AsyncAnthropic
 
-from activities.providers.base import priced
-from activities.providers.errors import (
-    bad_response,
-    connection_error,
-    missing_key,
-    refusal,
-    status_error,
-)
+from activities.providers.base import endpoint_settings, priced
+from activities.providers.errors import bad_response, from_sdk, refusal
 from baton.messages import Message, ModelRequest, ModelResponse, ProviderConfig, ToolCall, Usage
 
 EPHEMERAL = {"type": "ephemeral"}
@@ -38,14 +31,9 @@ class AnthropicMessagesProvider:
 
     def _get_client(self) -> AsyncAnthropic:
         if self._client is None:
-            endpoint = self._endpoint
-            variable = (endpoint.api_key_env if endpoint and endpoint.api_key_env
-                        else "ANTHROPIC_API_KEY")
-            key = os.environ.get(variable)
-            if not key:
-                raise missing_key(variable, "Anthropic")
-            base_url = (str(endpoint.base_url) if endpoint and endpoint.base_url
-                        else os.environ.get("ANTHROPIC_BASE_URL") or None)
+            key, base_url = endpoint_settings(
+                self._endpoint, key_variable="ANTHROPIC_API_KEY",
+                base_variable="ANTHROPIC_BASE_URL", provider="Anthropic")
             # max_retries=0: Temporal's retry policy is the only retry loop.
             self._client = AsyncAnthropic(api_key=key, base_url=base_url, max_retries=0)
         return self._client
@@ -72,15 +60,8 @@ class AnthropicMessagesProvider:
                                 "input_schema": t.parameters} for t in request.tools]
         try:
             reply = await client.messages.create(**kwargs)
-        except anthropic.APITimeoutError as err:
-            raise connection_error("Anthropic", err, timed_out=True) from None
-        except anthropic.APIConnectionError as err:
-            raise connection_error("Anthropic", err, timed_out=False) from None
-        except anthropic.APIStatusError as err:
-            raise status_error("Anthropic", err.status_code, err.message,
-                               dict(err.response.headers)) from None
         except (anthropic.APIError, ValueError) as err:
-            raise bad_response("Anthropic", str(err)) from None
+            raise from_sdk("Anthropic", err, anthropic) from None
         return self._read(request, reply, schema_tool)
 
     def _read(self, request: ModelRequest, reply: Any, schema_tool: str) -> ModelResponse:

@@ -8,11 +8,13 @@ that Temporal's retry policy (not the SDK's) decides what happens next.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Protocol
 
 from temporalio.exceptions import ApplicationError
 
+from activities.providers.errors import missing_key
 from baton.messages import ModelRequest, ModelResponse, ProviderConfig, Usage
 
 
@@ -50,6 +52,24 @@ def provider_for(request: ModelRequest) -> ModelProvider:
             )
         _instances[key] = factory(endpoint)
     return _instances[key]
+
+
+def endpoint_settings(endpoint: ProviderConfig | None, *, key_variable: str,
+                      base_variable: str, provider: str) -> tuple[str, str | None]:
+    """(API key, base URL) for an SDK client, from the worker's environment.
+
+    The catalogue's endpoint may name another key variable and a base URL; a server
+    declared with a base URL and no key variable is a local one that needs no key.
+    """
+    variable = endpoint.api_key_env if endpoint and endpoint.api_key_env else key_variable
+    key = os.environ.get(variable)
+    if not key:
+        if endpoint is None or endpoint.base_url is None or endpoint.api_key_env is not None:
+            raise missing_key(variable, provider)
+        key = "unused"
+    base_url = (str(endpoint.base_url) if endpoint and endpoint.base_url
+                else os.environ.get(base_variable) or None)
+    return key, base_url
 
 
 def priced(request: ModelRequest, usage: Usage) -> Usage:

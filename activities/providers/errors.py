@@ -14,6 +14,7 @@ import time
 from collections.abc import Mapping
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
+from types import ModuleType
 
 from temporalio.exceptions import ApplicationError
 
@@ -62,6 +63,18 @@ def status_error(provider: str, status: int, message: str,
         return ApplicationError(text, type=kind, next_retry_delay=retry_after(headers))
     kind = NON_RETRYABLE_TYPES.get(status, "ModelRequestRejected")
     return ApplicationError(text, type=kind, non_retryable=True)
+
+
+def from_sdk(provider: str, err: Exception, sdk: ModuleType) -> ApplicationError:
+    """The ApplicationError for an exception of the official `openai` or `anthropic` SDK
+    (both name their exception classes alike)."""
+    if isinstance(err, sdk.APITimeoutError):
+        return connection_error(provider, err, timed_out=True)
+    if isinstance(err, sdk.APIConnectionError):
+        return connection_error(provider, err, timed_out=False)
+    if isinstance(err, sdk.APIStatusError):
+        return status_error(provider, err.status_code, err.message, dict(err.response.headers))
+    return bad_response(provider, str(err))
 
 
 def connection_error(provider: str, err: Exception, *, timed_out: bool) -> ApplicationError:

@@ -10,20 +10,13 @@ from __future__ import annotations
 
 import copy
 import json
-import os
 from typing import Any
 
 import openai
 from openai import AsyncOpenAI
 
-from activities.providers.base import priced
-from activities.providers.errors import (
-    bad_response,
-    connection_error,
-    missing_key,
-    refusal,
-    status_error,
-)
+from activities.providers.base import endpoint_settings, priced
+from activities.providers.errors import bad_response, from_sdk, refusal
 from baton.messages import Message, ModelRequest, ModelResponse, ProviderConfig, ToolCall, Usage
 
 # Keywords strict mode rejects; the workflow's pydantic validation still enforces them.
@@ -43,16 +36,8 @@ class OpenAIChatProvider:
 
     def _get_client(self) -> AsyncOpenAI:
         if self._client is None:
-            endpoint = self._endpoint
-            variable = (endpoint.api_key_env if endpoint and endpoint.api_key_env
-                        else "OPENAI_API_KEY")
-            key = os.environ.get(variable)
-            if not key:
-                if not (self._custom_server and endpoint and endpoint.api_key_env is None):
-                    raise missing_key(variable, "OpenAI")
-                key = "unused"  # a local server configured without a key
-            base_url = (str(endpoint.base_url) if endpoint and endpoint.base_url
-                        else os.environ.get("OPENAI_BASE_URL") or None)
+            key, base_url = endpoint_settings(self._endpoint, key_variable="OPENAI_API_KEY",
+                                              base_variable="OPENAI_BASE_URL", provider="OpenAI")
             # max_retries=0: Temporal's retry policy is the only retry loop.
             self._client = AsyncOpenAI(api_key=key, base_url=base_url, max_retries=0)
         return self._client
@@ -80,15 +65,8 @@ class OpenAIChatProvider:
                 for t in request.tools]
         try:
             completion = await client.chat.completions.create(**kwargs)
-        except openai.APITimeoutError as err:
-            raise connection_error("OpenAI", err, timed_out=True) from None
-        except openai.APIConnectionError as err:
-            raise connection_error("OpenAI", err, timed_out=False) from None
-        except openai.APIStatusError as err:
-            raise status_error("OpenAI", err.status_code, err.message,
-                               dict(err.response.headers)) from None
         except (openai.APIError, ValueError) as err:
-            raise bad_response("OpenAI", str(err)) from None
+            raise from_sdk("OpenAI", err, openai) from None
         return self._read(request, completion)
 
     def _read(self, request: ModelRequest, completion: Any) -> ModelResponse:
