@@ -129,3 +129,24 @@ async def test_deadline_ends_the_run_with_partial_results(env: WorkflowEnvironme
     # the call in flight at the deadline was cut short by its schedule-to-close timeout
     assert [r["agent"] for r in requests] == ["outliner", "writer", "editor"]
     assert "formatter" not in result.answer
+
+
+async def test_token_budget_exhausts(env: WorkflowEnvironment, task_queue: str) -> None:
+    async with worker(env.client, task_queue):
+        result = await run(env.client, task_queue, "article_pipeline", "Durable agents",
+                           result_type=PipelineResult, budget=Budget(max_tokens=250))
+    assert result.status == "budget_exhausted"
+    assert "tokens:" in result.reasons[-1]
+    assert result.total_usage.total_tokens >= 250
+    assert "- outliner:" in result.answer
+
+
+def test_contract_violation_names_the_field() -> None:
+    from baton.messages import ModelResponse
+    from workflows.agent_call import _check
+
+    response = ModelResponse(model="m", text="{}", parsed={"title": "", "sections": ["a"]})
+    problem, output = _check("Outline", response, None)
+    assert output is None
+    assert problem is not None and problem.startswith("title: String should have at least 1")
+    assert "(2 error(s))" in problem

@@ -190,3 +190,15 @@ def test_named_provider_is_used_for_its_models() -> None:
     endpoint = cat.endpoint_for("ollama:llama3.2")
     assert endpoint is not None and endpoint.kind == "openai"
     assert cat.closure("solo").providers == cat.providers
+
+
+def test_breaker_thresholds_are_checked() -> None:
+    message = refused(minimal(breakers={"default": {"failures": 0, "cooldown_s": -1}}))
+    assert "breakers.default.failures" in message and "breakers.default.cooldown_s" in message
+    message = refused(minimal(breakers={"gpt": {"failures": 3}}))
+    assert "must be written 'provider:model'" in message
+
+
+def test_default_budget_is_checked() -> None:
+    message = refused(minimal(budget={"max_calls": 0}))
+    assert "budget.max_calls: Input should be greater than 0" in message
