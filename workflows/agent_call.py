@@ -58,7 +58,7 @@ class AgentFailed(ApplicationError):
 
 
 class BudgetExhausted(ApplicationError):
-    """The run's token, call or USD budget is spent; the run stops with partial results."""
+    """The run's token, call, USD or time budget is spent; it stops with partial results."""
 
     def __init__(self, limit: str) -> None:
         super().__init__(f"budget exhausted ({limit})", type="BudgetExhausted",
