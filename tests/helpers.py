@@ -85,6 +85,17 @@ async def finish(handle: WorkflowHandle[Any, R]) -> R:
     return await asyncio.wait_for(handle.result(), RESULT_TIMEOUT_S)
 
 
+async def run_with_requests(client: Client, task_queue: str, member: str,
+                            prompt: str | list[Message], *, cat: Catalogue | None = None,
+                            chaos: Chaos | None = None, budget: Budget | None = None,
+                            result_type: type[R]) -> tuple[R, list[dict[str, Any]]]:
+    """The run's result and the ModelRequest of every model call it made itself."""
+    handle = await start(client, task_queue, member, prompt, cat=cat, chaos=chaos,
+                         budget=budget, result_type=result_type)
+    result = await finish(handle)
+    return result, await activity_inputs(handle)
+
+
 async def activity_inputs(handle: WorkflowHandle[Any, Any]) -> list[dict[str, Any]]:
     """The ModelRequest of every call_model activity scheduled by this workflow."""
     import json

@@ -7,7 +7,12 @@ from temporalio.testing import WorkflowEnvironment
 
 from baton.messages import Budget, Chaos, Price, Usage
 from baton.runs import FanOutResult, PipelineResult, RunOptions, SupervisorResult, TriageResult
-from tests.helpers import activity_inputs, fast_catalogue, finish, run, start, worker
+from tests.helpers import (
+    fast_catalogue,
+    run,
+    run_with_requests,
+    worker,
+)
 
 
 def test_budget_arithmetic() -> None:
@@ -43,10 +48,9 @@ async def test_call_budget_stops_a_pipeline_with_partial_results(env: WorkflowEn
 async def test_token_budget_trims_the_next_call(env: WorkflowEnvironment,
                                                 task_queue: str) -> None:
     async with worker(env.client, task_queue):
-        handle = await start(env.client, task_queue, "support_desk", "Refund my invoice",
-                             result_type=TriageResult, budget=Budget(max_tokens=150))
-        result = await finish(handle)
-        requests = await activity_inputs(handle)
+        result, requests = await run_with_requests(
+            env.client, task_queue, "support_desk", "Refund my invoice",
+            result_type=TriageResult, budget=Budget(max_tokens=150))
     router_tokens = result.usage["router"].total_tokens
     assert router_tokens < 150
     # the specialist may only ask for what is left
@@ -118,11 +122,9 @@ async def test_deadline_ends_the_run_with_partial_results(env: WorkflowEnvironme
                                                           task_queue: str) -> None:
     slow = Chaos(latency_s=1.0)
     async with worker(env.client, task_queue):
-        handle = await start(env.client, task_queue, "article_pipeline", "Durable agents",
-                             chaos=slow, result_type=PipelineResult,
-                             budget=Budget(max_seconds=2.5))
-        result = await finish(handle)
-        requests = await activity_inputs(handle)
+        result, requests = await run_with_requests(
+            env.client, task_queue, "article_pipeline", "Durable agents", chaos=slow,
+            result_type=PipelineResult, budget=Budget(max_seconds=2.5))
     assert result.status == "budget_exhausted"
     assert "time:" in result.reasons[-1]
     assert "- outliner:" in result.answer and "- writer:" in result.answer

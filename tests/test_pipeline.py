@@ -10,7 +10,12 @@ from temporalio.testing import WorkflowEnvironment
 from baton.contracts import Article, Draft, EditedDraft, Outline
 from baton.messages import Chaos
 from baton.runs import PipelineResult
-from tests.helpers import activity_inputs, fast_catalogue, finish, run, start, worker
+from tests.helpers import (
+    fast_catalogue,
+    run,
+    run_with_requests,
+    worker,
+)
 
 TOPIC = "Durable execution for AI agents"
 
@@ -18,10 +23,8 @@ TOPIC = "Durable execution for AI agents"
 async def test_stages_run_in_order_with_valid_contracts(env: WorkflowEnvironment,
                                                         task_queue: str) -> None:
     async with worker(env.client, task_queue):
-        handle = await start(env.client, task_queue, "article_pipeline", TOPIC,
-                             result_type=PipelineResult)
-        result = await finish(handle)
-        requests = await activity_inputs(handle)
+        result, requests = await run_with_requests(
+            env.client, task_queue, "article_pipeline", TOPIC, result_type=PipelineResult)
     assert result.status == "ok"
     assert [(s.stage, s.attempts) for s in result.stages] == [
         ("outliner", 1), ("writer", 1), ("editor", 1), ("formatter", 1)]
@@ -37,10 +40,9 @@ async def test_gate_rejection_loops_back_to_the_writer(env: WorkflowEnvironment,
                                                        task_queue: str) -> None:
     chaos = Chaos(rejection_rate=1.0, agents=["editor"], faulty_tries=1)
     async with worker(env.client, task_queue):
-        handle = await start(env.client, task_queue, "article_pipeline", TOPIC, chaos=chaos,
-                             result_type=PipelineResult)
-        result = await finish(handle)
-        requests = await activity_inputs(handle)
+        result, requests = await run_with_requests(
+            env.client, task_queue, "article_pipeline", TOPIC, chaos=chaos,
+            result_type=PipelineResult)
     assert result.status == "ok"
     assert [(s.stage, s.attempts) for s in result.stages] == [
         ("outliner", 1), ("writer", 2), ("editor", 2), ("formatter", 1)]
@@ -65,10 +67,9 @@ async def test_malformed_stage_output_is_repaired_not_passed_on(env: WorkflowEnv
                                                                 task_queue: str) -> None:
     chaos = Chaos(malformed_rate=1.0, agents=["writer"], faulty_tries=1)
     async with worker(env.client, task_queue):
-        handle = await start(env.client, task_queue, "article_pipeline", TOPIC, chaos=chaos,
-                             result_type=PipelineResult)
-        result = await finish(handle)
-        requests = await activity_inputs(handle)
+        result, requests = await run_with_requests(
+            env.client, task_queue, "article_pipeline", TOPIC, chaos=chaos,
+            result_type=PipelineResult)
     assert result.status == "ok"
     assert [s.kind for s in result.trace if s.agent == "writer"][:2] == ["repair", "model_call"]
     editor_input = next(r for r in requests if r["agent"] == "editor")["messages"][0]["content"]

@@ -7,7 +7,13 @@ from temporalio.testing import WorkflowEnvironment
 
 from baton.messages import Chaos, Message
 from baton.runs import TriageResult
-from tests.helpers import activity_inputs, catalogue, fast_catalogue, finish, run, start, worker
+from tests.helpers import (
+    catalogue,
+    fast_catalogue,
+    run,
+    run_with_requests,
+    worker,
+)
 from workflows.triage import nest_history
 
 DECLARED = {"billing", "technical", "general"}
@@ -38,10 +44,8 @@ async def test_specialist_receives_the_whole_conversation(env: WorkflowEnvironme
         Message(role="user", content="I was charged twice for my subscription"),
     ]
     async with worker(env.client, task_queue):
-        handle = await start(env.client, task_queue, "support_desk", conversation,
-                             result_type=TriageResult)
-        result = await finish(handle)
-        requests = await activity_inputs(handle)
+        result, requests = await run_with_requests(
+            env.client, task_queue, "support_desk", conversation, result_type=TriageResult)
     assert result.handled_by == "billing"
     specialist = requests[-1]
     assert specialist["agent"] == "billing"
@@ -59,10 +63,9 @@ async def test_nested_handoff_history_sends_one_transcript(env: WorkflowEnvironm
         Message(role="user", content="Refund my last payment please"),
     ]
     async with worker(env.client, task_queue):
-        handle = await start(env.client, task_queue, "support_desk", conversation, cat=cat,
-                             result_type=TriageResult)
-        result = await finish(handle)
-        requests = await activity_inputs(handle)
+        result, requests = await run_with_requests(
+            env.client, task_queue, "support_desk", conversation, cat=cat,
+            result_type=TriageResult)
     assert result.handled_by == "billing"
     messages = requests[-1]["messages"]
     assert len(messages) == 1
