@@ -10,6 +10,7 @@ the same thing, so it is non-retryable too.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from datetime import timedelta
@@ -54,10 +55,18 @@ def retry_after(headers: Mapping[str, str]) -> timedelta | None:
     return min(timedelta(seconds=delay), MAX_RETRY_AFTER)
 
 
+# Providers quote (masked) keys in auth errors; error messages end up in history.
+KEY_PATTERN = re.compile(r"\b(?:sk|key)[-_][A-Za-z0-9_*.\-]{4,}", re.IGNORECASE)
+
+
+def redact(message: str) -> str:
+    return KEY_PATTERN.sub("[redacted key]", message)
+
+
 def status_error(provider: str, status: int, message: str,
                  headers: Mapping[str, str]) -> ApplicationError:
     """The ApplicationError for an HTTP error status from `provider`."""
-    text = f"{provider} answered HTTP {status}: {message}"
+    text = f"{provider} answered HTTP {status}: {redact(message)}"
     if status in RETRYABLE_STATUS or status >= 500:
         kind = "ModelRateLimited" if status == 429 else "ModelUnavailable"
         return ApplicationError(text, type=kind, next_retry_delay=retry_after(headers))
@@ -74,7 +83,7 @@ def from_sdk(provider: str, err: Exception, sdk: ModuleType) -> ApplicationError
         return connection_error(provider, err, timed_out=False)
     if isinstance(err, sdk.APIStatusError):
         return status_error(provider, err.status_code, err.message, dict(err.response.headers))
-    return bad_response(provider, str(err))
+    return bad_response(provider, redact(str(err)))
 
 
 def connection_error(provider: str, err: Exception, *, timed_out: bool) -> ApplicationError:
