@@ -141,7 +141,9 @@ class ModelRequest(BaseModel):
     temperature: float | None = None
     # How many calls this agent has made earlier in this run (repairs included).
     call_index: int = 0
-    # Stable identity of the call within its run (workflow id + step), for seeding.
+    # Where the call sits in its run's tree of workflows ("" for the top-level one,
+    # "project_team/research_panel-2" for a nested one): seeds chaos, so the same seed
+    # misbehaves the same way in every run, whatever its workflow id.
     call_key: str = ""
     # Seconds the provider's own HTTP timeout may use; kept below start-to-close.
     timeout_s: float = 60.0

@@ -210,7 +210,7 @@ async def call_model_once(ledger: RunLedger, agent: AgentSpec, model: str,
         max_output_tokens=max_output,
         temperature=agent.temperature,
         call_index=ledger.next_call_index(agent.name),
-        call_key=workflow.info().workflow_id,
+        call_key=workflow.info().workflow_id.partition("/")[2],
         # Leave the provider's own HTTP timeout a margin inside start-to-close.
         timeout_s=max(agent.timeout_s * 0.9, agent.timeout_s - 2),
         chaos=ledger.run.options.chaos,

@@ -134,8 +134,10 @@ def _log_call(request: ModelRequest) -> None:
     path = os.environ.get("BATON_OFFLINE_CALL_LOG")
     if not path:
         return
-    attempt = activity.info().attempt if activity.in_activity() else 1
-    entry = {"run": request.call_key, "agent": request.agent, "call": request.call_index,
+    info = activity.info() if activity.in_activity() else None
+    attempt = info.attempt if info else 1
+    entry = {"run": info.workflow_id if info else request.call_key,
+             "agent": request.agent, "call": request.call_index,
              "model": request.model, "attempt": attempt}
     with open(path, "a") as log:
         log.write(json.dumps(entry) + "\n")
