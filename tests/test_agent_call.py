@@ -152,3 +152,15 @@ def test_contract_violation_names_the_field() -> None:
     assert output is None
     assert problem is not None and problem.startswith("title: String should have at least 1")
     assert "(2 error(s))" in problem
+
+
+async def test_a_hung_call_times_out_and_is_retried(env: WorkflowEnvironment,
+                                                    task_queue: str) -> None:
+    # The offline router hangs on its first try; start-to-close (1 s) ends it.
+    cat = fast_catalogue(router={"timeout_s": 1.0, "heartbeat_s": 0.5})
+    chaos = Chaos(timeout_rate=1.0, agents=["router"], faulty_tries=1)
+    async with worker(env.client, task_queue):
+        result = await run(env.client, task_queue, "support_desk", "Refund my invoice",
+                           cat=cat, chaos=chaos, result_type=TriageResult)
+    assert result.handled_by == "billing" and result.status == "ok"
+    assert result.usage["router"].calls == 2  # the timed-out attempt, then the retry
