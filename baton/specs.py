@@ -19,7 +19,6 @@ from baton.contracts import CONTRACTS
 from baton.messages import BreakerPolicy, Budget, Price, ProviderConfig
 
 BUILTIN_PROVIDERS = ("offline", "openai", "anthropic")
-PATTERNS = ("triage", "fanout", "supervisor", "pipeline")
 
 
 class RetrySpec(BaseModel):

@@ -29,7 +29,6 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
@@ -77,13 +76,13 @@ async def baseline(n: int, chaos: Chaos) -> float:
     return time.perf_counter() - started
 
 
-async def with_temporal(env: WorkflowEnvironment, n: int, chaos: Chaos,
-                        worker_options: dict[str, Any]) -> float:
+async def with_temporal(env: WorkflowEnvironment, n: int, chaos: Chaos) -> float:
+    """One fan-out run on a worker built exactly as worker.py builds it."""
     task_queue = f"bench-{uuid.uuid4().hex[:8]}"
     catalogue = bench_catalogue(n)
     run = RunInput(member="panel", messages=[Message(role="user", content=PROMPT)],
                    catalogue=catalogue, options=RunOptions(chaos=chaos))
-    async with build_worker(env.client, task_queue, **worker_options):
+    async with build_worker(env.client, task_queue):
         started = time.perf_counter()
         result = await env.client.execute_workflow(
             "FanOutWorkflow", run, id=f"bench-fanout-{n}-{uuid.uuid4().hex[:6]}",
@@ -93,8 +92,6 @@ async def with_temporal(env: WorkflowEnvironment, n: int, chaos: Chaos,
     return wall
 
 
-# The worker exactly as worker.py builds it.
-WORKER_OPTIONS: dict[str, Any] = {}
 
 
 async def main() -> int:
@@ -117,12 +114,12 @@ async def main() -> int:
             dev_server_log_level="error",
         )
         try:
-            await with_temporal(env, 5, Chaos(agents=["analyst"]), WORKER_OPTIONS)  # warm-up
+            await with_temporal(env, 5, Chaos(agents=["analyst"]))  # warm-up
             for n in args.n:
                 walls, bases, raws = [], [], []
                 for _ in range(args.repeat):
                     bases.append(await baseline(n, chaos))
-                    walls.append(await with_temporal(env, n, chaos, WORKER_OPTIONS))
+                    walls.append(await with_temporal(env, n, chaos))
                     raws.append(await run_raw(env.client, n, args.latency))
                 wall, base = statistics.median(walls), statistics.median(bases)
                 print(json.dumps({

@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from baton.runs import RunInput, RunResult, Step, StepKind
     from baton.specs import AgentSpec
+    from baton.text import shorten
 
 CALL_MODEL = "call_model"
 
@@ -160,7 +161,7 @@ class RunLedger:
         self.exhausted = err.limit
         self.reasons.append(f"budget exhausted ({err.limit}); partial results")
         self.step("error", self.run.member, f"budget exhausted ({err.limit})", ok=False)
-        done = "\n".join(f"- {who}: {_short(answer, 300)}" for who, answer in self.partials)
+        done = "\n".join(f"- {who}: {shorten(answer, 300)}" for who, answer in self.partials)
         answer = (f"Budget exhausted ({err.limit}) before the run finished. "
                   f"Partial results:\n{done or '- none'}")
         return {"answer": answer, **self.result_fields()}
@@ -279,7 +280,8 @@ async def run_agent(
             problem, output = (None, None) if contract is None else _check(
                 contract, response, accept)
             if problem is None:
-                detail = f"{contract} ok" if contract else _short(response.text or "tool calls")
+                detail = (f"{contract} ok" if contract
+                          else shorten(response.text or "tool calls", 160))
                 ledger.step("model_call", agent.name, detail, model=model, usage=response.usage)
                 if model != agent.model:
                     ledger.degrade(f"{agent.name} answered on fallback {model} after: "
@@ -309,7 +311,7 @@ def _check(contract: str, response: ModelResponse,
            accept: Acceptor | None) -> tuple[str | None, dict[str, Any] | None]:
     """(problem, validated output): exactly one is None."""
     if response.parsed is None:
-        return f"not a JSON object: {_short(response.text, 80)!r}", None
+        return f"not a JSON object: {shorten(response.text, 80)!r}", None
     try:
         value = CONTRACTS[contract].model_validate(response.parsed)
     except ValidationError as err:
@@ -326,8 +328,3 @@ def _describe(err: ActivityError) -> str:
     if isinstance(cause, ApplicationError):
         return f"{cause.type or 'error'}: {cause.message}"
     return str(cause or err)
-
-
-def _short(text: str, limit: int = 160) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"

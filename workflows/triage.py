@@ -19,6 +19,7 @@ with workflow.unsafe.imports_passed_through():
     from baton.messages import Message
     from baton.runs import RunInput, TriageResult
     from baton.specs import TriageTeam
+    from baton.text import shorten
 
 from workflows.agent_call import AgentFailed, BudgetExhausted, RunLedger, run_agent
 from workflows.members import run_member
@@ -94,10 +95,7 @@ def nest_history(messages: list[Message]) -> list[Message]:
     lines = []
     for message in messages[:-1]:
         who = message.agent or message.role
-        text = " ".join(message.content.split())
-        if len(text) > NESTED_TURN_CHARS:
-            text = text[: NESTED_TURN_CHARS - 1] + "…"
-        lines.append(f"{who}: {text}")
+        lines.append(f"{who}: {shorten(message.content, NESTED_TURN_CHARS)}")
     transcript = "\n".join(lines)
     return [Message(role="user", content=(
         f"<conversation_history>\n{transcript}\n</conversation_history>\n\n"

@@ -24,6 +24,7 @@ from temporalio.exceptions import ApplicationError
 from activities.providers.base import priced
 from activities.providers.schema_instance import build_instance
 from baton.messages import Chaos, ModelRequest, ModelResponse, ProviderConfig, ToolCall, Usage
+from baton.text import shorten
 
 # Words that send a request to a target whose name contains the key.
 ROUTING_KEYWORDS: dict[str, tuple[str, ...]] = {
@@ -208,14 +209,9 @@ def _choose(name: str, options: list[Any], request: ModelRequest) -> Any:
     return hinted[0] if hinted else options[0]
 
 
-def _short(text: str, limit: int = 120) -> str:
-    flat = " ".join(text.split())
-    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
-
-
 def _write(name: str, min_len: int, request: ModelRequest, prompt: str) -> str:
     first_line = prompt.split("\n", 1)[0]
-    topic = _short(re.sub(r"^(request|question|task):\s*", "", first_line, flags=re.I), 80)
+    topic = shorten(re.sub(r"^(request|question|task):\s*", "", first_line, flags=re.I), 80)
     base = name.split("[")[0]
     templates = {
         "reason": f"The request mentions terms that match this choice: \"{topic}\".",
@@ -260,7 +256,7 @@ def _next_delegation(request: ModelRequest, prompt: str) -> ToolCall | None:
     original = next((m.content for m in request.messages if m.role == "user"), prompt)
     for index, tool in enumerate(request.tools):
         if tool.name not in called:
-            task = f"As {tool.name}, handle your part of: {_short(original, 200)}"
+            task = f"As {tool.name}, handle your part of: {shorten(original, 200)}"
             return ToolCall(id=f"call_{request.call_index}_{index}", name=tool.name,
                             arguments={"task": task})
     return None
@@ -270,7 +266,7 @@ def _answer(request: ModelRequest, prompt: str) -> str:
     results = [m for m in request.messages if m.role == "tool"]
     header = f"[offline {request.model_name} model; no LLM was called] {request.agent}:"
     if results:
-        lines = "\n".join(f"- {_short(m.content, 160)}" for m in results)
+        lines = "\n".join(f"- {shorten(m.content, 160)}" for m in results)
         original = next((m.content for m in request.messages if m.role == "user"), prompt)
-        return f"{header} for \"{_short(original, 100)}\", the team reports:\n{lines}"
-    return f"{header} regarding \"{_short(prompt, 160)}\", here is my answer as {request.agent}."
+        return f"{header} for \"{shorten(original, 100)}\", the team reports:\n{lines}"
+    return f"{header} regarding \"{shorten(prompt, 160)}\", here is my answer as {request.agent}."
