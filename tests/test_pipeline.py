@@ -12,8 +12,10 @@ from baton.messages import Chaos
 from baton.runs import PipelineResult
 from tests.helpers import (
     fast_catalogue,
+    finish,
     run,
     run_with_requests,
+    start,
     worker,
 )
 
@@ -87,3 +89,14 @@ async def test_stage_that_never_meets_its_contract_is_a_contract_violation(env: 
     cause = caught.value.cause
     assert isinstance(cause, ApplicationError) and cause.type == "ContractViolation"
     assert "agent 'outliner' failed: Outline violated" in cause.message
+
+
+async def test_current_stage_query_names_the_last_stage_and_attempt(
+        env: WorkflowEnvironment, task_queue: str) -> None:
+    chaos = Chaos(rejection_rate=1.0, agents=["editor"], faulty_tries=1)
+    async with worker(env.client, task_queue):
+        handle = await start(env.client, task_queue, "article_pipeline", TOPIC, chaos=chaos,
+                             result_type=PipelineResult)
+        await finish(handle)
+        stage = await handle.query("current_stage")
+    assert stage == "formatter (attempt 1)"

@@ -10,8 +10,10 @@ from baton.runs import TriageResult
 from tests.helpers import (
     catalogue,
     fast_catalogue,
+    finish,
     run,
     run_with_requests,
+    start,
     worker,
 )
 from workflows.triage import nest_history
@@ -128,3 +130,12 @@ async def test_failed_specialist_falls_back_to_the_default(env: WorkflowEnvironm
     assert result.status == "degraded"
     assert any("billing failed" in r for r in result.reasons)
     assert [s.kind for s in result.trace].count("handoff") == 2
+
+
+async def test_phase_query_follows_the_run(env: WorkflowEnvironment, task_queue: str) -> None:
+    async with worker(env.client, task_queue):
+        handle = await start(env.client, task_queue, "support_desk", "My invoice is wrong",
+                             result_type=TriageResult)
+        await finish(handle)
+        phase = await handle.query("phase")
+    assert phase == "done"
