@@ -5,7 +5,7 @@ COPY pyproject.toml README.md ./
 COPY baton ./baton
 COPY workflows ./workflows
 COPY activities ./activities
-COPY worker.py starter.py recovery.py ./
+COPY worker.py starter.py ./
 RUN pip install --no-cache-dir .
 # Temporal needs the process to exit on SIGTERM after in-flight tasks: worker.py does.
 STOPSIGNAL SIGTERM

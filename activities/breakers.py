@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from baton.messages import BreakerPolicy, BreakerState
+from baton.model_io import BreakerPolicy, BreakerState
 
 logger = logging.getLogger("baton.breakers")
 

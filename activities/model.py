@@ -10,16 +10,14 @@ which sends the agent to its fallback model.
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Coroutine
-from typing import Any
-
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.breakers import BreakerBoard, CircuitOpenError
-from activities.providers import provider_for
-from baton.messages import BreakerState, ModelRequest, ModelResponse
+from baton.activities.breakers import BreakerBoard, CircuitOpenError
+from baton.activities.heartbeat import heartbeating
+from baton.activities.providers import provider_for
+from baton.errors import CircuitOpen
+from baton.model_io import BreakerState, ModelRequest, ModelResponse
 
 
 class ModelCalls:
@@ -34,9 +32,9 @@ class ModelCalls:
         try:
             breaker.before_call()
         except CircuitOpenError as err:
-            raise ApplicationError(str(err), type="CircuitOpen", non_retryable=True) from None
+            raise CircuitOpen(str(err)) from None
         try:
-            response = await _heartbeating(provider_for(request).complete(request))
+            response = await heartbeating(provider_for(request).complete(request))
         except ApplicationError as err:
             if not err.non_retryable:
                 breaker.record_failure()
@@ -55,20 +53,3 @@ class ModelCalls:
     @activity.defn(name="breaker_states")
     async def breaker_states(self) -> list[BreakerState]:
         return self.breakers.states()
-
-
-async def _heartbeating(call: Coroutine[Any, Any, ModelResponse]) -> ModelResponse:
-    task = asyncio.ensure_future(call)
-    heartbeat_timeout = activity.info().heartbeat_timeout
-    if heartbeat_timeout is None:
-        return await task
-    interval = max(heartbeat_timeout.total_seconds() / 3, 0.05)
-    try:
-        while True:
-            done, _ = await asyncio.wait({task}, timeout=interval)
-            if done:
-                return task.result()
-            activity.heartbeat()
-    finally:
-        # Reached on cancellation (timeout, workflow cancelled): stop the provider call.
-        task.cancel()

@@ -1,8 +1,14 @@
-"""Loading a catalogue file (TOML) into a validated `Catalogue`, with readable errors."""
+"""Loading a catalogue file (TOML) into a validated `Catalogue`, with readable errors.
+
+A catalogue may name Python modules (`app = "my_tools"` or a list): they are
+imported as with `--app`, and their `@baton.tool` functions and pydantic models
+become tools and contracts its agents can name.
+"""
 
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -19,8 +25,13 @@ class CatalogueError(ValueError):
     """The catalogue file is unreadable or describes an invalid set of agents and teams."""
 
 
-def load_catalogue(path: str | Path | None = None) -> Catalogue:
-    """Read and validate a catalogue; the packaged default when `path` is None."""
+def load_catalogue(path: str | Path | None = None,
+                   apps: Sequence[str] = ()) -> Catalogue:
+    """Read and validate a catalogue; the packaged default when `path` is None.
+
+    `apps` are modules (the starter's --app) whose tools and contracts the
+    catalogue's agents may use besides those of its own `app` key.
+    """
     if path is None:
         source = "the default catalogue"
         text = resources.files("baton").joinpath(DEFAULT_CATALOGUE).read_text()
@@ -34,12 +45,18 @@ def load_catalogue(path: str | Path | None = None) -> Catalogue:
         raw = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise CatalogueError(f"catalogue {source} is not valid TOML: {exc}") from None
+    if apps:
+        names = raw.get("app", [])
+        raw["app"] = [*([names] if isinstance(names, str) else names), *apps]
     return parse_catalogue(raw, source)
 
 
 def parse_catalogue(raw: dict[str, Any], source: str = "catalogue") -> Catalogue:
     """Validate a catalogue given as plain data ([defaults] apply to every agent)."""
     defaults = raw.pop("defaults", {})
+    modules = raw.pop("app", [])
+    if modules:
+        raw["tools"] = {**_app_tools(modules, source), **raw.get("tools", {})}
     agents = raw.get("agents")
     if not isinstance(agents, dict) or not agents:
         raise CatalogueError(f"{source} declares no agents: add at least one [agents.<name>] table")
@@ -52,6 +69,25 @@ def parse_catalogue(raw: dict[str, Any], source: str = "catalogue") -> Catalogue
         return Catalogue.model_validate(raw)
     except ValidationError as exc:
         raise CatalogueError(f"{source} is invalid:\n{describe_errors(exc)}") from None
+
+
+def _app_tools(modules: str | list[str], source: str) -> dict[str, Any]:
+    """Tool definitions of the modules a catalogue names (importing them registers
+    their contracts too)."""
+    from baton.app import AppError, load_app
+
+    if isinstance(modules, str):
+        modules = [modules]
+    if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
+        raise CatalogueError(f"{source}: `app` must be a module name or a list of them")
+    tools: dict[str, Any] = {}
+    for module in modules:
+        try:
+            app = load_app(module)
+        except AppError as err:
+            raise CatalogueError(f"{source}: {err}") from None
+        tools.update({t.name: t.definition.model_dump() for t in app.tools})
+    return tools
 
 
 def describe_errors(exc: ValidationError) -> str:

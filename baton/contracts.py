@@ -1,9 +1,15 @@
 """Output contracts: the typed data agents hand to each other.
 
-An agent spec names its contract (`contract = "Outline"`); the workflow asks the
-model for that JSON schema and validates the answer with pydantic before anything
-downstream sees it. Add a contract by defining a model here and listing it in
-`CONTRACTS`.
+An agent spec names its contract (`contract = "Outline"`, or `output=Outline` in
+Python); the workflow asks the model for that JSON schema and validates the answer
+with pydantic before anything downstream sees it.
+
+Contracts of your own are any pydantic models: `baton.Agent(output=MyModel)`
+registers them, and so does loading a module with `--app` (every pydantic model
+defined in it). Outputs travel between workflows as JSON and are validated again
+into the model wherever they are read, so the worker that runs a workflow must
+have imported the module that defines its contracts (`python worker.py --app M`);
+a worker that has not fails the run with a non-retryable `UnknownContract`.
 """
 
 from __future__ import annotations
@@ -59,15 +65,68 @@ class Article(BaseModel):
     markdown: str = Field(min_length=20)
 
 
-CONTRACTS: dict[str, type[BaseModel]] = {
-    model.__name__: model
-    for model in (RouteDecision, Findings, Review, Outline, Draft, EditedDraft, Article)
-}
+class Subtask(BaseModel):
+    """One piece of a request a coordinator split off, and who should do it."""
+
+    task: str = Field(min_length=1, description="The subtask, written as a request.")
+    member: str = Field(description="The member (agent or team) that should do it.")
+
+
+class Plan(BaseModel):
+    """A coordinator's split of a request into independent subtasks."""
+
+    subtasks: list[Subtask] = Field(min_length=1)
+
+
+BUILTIN_CONTRACTS: tuple[type[BaseModel], ...] = (
+    RouteDecision, Findings, Review, Outline, Draft, EditedDraft, Article, Plan)
+# Every contract this process knows by name: the built-ins and the user's own.
+CONTRACTS: dict[str, type[BaseModel]] = {model.__name__: model for model in BUILTIN_CONTRACTS}
+
+
+class ContractError(ValueError):
+    """Two different models registered under one contract name."""
+
+
+def register_contract(model: type[BaseModel]) -> str:
+    """Make `model` known as a contract under its class name; returns the name."""
+    if not (isinstance(model, type) and issubclass(model, BaseModel)):
+        raise ContractError(f"a contract must be a pydantic model class; got {model!r}")
+    name = model.__name__
+    known = CONTRACTS.get(name)
+    if known is not None and known is not model and (
+            known.__module__, known.__qualname__) != (model.__module__, model.__qualname__):
+        raise ContractError(
+            f"two contracts are named {name!r}: {known.__module__}.{known.__qualname__} and "
+            f"{model.__module__}.{model.__qualname__}; rename one (contracts are known by "
+            "class name)")
+    CONTRACTS[name] = model
+    return name
+
+
+def contract_model(name: str) -> type[BaseModel]:
+    """The model registered as `name`; UnknownContract when this process lacks it."""
+    from baton.errors import UnknownContract
+
+    model = CONTRACTS.get(name)
+    if model is None:
+        raise UnknownContract(
+            f"contract {name!r} is not known to this worker; start it with the module that "
+            f"defines it (python worker.py --app MODULE). Known: {', '.join(sorted(CONTRACTS))}")
+    return model
 
 
 def contract_schema(name: str) -> dict[str, Any]:
     """The JSON schema a model is asked to follow for contract `name`."""
-    return CONTRACTS[name].model_json_schema()
+    return contract_model(name).model_json_schema()
+
+
+def plan_schema(members: list[str], max_subtasks: int) -> dict[str, Any]:
+    """Plan's schema with `member` limited to `members` and at most `max_subtasks` items."""
+    schema = Plan.model_json_schema()
+    schema["$defs"]["Subtask"]["properties"]["member"]["enum"] = list(members)
+    schema["properties"]["subtasks"]["maxItems"] = max_subtasks
+    return schema
 
 
 def route_schema(targets: list[str]) -> dict[str, Any]:

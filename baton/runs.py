@@ -6,10 +6,22 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
 
-from baton.messages import MAX_PROMPT_BYTES, Budget, Chaos, Message, Usage
+from baton.model_io import MAX_PROMPT_BYTES, Chaos, Message
 from baton.specs import Catalogue
+from baton.usage import Budget, Usage
 
 Status = Literal["ok", "degraded", "budget_exhausted", "failed"]
+
+# The workflow type that runs each pattern (the names the worker registers).
+PATTERN_WORKFLOWS = {
+    "triage": "TriageWorkflow",
+    "fanout": "FanOutWorkflow",
+    "supervisor": "SupervisorWorkflow",
+    "pipeline": "PipelineWorkflow",
+    "agent": "AgentWorkflow",
+}
+# How long past its deadline the server lets a run finish writing its partial result.
+DEADLINE_GRACE_S = 30
 
 
 class RunOptions(BaseModel):
@@ -30,6 +42,8 @@ class RunInput(BaseModel):
     options: RunOptions = Field(default_factory=RunOptions)
     # Where this run sits in a composition ("concierge/research_desk"); labels traces.
     path: str = ""
+    # A map fan-out's inputs: one branch per item.
+    items: list[str] | None = Field(default=None, max_length=2000)
 
     @field_validator("messages")
     @classmethod
@@ -64,7 +78,7 @@ class RunInput(BaseModel):
 
 StepKind = Literal[
     "model_call", "repair", "fallback", "handoff", "branch", "synthesis",
-    "delegation", "review", "stage", "gate", "error",
+    "delegation", "review", "stage", "gate", "error", "tool_call", "plan",
 ]
 
 
@@ -104,23 +118,36 @@ class TriageResult(RunResult):
     route_reason: str = ""
 
 
+class BranchTask(BaseModel):
+    """One branch of a fan-out: a member and its own prompt (None: the run's request)."""
+
+    member: str
+    task: str | None = None
+
+
 class BranchOutcome(BaseModel):
     branch: str
     ok: bool
     answer: str = ""
     output: dict[str, Any] | None = None
+    # The contract `output` follows, so readers validate it back into its model.
+    contract: str | None = None
     error: str | None = None
+    task: str | None = None
 
 
 class FanOutResult(RunResult):
     branches: list[BranchOutcome] = Field(default_factory=list)
+    # The subtasks a planner made (planned fan-outs), and how the plan was bounded.
+    plan: list[BranchTask] | None = None
+    plan_note: str | None = None
 
 
 class ShardInput(BaseModel):
     """A slice of a large fan-out, run by its own workflow (see workflows/fanout.py)."""
 
     run: RunInput
-    branches: list[str] = Field(min_length=1)
+    tasks: list[BranchTask] = Field(min_length=1)
 
 
 class Delegation(BaseModel):

@@ -16,7 +16,9 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from baton.contracts import CONTRACTS
-from baton.messages import BreakerPolicy, Budget, Price, ProviderConfig
+from baton.model_io import BreakerPolicy, ModelRef, ProviderConfig
+from baton.tools import ToolDef
+from baton.usage import Budget, Price
 
 BUILTIN_PROVIDERS = ("offline", "openai", "anthropic")
 
@@ -32,13 +34,7 @@ class RetrySpec(BaseModel):
 
 def split_model(model: str) -> tuple[str, str]:
     """'provider:model' -> (provider, model); raises ValueError naming what is accepted."""
-    provider, sep, name = model.partition(":")
-    if not sep or not provider or not name.strip():
-        raise ValueError(
-            f"model {model!r} must be written 'provider:model', e.g. 'offline:fast', "
-            "'openai:gpt-5-nano' or 'anthropic:claude-haiku-4-5'"
-        )
-    return provider, name
+    return tuple(ModelRef.parse(model))  # type: ignore[return-value]
 
 
 class AgentSpec(BaseModel):
@@ -60,6 +56,10 @@ class AgentSpec(BaseModel):
     retry: RetrySpec = Field(default_factory=RetrySpec)
     # How many times a contract violation is sent back to the model with the error.
     max_repairs: int = Field(default=2, ge=0, le=10)
+    # Function tools the agent may call (names of the catalogue's tools).
+    tools: list[str] = Field(default_factory=list)
+    # Model turns that may ask for tools; then the agent must answer without them.
+    max_tool_turns: int = Field(default=8, ge=1, le=100)
 
     @field_validator("model")
     @classmethod
@@ -80,6 +80,8 @@ class AgentSpec(BaseModel):
         if value is not None and value not in CONTRACTS:
             raise ValueError(
                 f"unknown contract {value!r}; known contracts: {', '.join(sorted(CONTRACTS))}"
+                " (a contract of your own is a pydantic model in a module given with --app "
+                "or the catalogue's `app`)"
             )
         return value
 
@@ -110,21 +112,44 @@ class TriageTeam(BaseModel):
 
 
 class FanOutTeam(BaseModel):
-    """Branches run in parallel as child workflows; a synthesizer writes the answer."""
+    """Branches run in parallel as child workflows; a synthesizer writes the answer.
+
+    Three ways to make the branches: `branches` (every member gets the request),
+    `planner` (a coordinator agent splits the request into at most `max_branches`
+    subtasks, each for one of `members`; `branches`, if given, are the fallback
+    when planning fails), or `map_member` (one branch per item the caller gives).
+    """
 
     pattern: Literal["fanout"] = "fanout"
     description: str = ""
-    branches: list[str] = Field(min_length=1, max_length=2000)
+    branches: list[str] = Field(default_factory=list, max_length=2000)
+    planner: str | None = None
+    members: list[str] = Field(default_factory=list)
+    map_member: str | None = None
+    max_branches: int = Field(default=8, ge=1, le=2000)
     synthesizer: str
     policy: Literal["all", "quorum", "best_effort"] = "all"
     quorum: int | None = Field(default=None, ge=1)
 
+    @property
+    def mode(self) -> Literal["static", "planned", "map"]:
+        if self.map_member is not None:
+            return "map"
+        return "planned" if self.planner is not None else "static"
+
     @model_validator(mode="after")
-    def _quorum_fits(self) -> FanOutTeam:
+    def _branches_are_defined(self) -> FanOutTeam:
+        if self.planner is not None and self.map_member is not None:
+            raise ValueError("a fan-out has a planner or a map_member, not both")
+        if self.planner is not None and not self.members:
+            raise ValueError("a planned fan-out needs `members` its subtasks may go to")
+        if self.mode == "static" and not self.branches:
+            raise ValueError("a fan-out needs `branches`, a `planner` with `members`, "
+                             "or a `map_member`")
         if self.policy == "quorum":
             if self.quorum is None:
-                self.quorum = len(self.branches) // 2 + 1
-            if self.quorum > len(self.branches):
+                self.quorum = len(self.branches) // 2 + 1 if self.mode == "static" else 1
+            if self.mode == "static" and self.quorum > len(self.branches):
                 raise ValueError(
                     f"quorum {self.quorum} exceeds the {len(self.branches)} branches"
                 )
@@ -183,6 +208,8 @@ class Catalogue(BaseModel):
 
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     agents: dict[str, AgentSpec]
+    # Function tools by name (from @baton.tool in the modules the catalogue names).
+    tools: dict[str, ToolDef] = Field(default_factory=dict)
     teams: dict[str, TeamSpec] = Field(default_factory=dict)
     # USD per million tokens by "provider:model" (see baton/pricing.py).
     prices: dict[str, Price] = Field(default_factory=dict)
@@ -217,6 +244,13 @@ class Catalogue(BaseModel):
                     )
             for target in agent.handoffs:
                 self._require_member(target, f"agent {agent.name!r} hands off to")
+            for tool in agent.tools:
+                if tool not in self.tools:
+                    known = ", ".join(sorted(self.tools)) or "none"
+                    raise ValueError(
+                        f"agent {agent.name!r} names unknown tool {tool!r}; known tools: "
+                        f"{known} (tools are @baton.tool functions of a module given with "
+                        "--app or the catalogue's `app`)")
         for name, team in self.teams.items():
             for role, member, agent_only in _team_references(team):
                 where = f"team {name!r} ({role})"
@@ -224,11 +258,34 @@ class Catalogue(BaseModel):
                     self._require_agent(member, where)
                 else:
                     self._require_member(member, where)
+            if isinstance(team, FanOutTeam) and team.planner is not None:
+                planner = self.agents[team.planner]
+                if planner.contract not in (None, "Plan"):
+                    raise ValueError(f"team {name!r}: planner {planner.name!r} must use "
+                                     f"contract 'Plan', not {planner.contract!r}")
+            if isinstance(team, PipelineTeam):
+                for stage in team.stages:
+                    self._check_gate(name, stage)
             if isinstance(team, TriageTeam) and not self.agents[team.router].handoffs:
                 raise ValueError(f"team {name!r}: router {team.router!r} declares no handoffs")
         for name in self.teams:
             self._reject_cycle(name, [])
         return self
+
+    def _check_gate(self, team: str, stage: StageSpec) -> None:
+        """A gate reads a boolean field of its stage agent's contract."""
+        if stage.gate_field is None:
+            return
+        agent = self.agents.get(stage.agent)
+        model = CONTRACTS.get(agent.contract) if agent and agent.contract else None
+        where = f"team {team!r}: stage {stage.agent!r} gate_field {stage.gate_field!r}"
+        if model is None or agent is None:
+            raise ValueError(f"{where}: a gate needs a stage that is an agent with a contract")
+        field = model.model_fields.get(stage.gate_field)
+        if field is None or field.annotation is not bool:
+            fields = [n for n, f in model.model_fields.items() if f.annotation is bool]
+            raise ValueError(f"{where} is not a boolean field of {agent.contract}; boolean "
+                             f"fields: {', '.join(fields) or 'none'}")
 
     def _require_agent(self, name: str, where: str) -> None:
         if name not in self.agents:
@@ -273,10 +330,12 @@ class Catalogue(BaseModel):
             stack.extend(self.members_of(current))
         agents = {n: a for n, a in self.agents.items() if n in needed}
         models = {m for a in agents.values() for m in [a.model, *a.fallback_models]}
+        tools = {t for a in agents.values() for t in a.tools}
         return Catalogue(
             providers={p: c for p, c in self.providers.items()
                        if any(m.startswith(f"{p}:") for m in models)},
             agents=agents,
+            tools={n: t for n, t in self.tools.items() if n in tools},
             teams={n: t for n, t in self.teams.items() if n in needed},
             prices={m: p for m, p in self.prices.items() if m in models},
             breakers={m: b for m, b in self.breakers.items() if m in models or m == "default"},
@@ -307,6 +366,7 @@ class Catalogue(BaseModel):
         }
         return Catalogue.model_validate(
             {"providers": self.providers, "agents": agents, "teams": self.teams,
+             "tools": self.tools,
              "prices": self.prices, "breakers": self.breakers, "budget": self.budget}
         )
 
@@ -317,9 +377,11 @@ def _team_references(team: TriageTeam | FanOutTeam | SupervisorTeam | PipelineTe
     if isinstance(team, TriageTeam):
         return [("router", team.router, True)]
     if isinstance(team, FanOutTeam):
-        return [("branch", b, False) for b in team.branches] + [
-            ("synthesizer", team.synthesizer, True)
-        ]
+        return ([("branch", b, False) for b in team.branches]
+                + ([("planner", team.planner, True)] if team.planner else [])
+                + [("member", m, False) for m in team.members]
+                + ([("map_member", team.map_member, False)] if team.map_member else [])
+                + [("synthesizer", team.synthesizer, True)])
     if isinstance(team, SupervisorTeam):
         return [("supervisor", team.supervisor, True)] + [
             ("worker", w, False) for w in team.workers

@@ -33,16 +33,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
 
-from activities.providers.offline import OfflineProvider  # noqa: E402
+from baton.activities.providers.offline import OfflineProvider  # noqa: E402
 from baton.catalogue import parse_catalogue  # noqa: E402
-from baton.messages import Chaos, Message, ModelRequest  # noqa: E402
+from baton.model_io import Chaos, Message, ModelRequest  # noqa: E402
 from baton.runs import FanOutResult, RunInput, RunOptions  # noqa: E402
 from baton.specs import Catalogue  # noqa: E402
+from baton.temporal import build_worker, exit_now, start_dev_environment  # noqa: E402
 from bench.raw_temporal import run_raw  # noqa: E402
-from worker import build_worker, exit_now  # noqa: E402
 
 PROMPT = "Summarise the trade-offs of durable execution"
 
@@ -106,12 +105,9 @@ async def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         extra = [] if args.in_memory else [
             "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
-        env = await WorkflowEnvironment.start_local(
-            data_converter=pydantic_data_converter,
-            dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
+        env = await start_dev_environment(
             dev_server_database_filename=None if args.in_memory else f"{tmp}/bench.db",
             dev_server_extra_args=extra,
-            dev_server_log_level="error",
         )
         try:
             await with_temporal(env, 5, Chaos(agents=["analyst"]))  # warm-up

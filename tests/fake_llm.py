@@ -19,8 +19,8 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
-from activities.providers.offline import OfflineProvider
-from baton.messages import Message, ModelRequest, ModelResponse, ToolCall, ToolSpec
+from baton.activities.providers.offline import OfflineProvider
+from baton.model_io import Message, ModelRequest, ModelResponse, ToolCall, ToolSpec
 
 MODEL_NAME = "model"  # the fake speaks for one "agent"; offline uses it in corrections
 USAGE = {"input": 120, "output": 30, "cached": 40}

@@ -10,12 +10,12 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
 from baton.catalogue import load_catalogue, parse_catalogue
-from baton.messages import Budget, Chaos, Message
-from baton.runs import RunInput, RunOptions, RunResult
+from baton.model_io import Chaos, Message
+from baton.runs import PATTERN_WORKFLOWS, RunInput, RunOptions, RunResult
 from baton.specs import Catalogue
+from baton.temporal import build_worker
+from baton.usage import Budget
 from tests.fake_llm import FakeLLMServer
-from worker import build_worker
-from workflows.members import PATTERN_WORKFLOWS
 
 R = TypeVar("R", bound=RunResult)
 

@@ -9,8 +9,8 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.providers.anthropic_messages import to_anthropic_messages
-from baton.messages import Message, ToolCall
+from baton.activities.providers.anthropic_messages import to_anthropic_messages
+from baton.model_io import Message, ToolCall
 from baton.runs import PipelineResult, RunResult, SupervisorResult
 from tests.fake_llm import FakeLLMServer, Fault
 from tests.helpers import on_fake, run, worker

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities.breakers import BreakerBoard, CircuitBreaker, CircuitOpenError
-from baton.messages import BreakerPolicy, BreakerState, Chaos
+from baton.activities.breakers import BreakerBoard, CircuitBreaker, CircuitOpenError
+from baton.model_io import BreakerPolicy, BreakerState, Chaos
 from baton.runs import TriageResult
 from tests.helpers import fast_catalogue, run, worker
 

@@ -7,10 +7,10 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from baton.messages import Chaos
+from baton.model_io import Chaos
 from baton.runs import BranchOutcome, FanOutResult
+from baton.workflows.fanout import merge_branches
 from tests.helpers import fast_catalogue, finish, run, start, worker
-from workflows.fanout import merge_branches
 
 QUESTION = "Is durable execution worth it for LLM agents?"
 
@@ -90,7 +90,7 @@ async def test_failed_synthesizer_returns_merged_findings(env: WorkflowEnvironme
 
 def test_merge_branches_renders_findings_and_text() -> None:
     merged = merge_branches([
-        BranchOutcome(branch="a", ok=True, output={
+        BranchOutcome(branch="a", ok=True, contract="Findings", output={
             "summary": "S", "key_points": ["p1", "p2"], "confidence": 0.5}),
         BranchOutcome(branch="b", ok=True, answer="plain text"),
     ])

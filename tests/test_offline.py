@@ -8,10 +8,10 @@ import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.model import ModelCalls
-from activities.providers.offline import OfflineProvider
+from baton.activities.model import ModelCalls
+from baton.activities.providers.offline import OfflineProvider
 from baton.contracts import CONTRACTS, contract_schema, route_schema
-from baton.messages import Chaos, Message, ModelRequest, ToolSpec
+from baton.model_io import Chaos, Message, ModelRequest, ToolSpec
 
 TOOL_PARAMS = {"type": "object", "properties": {"task": {"type": "string"}}}
 

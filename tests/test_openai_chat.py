@@ -9,9 +9,9 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.providers.openai_chat import strict_schema, to_openai_message
+from baton.activities.providers.openai_chat import strict_schema, to_openai_message
 from baton.contracts import EditedDraft, Review, route_schema
-from baton.messages import Message, ToolCall
+from baton.model_io import Message, ToolCall
 from baton.runs import RunResult, SupervisorResult, TriageResult
 from tests.fake_llm import FakeLLMServer, Fault
 from tests.helpers import on_fake, run, worker

@@ -8,7 +8,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from baton.contracts import Article, Draft, EditedDraft, Outline
-from baton.messages import Chaos
+from baton.model_io import Chaos
 from baton.runs import PipelineResult
 from tests.helpers import (
     fast_catalogue,

@@ -7,7 +7,7 @@ from email.utils import format_datetime
 
 import pytest
 
-from activities.providers.errors import retry_after, status_error
+from baton.activities.providers.errors import retry_after, status_error
 
 
 @pytest.mark.parametrize(("headers", "expected"), [

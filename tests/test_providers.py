@@ -15,9 +15,9 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from activities.providers import register_provider
-from activities.providers.anthropic_messages import AnthropicMessagesProvider
-from activities.providers.openai_chat import OpenAIChatProvider
+from baton.activities.providers import register_provider
+from baton.activities.providers.anthropic_messages import AnthropicMessagesProvider
+from baton.activities.providers.openai_chat import OpenAIChatProvider
 from baton.catalogue import load_catalogue
 from baton.runs import FanOutResult, PipelineResult, RunResult, SupervisorResult, TriageResult
 from tests.fake_llm import USAGE, FakeLLMServer, Fault

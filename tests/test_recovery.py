@@ -10,7 +10,7 @@ import pytest
 from temporalio.client import WorkflowFailureError, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
-import recovery
+from baton import recovery
 from baton.runs import PipelineResult, TriageResult
 from tests.helpers import fast_catalogue, finish, start, worker
 from tests.test_starter import run_starter

@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import pytest
 from temporalio.client import WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
-from temporalio.worker import Replayer
 from temporalio.workflow import NondeterminismError
 
-from baton.messages import Chaos
+from baton.model_io import Chaos
 from baton.runs import RunResult
+from baton.temporal import build_replayer
 from tests.helpers import finish, start, worker
-from workflows.registry import ALL_WORKFLOWS
 
 CASES = [
     ("support_desk", "My invoice shows the wrong amount", None),
@@ -39,7 +37,7 @@ async def test_pattern_replays_deterministically(env: WorkflowEnvironment, task_
         histories: list[WorkflowHistory] = [
             await env.client.get_workflow_handle(w.id).fetch_history()
             async for w in env.client.list_workflows(f"WorkflowId STARTS_WITH '{handle.id}'")]
-    replayer = Replayer(workflows=ALL_WORKFLOWS, data_converter=pydantic_data_converter)
+    replayer = build_replayer()
     for history in histories:
         await replayer.replay_workflow(history)
     assert histories

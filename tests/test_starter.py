@@ -12,8 +12,8 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from activities.providers import register_provider
-from activities.providers.openai_chat import OpenAIChatProvider
+from baton.activities.providers import register_provider
+from baton.activities.providers.openai_chat import OpenAIChatProvider
 from tests.fake_llm import FakeLLMServer
 from tests.helpers import worker
 

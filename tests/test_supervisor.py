@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from temporalio.testing import WorkflowEnvironment
 
-from baton.messages import Chaos
+from baton.model_io import Chaos
 from baton.runs import SupervisorResult
 from tests.helpers import fast_catalogue, finish, run, start, worker
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from baton.messages import Chaos, Message
+from baton.model_io import Chaos, Message
 from baton.runs import TriageResult
+from baton.workflows.triage import nest_history
 from tests.helpers import (
     catalogue,
     fast_catalogue,
@@ -16,7 +17,6 @@ from tests.helpers import (
     start,
     worker,
 )
-from workflows.triage import nest_history
 
 DECLARED = {"billing", "technical", "general"}
 

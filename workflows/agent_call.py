@@ -1,20 +1,23 @@
-"""The one way a workflow runs an agent: `run_agent`, and the run's ledger.
+"""The one way a workflow runs an agent: `run_agent`, with its general tool loop.
 
-`run_agent` turns an agent spec into a `call_model` activity with the spec's
-timeouts and bounded retry policy, validates the answer against the agent's
-contract (re-prompting with the validation error a bounded number of times), and
-moves on to the agent's fallback models when a model keeps failing. Malformed
-output never leaves this function: it returns validated data or raises
-`AgentFailed`.
-
-`RunLedger` is the per-run bookkeeping every pattern shares: the ordered step
-trace, usage per agent, and readable ids for child workflows.
+`run_agent` turns an agent spec into `call_model` activities with the spec's
+timeouts and bounded retry policy. While the model asks for tools (at most
+`max_tool_turns` turns), each call runs through a `Toolbox` handler: a function
+tool is its own activity, registered under the tool's name (`run_function_tool`);
+a supervisor's delegation to a worker is another kind of handler. Calls of one
+turn run concurrently and their results go back to the model as tool messages.
+The final answer is validated against the agent's contract (re-prompting with the
+validation error a bounded number of times), and the agent moves on to its
+fallback models when a model keeps failing, keeping the tool results it already
+has. Malformed output never leaves this function: it returns validated data or
+raises `AgentFailed`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -26,55 +29,50 @@ from temporalio.exceptions import ActivityError, ApplicationError, RetryState
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
 
-    from baton.contracts import CONTRACTS, contract_schema
-    from baton.messages import (
-        Budget,
-        Message,
-        ModelRequest,
-        ModelResponse,
-        ToolCall,
-        ToolSpec,
-        Usage,
-    )
-    from baton.runs import RunInput, RunResult, Step, StepKind
+    from baton.contracts import contract_model
+    from baton.errors import AgentFailed, ContractViolation, ToolFailed, ToolUnavailable
+    from baton.model_io import Message, ModelRequest, ModelResponse, ToolCall, ToolSpec
     from baton.specs import AgentSpec
     from baton.text import shorten
+    from baton.tools import ToolDef, ToolInvocation, ToolOutcome
+    from baton.usage import Usage
+
+from baton.workflows.ledger import RunLedger
 
 CALL_MODEL = "call_model"
 
 # Returns a reason to reject an otherwise valid output (e.g. a route not declared).
 Acceptor = Callable[[BaseModel], str | None]
+# Runs one tool call inside the workflow and returns the text the model reads.
+ToolHandler = Callable[[ToolCall], Awaitable[str]]
 
 
-class AgentFailed(ApplicationError):
-    """An agent produced no acceptable answer on any of its models."""
+@dataclass
+class Toolbox:
+    """The tools one agent is offered in one run, and how each call is carried out."""
 
-    error_type = "AgentFailed"
+    specs: list[ToolSpec]
+    handlers: dict[str, ToolHandler]
+    max_turns: int
+    # Said in the run's reasons when the model still wanted tools at the bound.
+    limit_reason: str = "tool turn limit {max_turns} reached; answered without tools"
+    on_turn: Callable[[int], None] | None = None
 
-    def __init__(self, agent: str, reason: str) -> None:
-        super().__init__(f"agent {agent!r} failed: {reason}", type=self.error_type,
-                         non_retryable=True)
-        self.agent = agent
-        self.reason = reason
+    async def run(self, calls: Sequence[ToolCall]) -> list[str]:
+        """Every call of one model turn, concurrently; unknown tools answer with an error."""
+
+        async def one(call: ToolCall) -> str:
+            handler = self.handlers.get(call.name)
+            if handler is None:
+                return (f"Error: there is no tool named {call.name!r}; available tools: "
+                        f"{', '.join(self.handlers)}")
+            return await handler(call)
+
+        return list(await asyncio.gather(*(one(c) for c in calls)))
 
 
-class BudgetExhausted(ApplicationError):
-    """The run's token, call, USD or time budget is spent; it stops with partial results."""
-
-    def __init__(self, limit: str) -> None:
-        super().__init__(f"budget exhausted ({limit})", type="BudgetExhausted",
-                         non_retryable=True)
-        self.limit = limit
-
-
-class ContractViolation(AgentFailed):
-    """Every model of an agent kept breaking its contract, repairs included."""
-
-    error_type = "ContractViolation"
-
-    def __init__(self, agent: str, contract: str, problem: str) -> None:
-        super().__init__(agent, f"{contract} violated: {problem}")
-        self.contract = contract
+# For a call that must not offer the agent's own tools (e.g. a supervisor's review).
+NO_TOOLS = Toolbox(specs=[], handlers={}, max_turns=0)
 
 
 @dataclass
@@ -82,106 +80,35 @@ class AgentReply:
     agent: str
     model: str
     text: str
-    output: dict[str, Any] | None = None
+    # The validated contract output, as the contract's model.
+    output: BaseModel | None = None
     tool_calls: list[ToolCall] = field(default_factory=list)
+    tool_turns: int = 0
+
+    @property
+    def output_json(self) -> dict[str, Any] | None:
+        return None if self.output is None else self.output.model_dump(mode="json")
 
     @property
     def answer(self) -> str:
-        return self.text if self.output is None else json.dumps(self.output)
+        return self.text if self.output is None else self.output.model_dump_json()
 
 
-class RunLedger:
-    """Trace, usage and child ids of one workflow run."""
-
-    def __init__(self, run: RunInput) -> None:
-        self.run = run
-        self.trace: list[Step] = []
-        self.usage: dict[str, Usage] = {}
-        self.reasons: list[str] = []
-        # (who, answer) of every agent or nested run that answered: the partial result.
-        self.partials: list[tuple[str, str]] = []
-        self.exhausted: str | None = None
-        self._calls: dict[str, int] = {}
-        self._children: dict[str, int] = {}
-
-    def step(self, kind: StepKind, agent: str, detail: str, *, ok: bool = True,
-             model: str | None = None, usage: Usage | None = None) -> None:
-        self.trace.append(Step(kind=kind, agent=agent, detail=detail, ok=ok, model=model,
-                               path=self.run.path, usage=usage))
-
-    def degrade(self, reason: str) -> None:
-        self.reasons.append(reason)
-
-    def next_call_index(self, agent: str) -> int:
-        index = self._calls.get(agent, 0)
-        self._calls[agent] = index + 1
-        return index
-
-    def charge(self, agent: str, usage: Usage) -> None:
-        self.usage[agent] = self.usage.get(agent, Usage()).plus(usage)
-
-    @property
-    def spent(self) -> Usage:
-        return Usage.sum(self.usage.values())
-
-    def check_budget(self) -> Budget:
-        """What remains of the run's budget; raises BudgetExhausted when nothing does."""
-        budget = self.run.options.budget
-        spent = self.spent
-        elapsed = (workflow.now() - workflow.info().start_time).total_seconds()
-        if (limit := budget.exceeded_by(spent, elapsed)) is not None:
-            raise BudgetExhausted(limit)
-        return budget.remaining(spent, elapsed)
-
-    def absorb(self, child: RunResult) -> None:
-        """Fold a nested run's usage and trace into this run's."""
-        for agent, usage in child.usage.items():
-            self.charge(agent, usage)
-        self.trace.extend(child.trace)
-        self.reasons.extend(f"{child.member}: {r}" for r in child.reasons)
-
-    def child_id(self, member: str) -> str:
-        count = self._children.get(member, 0) + 1
-        self._children[member] = count
-        suffix = "" if count == 1 else f"-{count}"
-        return f"{workflow.info().workflow_id}/{member}{suffix}"
-
-    @property
-    def status(self) -> str:
-        if self.exhausted is not None:
-            return "budget_exhausted"
-        return "degraded" if self.reasons else "ok"
-
-    def result_fields(self) -> dict[str, Any]:
-        return {"member": self.run.member, "usage": self.usage, "trace": self.trace,
-                "reasons": self.reasons, "status": self.status}
-
-    def stopped_by_budget(self, err: BudgetExhausted) -> dict[str, Any]:
-        """Result fields for a run its budget ended: the answers gathered so far."""
-        self.exhausted = err.limit
-        self.reasons.append(f"budget exhausted ({err.limit}); partial results")
-        self.step("error", self.run.member, f"budget exhausted ({err.limit})", ok=False)
-        done = "\n".join(f"- {who}: {shorten(answer, 300)}" for who, answer in self.partials)
-        answer = (f"Budget exhausted ({err.limit}) before the run finished. "
-                  f"Partial results:\n{done or '- none'}")
-        return {"answer": answer, **self.result_fields()}
+def retry_policy(attempts: int, initial_s: float, backoff: float, max_s: float,
+                 non_retryable: Sequence[str] = ()) -> RetryPolicy:
+    return RetryPolicy(maximum_attempts=attempts, initial_interval=timedelta(seconds=initial_s),
+                       backoff_coefficient=backoff, maximum_interval=timedelta(seconds=max_s),
+                       non_retryable_error_types=list(non_retryable) or None)
 
 
-def _retry_policy(agent: AgentSpec) -> RetryPolicy:
-    retry = agent.retry
-    return RetryPolicy(
-        maximum_attempts=retry.max_attempts,
-        initial_interval=timedelta(seconds=retry.initial_interval_s),
-        backoff_coefficient=retry.backoff,
-        maximum_interval=timedelta(seconds=retry.max_interval_s),
-    )
-
-
-def _schedule_to_close(agent: AgentSpec) -> timedelta:
-    """Upper bound on one call including every retry and the waits between them."""
-    retry = agent.retry
-    waits = retry.max_interval_s * (retry.max_attempts - 1)
-    return timedelta(seconds=agent.timeout_s * retry.max_attempts + waits + 5)
+def _schedule_to_close(timeout_s: float, attempts: int, max_interval_s: float,
+                       budget_seconds: float | None) -> timedelta:
+    """Upper bound on one call including every retry and the waits between them; no
+    call, retries included, may outlive the run's deadline."""
+    bound = timeout_s * attempts + max_interval_s * (attempts - 1) + 5
+    if budget_seconds is not None:
+        bound = min(bound, budget_seconds)
+    return timedelta(seconds=bound)
 
 
 async def call_model_once(ledger: RunLedger, agent: AgentSpec, model: str,
@@ -196,10 +123,7 @@ async def call_model_once(ledger: RunLedger, agent: AgentSpec, model: str,
     max_output = agent.max_output_tokens
     if budget.max_tokens is not None:
         max_output = min(max_output, budget.max_tokens)
-    schedule_to_close = _schedule_to_close(agent)
-    if budget.max_seconds is not None:
-        # No call, retries included, may outlive the run's deadline.
-        schedule_to_close = min(schedule_to_close, timedelta(seconds=budget.max_seconds))
+    retry = agent.retry
     request = ModelRequest(
         agent=agent.name,
         model=model,
@@ -225,14 +149,16 @@ async def call_model_once(ledger: RunLedger, agent: AgentSpec, model: str,
             request,
             result_type=ModelResponse,
             start_to_close_timeout=timedelta(seconds=agent.timeout_s),
-            schedule_to_close_timeout=schedule_to_close,
+            schedule_to_close_timeout=_schedule_to_close(
+                agent.timeout_s, retry.max_attempts, retry.max_interval_s, budget.max_seconds),
             heartbeat_timeout=timedelta(seconds=agent.heartbeat_s),
-            retry_policy=_retry_policy(agent),
+            retry_policy=retry_policy(retry.max_attempts, retry.initial_interval_s,
+                                      retry.backoff, retry.max_interval_s),
             summary=f"{agent.name} · {model}",
         )
     except ActivityError as err:
         # Failed attempts count against the call budget too (their tokens are unknown).
-        tries = (agent.retry.max_attempts
+        tries = (retry.max_attempts
                  if err.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED else 1)
         ledger.charge(agent.name, Usage(calls=tries))
         if err.retry_state == RetryState.TIMEOUT and budget.max_seconds is not None:
@@ -240,6 +166,70 @@ async def call_model_once(ledger: RunLedger, agent: AgentSpec, model: str,
         raise
     ledger.charge(agent.name, response.usage)
     return response
+
+
+async def run_function_tool(ledger: RunLedger, agent: AgentSpec, tool: ToolDef,
+                            call: ToolCall) -> str:
+    """One function-tool call as its own activity; the text the model reads back.
+
+    The call counts against the run's tool-call budget when it starts. A tool that
+    fails after its retries is reported to the model, or fails the agent where the
+    tool says so; a tool no worker has fails the run at once (non-retryable).
+    """
+    budget = ledger.check_budget()
+    ledger.charge(agent.name, Usage(tool_calls=1))
+    invocation = ToolInvocation(tool=tool.name, agent=agent.name, call_id=call.id,
+                                arguments=call.arguments, max_result_chars=tool.max_result_chars)
+    arguments = ", ".join(f"{k}={shorten(json.dumps(v), 40)}" for k, v in call.arguments.items())
+    summary = shorten(f"{agent.name} · {tool.name}({arguments})", 200)
+    # An unregistered activity fails with NotFoundError: no retry can fix that.
+    policy = retry_policy(tool.max_attempts, 1.0, 2.0, 30.0, non_retryable=["NotFoundError"])
+    timeout = timedelta(seconds=tool.timeout_s)
+    to_close = _schedule_to_close(tool.timeout_s, tool.max_attempts, 30.0, budget.max_seconds)
+    started = workflow.now()
+    try:
+        if tool.local:
+            outcome: ToolOutcome = await workflow.execute_local_activity(
+                tool.name, invocation, result_type=ToolOutcome, start_to_close_timeout=timeout,
+                schedule_to_close_timeout=to_close, retry_policy=policy, summary=summary)
+        else:
+            outcome = await workflow.execute_activity(
+                tool.name, invocation, result_type=ToolOutcome, start_to_close_timeout=timeout,
+                schedule_to_close_timeout=to_close, retry_policy=policy, summary=summary,
+                heartbeat_timeout=(timedelta(seconds=tool.heartbeat_s)
+                                   if tool.heartbeat_s is not None else None))
+    except ActivityError as err:
+        elapsed = (workflow.now() - started).total_seconds()
+        ledger.charge(agent.name, Usage(tool_seconds=elapsed))
+        cause = err.cause
+        if isinstance(cause, ApplicationError) and cause.type == "NotFoundError":
+            raise ToolUnavailable(f"tool {tool.name!r}", workflow.info().task_queue) from None
+        reason = (f"{cause.type or 'error'}: {cause.message}"
+                  if isinstance(cause, ApplicationError) else str(cause or err))
+        ledger.step("tool_call", agent.name, f"{tool.name}({arguments}) failed: {reason}",
+                    ok=False)
+        if tool.on_failure == "fail_agent":
+            raise ToolFailed(tool.name, reason) from None
+        return f"Error: the tool {tool.name} failed: {reason}"
+    ledger.charge(agent.name, Usage(tool_seconds=outcome.elapsed_s))
+    ledger.step("tool_call", agent.name,
+                f"{tool.name}({arguments}) -> {shorten(outcome.content, 120)}", ok=outcome.ok,
+                usage=Usage(tool_calls=1, tool_seconds=outcome.elapsed_s))
+    return outcome.content
+
+
+def function_toolbox(ledger: RunLedger, agent: AgentSpec) -> Toolbox | None:
+    """The agent's declared function tools, each a `run_function_tool` handler."""
+    if not agent.tools:
+        return None
+    tools = [ledger.run.catalogue.tools[name] for name in agent.tools]
+
+    def handler(tool: ToolDef) -> ToolHandler:
+        return lambda call: run_function_tool(ledger, agent, tool, call)
+
+    return Toolbox(specs=[t.spec() for t in tools],
+                   handlers={t.name: handler(t) for t in tools},
+                   max_turns=agent.max_tool_turns)
 
 
 async def run_agent(
@@ -250,33 +240,59 @@ async def run_agent(
     contract: str | None = None,
     schema: dict[str, Any] | None = None,
     accept: Acceptor | None = None,
-    tools: Sequence[ToolSpec] = (),
+    toolbox: Toolbox | None = None,
 ) -> AgentReply:
     """Run `agent` on `messages`; validated output or `AgentFailed`.
 
     `contract` overrides the agent's own (e.g. a supervisor asked for a Review);
-    `schema` overrides the contract's JSON schema (e.g. routes narrowed to an enum).
+    `schema` overrides the contract's JSON schema (e.g. routes narrowed to an enum);
+    `toolbox` overrides the agent's own function tools.
     """
     contract = contract or agent.contract
     if contract is not None and schema is None:
-        schema = contract_schema(contract)
+        schema = contract_model(contract).model_json_schema()
+    if toolbox is None:
+        toolbox = function_toolbox(ledger, agent)
+    conversation = list(messages)  # grows with tool turns, kept across fallback models
+    turns = 0
     failures: list[str] = []
     violation: str | None = None  # the latest contract problem, if that is why we failed
     for model in [agent.model, *agent.fallback_models]:
         if model != agent.model:
             ledger.step("fallback", agent.name, f"trying fallback model {model}", model=model)
-        conversation = list(messages)
-        for repair in range(agent.max_repairs + 1):
+        corrections: list[Message] = []
+        repairs = 0
+        while True:
+            offered = toolbox.specs if toolbox is not None and turns < toolbox.max_turns else []
             try:
-                response = await call_model_once(ledger, agent, model, conversation,
-                                                 schema=schema, schema_name=contract,
-                                                 tools=tools)
+                response = await call_model_once(ledger, agent, model,
+                                                 conversation + corrections, schema=schema,
+                                                 schema_name=contract, tools=offered)
             except ActivityError as err:
                 reason = f"{model}: {_describe(err)}"
                 ledger.step("error", agent.name, reason, ok=False, model=model)
                 failures.append(reason)
                 violation = None
                 break
+            if response.tool_calls and offered and toolbox is not None:
+                turns += 1
+                names = ", ".join(c.name for c in response.tool_calls)
+                ledger.step("model_call", agent.name, f"asked for tools: {names}", model=model,
+                            usage=response.usage)
+                if toolbox.on_turn is not None:
+                    toolbox.on_turn(turns)
+                results = await toolbox.run(response.tool_calls)
+                conversation.append(Message(role="assistant", content=response.text,
+                                            agent=agent.name, tool_calls=response.tool_calls))
+                conversation += [Message(role="tool", tool_call_id=c.id, content=r)
+                                 for c, r in zip(response.tool_calls, results, strict=True)]
+                if turns >= toolbox.max_turns:
+                    ledger.degrade(toolbox.limit_reason.format(max_turns=toolbox.max_turns))
+                    conversation.append(Message(role="user", content=(
+                        "The tool limit is reached. Write the final answer now from the "
+                        "results above, without calling tools.")))
+                corrections = []
+                continue
             problem, output = (None, None) if contract is None else _check(
                 contract, response, accept)
             if problem is None:
@@ -287,7 +303,7 @@ async def run_agent(
                     ledger.degrade(f"{agent.name} answered on fallback {model} after: "
                                    f"{failures[-1]}")
                 reply = AgentReply(agent.name, model, response.text, output=output,
-                                   tool_calls=response.tool_calls)
+                                   tool_calls=response.tool_calls, tool_turns=turns)
                 if reply.answer:
                     ledger.partials.append((agent.name, reply.answer))
                 return reply
@@ -295,32 +311,34 @@ async def run_agent(
                         model=model, usage=response.usage)
             failures.append(f"{model}: {contract} violated: {problem}")
             violation = problem
-            if repair < agent.max_repairs:
-                conversation += [
-                    Message(role="assistant", content=response.text, agent=agent.name),
-                    Message(role="user", content=(
-                        f"Your reply did not match the {contract} schema: {problem}\n"
-                        "Reply again with only JSON that matches the schema.")),
-                ]
+            if repairs >= agent.max_repairs:
+                break
+            repairs += 1
+            corrections += [
+                Message(role="assistant", content=response.text, agent=agent.name),
+                Message(role="user", content=(
+                    f"Your reply did not match the {contract} schema: {problem}\n"
+                    "Reply again with only JSON that matches the schema.")),
+            ]
     if violation is not None and contract is not None:
         raise ContractViolation(agent.name, contract, violation)
     raise AgentFailed(agent.name, "; ".join(failures[-3:]))
 
 
 def _check(contract: str, response: ModelResponse,
-           accept: Acceptor | None) -> tuple[str | None, dict[str, Any] | None]:
+           accept: Acceptor | None) -> tuple[str | None, BaseModel | None]:
     """(problem, validated output): exactly one is None."""
     if response.parsed is None:
         return f"not a JSON object: {shorten(response.text, 80)!r}", None
     try:
-        value = CONTRACTS[contract].model_validate(response.parsed)
+        value = contract_model(contract).model_validate(response.parsed)
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"]) or contract
         return f"{where}: {first['msg']} ({err.error_count()} error(s))", None
     if accept is not None and (reason := accept(value)) is not None:
         return reason, None
-    return None, value.model_dump(mode="json")
+    return None, value
 
 
 def _describe(err: ActivityError) -> str:

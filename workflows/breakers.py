@@ -7,7 +7,7 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from baton.messages import BreakerState
+    from baton.model_io import BreakerState
 
 
 @workflow.defn

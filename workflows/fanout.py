@@ -1,15 +1,19 @@
 """Fan-out / fan-in: branches run in parallel as child workflows, then one synthesis.
 
-Each branch (an agent, or a whole team) is its own child workflow with an id
-derived from this run's id, so a failed branch is retried or inspected on its own
-and never re-runs its siblings. Above `SHARD_SIZE` branches the fan-out becomes a
-two-level tree: shard workflows each start a slice of the branch children. One
-workflow with hundreds of pending children makes every update of it slower (the
-server rewrites and re-checks its state on each child event); measured here at
-500 branches, see docs/benchmarks.md. The policy decides how many branches must succeed:
-`all`, `quorum` (at least `quorum`), or `best_effort` (at least one). Branch
-outputs are merged by `merge_branches` and handed to the synthesizer; if the
-synthesizer fails, the merged findings are the (degraded) answer.
+The branches are the team's static `branches` (each gets the request), the
+subtasks a planner agent splits the request into (a coordinator: each subtask,
+bounded by `max_branches`, goes to one of the team's `members` as its prompt), or
+one per item the caller gives (`map_member`). Each branch (an agent, or a whole
+team) is its own child workflow with an id derived from this run's id, so a
+failed branch is retried or inspected on its own and never re-runs its siblings.
+Above `SHARD_SIZE` branches the fan-out becomes a two-level tree: shard workflows
+each start a slice of the branch children. One workflow with hundreds of pending
+children makes every update of it slower (the server rewrites and re-checks its
+state on each child event); measured here at 500 branches, see
+docs/benchmarks.md. The policy decides how many branches must succeed: `all`,
+`quorum` (at least `quorum`), or `best_effort` (at least one). Branch outputs are
+merged by `merge_branches` and handed to the synthesizer; if the synthesizer
+fails, the merged findings are the (degraded) answer.
 """
 
 from __future__ import annotations
@@ -18,15 +22,20 @@ import asyncio
 from collections.abc import Callable
 
 from temporalio import workflow
-from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from baton.messages import Message
-    from baton.runs import BranchOutcome, FanOutResult, RunInput, ShardInput
+    from pydantic import BaseModel
+
+    from baton.contracts import Findings, Plan, contract_model, plan_schema
+    from baton.errors import AgentFailed, BudgetExhausted, FanOutPolicyNotMet, PlanFailed
+    from baton.model_io import Message
+    from baton.runs import BranchOutcome, BranchTask, FanOutResult, RunInput, ShardInput
     from baton.specs import FanOutTeam
 
-from workflows.agent_call import AgentFailed, BudgetExhausted, RunLedger, run_agent
-from workflows.members import run_member
+from baton.workflows.agent_call import run_agent
+from baton.workflows.base import PatternWorkflow
+from baton.workflows.ledger import RunLedger
+from baton.workflows.members import run_member
 
 # Branches one workflow starts directly; larger fan-outs are split into shards of
 # this size (also keeps every workflow far below Temporal's 2,000 pending children).
@@ -34,8 +43,11 @@ SHARD_SIZE = 25
 
 
 @workflow.defn
-class FanOutWorkflow:
+class FanOutWorkflow(PatternWorkflow):
+    pattern = "fanout"
+
     def __init__(self) -> None:
+        super().__init__()
         self._finished = 0
         self._total = 0
 
@@ -45,37 +57,43 @@ class FanOutWorkflow:
 
     @workflow.run
     async def run(self, run: RunInput) -> FanOutResult:
-        ledger = RunLedger(run)
-        try:
-            return await self._fan_out(run, ledger)
-        except BudgetExhausted as err:
-            return FanOutResult(pattern="fanout", **ledger.stopped_by_budget(err))
+        return await self.execute(run, FanOutResult, self._fan_out)
 
-    async def _fan_out(self, run: RunInput, ledger: RunLedger) -> FanOutResult:
+    async def _fan_out(self, ledger: RunLedger) -> FanOutResult:
+        run = ledger.run
         team = run.catalogue.teams[run.member]
         assert isinstance(team, FanOutTeam)
-        self._total = len(team.branches)
-        workflow.set_current_details(f"running {self._total} branches")
-
-        if len(team.branches) <= SHARD_SIZE:
-            outcomes = await run_branches(ledger, team.branches, self._count)
+        plan: list[BranchTask] | None = None
+        note: str | None = None
+        if team.mode == "planned":
+            self.set_phase("planning")
+            plan, note = await self._plan(ledger, team)
+            tasks = plan if plan else [BranchTask(member=b) for b in team.branches]
+        elif team.mode == "map":
+            tasks, note = _map_tasks(run, team)
         else:
-            outcomes = await self._sharded(ledger, team.branches)
+            tasks = [BranchTask(member=b) for b in team.branches]
+        self._total = len(tasks)
+        self.set_phase(f"running {self._total} branches")
+
+        if len(tasks) <= SHARD_SIZE:
+            outcomes = await run_branches(ledger, tasks, self._count)
+        else:
+            outcomes = await self._sharded(ledger, tasks)
 
         succeeded = [o for o in outcomes if o.ok]
-        needed = _required(team)
+        needed = _required(team, len(tasks))
         if len(succeeded) < needed:
             failed = ", ".join(f"{o.branch} ({o.error})" for o in outcomes if not o.ok)
-            raise ApplicationError(
+            raise FanOutPolicyNotMet(
                 f"{len(succeeded)} of {len(outcomes)} branches succeeded; policy "
-                f"{team.policy!r} needs {needed}. Failed: {failed}",
-                type="FanOutPolicyNotMet", non_retryable=True)
+                f"{team.policy!r} needs {needed}. Failed: {failed}")
         if len(succeeded) < len(outcomes):
             ledger.degrade(f"{len(outcomes) - len(succeeded)} branch(es) failed; "
                            f"synthesized from {len(succeeded)}")
 
         merged = merge_branches(succeeded)
-        workflow.set_current_details(f"synthesizing {len(succeeded)} branch results")
+        self.set_phase(f"synthesizing {len(succeeded)} branch results")
         synthesizer = run.catalogue.agents[team.synthesizer]
         request = Message(role="user", content=(
             f"Question: {run.prompt}\n\nFindings from {len(succeeded)} researchers:\n{merged}"))
@@ -86,22 +104,63 @@ class FanOutWorkflow:
         except AgentFailed as err:
             answer = merged
             ledger.degrade(f"synthesizer failed ({err.reason}); answer is the merged findings")
-        return FanOutResult(pattern="fanout", answer=answer, branches=outcomes,
-                            **ledger.result_fields())
+        return FanOutResult(pattern="fanout", answer=answer, branches=outcomes, plan=plan,
+                            plan_note=note, **ledger.result_fields())
+
+    async def _plan(self, ledger: RunLedger,
+                    team: FanOutTeam) -> tuple[list[BranchTask] | None, str | None]:
+        """The planner's subtasks, cut to `max_branches`; None when it gave none."""
+        assert team.planner is not None
+        planner = ledger.run.catalogue.agents[team.planner]
+        members = team.members
+
+        def known_members(plan: BaseModel) -> str | None:
+            assert isinstance(plan, Plan)
+            unknown = sorted({s.member for s in plan.subtasks} - set(members))
+            return f"unknown members {unknown}; choose from {members}" if unknown else None
+
+        request = Message(role="user", content=(
+            f"Split this request into at most {team.max_branches} independent subtasks, "
+            f"each written as a request for one of: "
+            + "; ".join(f"{m} ({_describe(ledger.run, m)})" for m in members)
+            + f".\n\nRequest: {ledger.run.prompt}"))
+        try:
+            reply = await run_agent(ledger, planner, [*ledger.run.messages[:-1], request],
+                                    contract="Plan", accept=known_members,
+                                    schema=plan_schema(members, team.max_branches))
+        except AgentFailed as err:
+            if not team.branches:
+                raise PlanFailed(f"planner {planner.name!r} gave no usable plan: "
+                                 f"{err.reason}") from None
+            ledger.degrade(f"planner {planner.name} failed ({err.reason}); ran the declared "
+                           f"branches {team.branches}")
+            return None, None
+        assert isinstance(reply.output, Plan)
+        subtasks = reply.output.subtasks
+        note = None
+        if len(subtasks) > team.max_branches:
+            note = (f"the planner proposed {len(subtasks)} subtasks; cut to max_branches "
+                    f"{team.max_branches}")
+            ledger.degrade(note)
+            subtasks = subtasks[:team.max_branches]
+        plan = [BranchTask(member=s.member, task=s.task) for s in subtasks]
+        ledger.step("plan", planner.name, f"{len(plan)} subtasks: "
+                    + "; ".join(f"{t.member}: {t.task[:60] if t.task else ''}" for t in plan))
+        return plan, note
 
     def _count(self) -> None:
         self._finished += 1
 
-    async def _sharded(self, ledger: RunLedger, branches: list[str]) -> list[BranchOutcome]:
-        shards = [branches[i:i + SHARD_SIZE] for i in range(0, len(branches), SHARD_SIZE)]
+    async def _sharded(self, ledger: RunLedger, tasks: list[BranchTask]) -> list[BranchOutcome]:
+        shards = [tasks[i:i + SHARD_SIZE] for i in range(0, len(tasks), SHARD_SIZE)]
         share = ledger.check_budget().share(len(shards))
         shard_run = ledger.run.model_copy(
             update={"options": ledger.run.options.model_copy(update={"budget": share})})
 
-        async def shard(index: int, members: list[str]) -> list[BranchOutcome]:
+        async def shard(index: int, members: list[BranchTask]) -> list[BranchOutcome]:
             result: FanOutResult = await workflow.execute_child_workflow(
                 FanOutShardWorkflow.run,
-                ShardInput(run=shard_run, branches=members),
+                ShardInput(run=shard_run, tasks=members),
                 id=f"{workflow.info().workflow_id}/shard-{index + 1}",
                 static_summary=f"fan-out shard {index + 1}/{len(shards)}: "
                                f"{len(members)} branches",
@@ -124,51 +183,78 @@ class FanOutShardWorkflow:
     async def run(self, shard: ShardInput) -> FanOutResult:
         ledger = RunLedger(shard.run)
         try:
-            outcomes = await run_branches(ledger, shard.branches, lambda: None)
+            outcomes = await run_branches(ledger, shard.tasks, lambda: None)
         except BudgetExhausted as err:
             return FanOutResult(pattern="fanout-shard", **ledger.stopped_by_budget(err))
         return FanOutResult(pattern="fanout-shard", answer="", branches=outcomes,
                             **ledger.result_fields())
 
 
-async def run_branches(ledger: RunLedger, branches: list[str],
+async def run_branches(ledger: RunLedger, tasks: list[BranchTask],
                        on_finish: Callable[[], None]) -> list[BranchOutcome]:
     """Every branch as its own child workflow, all at once; failures become outcomes."""
+    catalogue = ledger.run.catalogue
 
-    async def branch(name: str) -> BranchOutcome:
+    async def branch(task: BranchTask) -> BranchOutcome:
+        messages = (ledger.run.messages if task.task is None
+                    else [Message(role="user", content=task.task)])
+        agent = catalogue.agents.get(task.member)
         try:
-            result = await run_member(ledger, name, ledger.run.messages, as_child=True,
-                                      concurrent=len(branches))
+            result = await run_member(ledger, task.member, messages, as_child=True,
+                                      concurrent=len(tasks))
         except AgentFailed as err:
-            outcome = BranchOutcome(branch=name, ok=False, error=err.reason)
+            outcome = BranchOutcome(branch=task.member, ok=False, error=err.reason,
+                                    task=task.task)
         else:
-            ledger.step("branch", name, f"{result.pattern} finished: {result.status}")
-            outcome = BranchOutcome(branch=name, ok=True, answer=result.answer,
-                                    output=result.output)
+            ledger.step("branch", task.member, f"{result.pattern} finished: {result.status}")
+            outcome = BranchOutcome(branch=task.member, ok=True, answer=result.answer,
+                                    output=result.output, task=task.task,
+                                    contract=agent.contract if agent is not None else None)
         on_finish()
         return outcome
 
-    return list(await asyncio.gather(*(branch(b) for b in branches)))
+    return list(await asyncio.gather(*(branch(t) for t in tasks)))
 
 
-def _required(team: FanOutTeam) -> int:
+def _map_tasks(run: RunInput, team: FanOutTeam) -> tuple[list[BranchTask], str | None]:
+    assert team.map_member is not None
+    items = run.items or []
+    if not items:
+        raise PlanFailed(f"team {run.member!r} maps {team.map_member!r} over the caller's "
+                         "items, and the run gave none (pass items=[...] or --item)")
+    note = None
+    if len(items) > team.max_branches:
+        note = f"{len(items)} items given; the first max_branches {team.max_branches} ran"
+    return [BranchTask(member=team.map_member, task=item)
+            for item in items[:team.max_branches]], note
+
+
+def _required(team: FanOutTeam, branches: int) -> int:
     if team.policy == "all":
-        return len(team.branches)
+        return branches
     if team.policy == "quorum":
         assert team.quorum is not None
-        return team.quorum
+        return min(team.quorum, branches)
     return 1
 
 
+def _describe(run: RunInput, name: str) -> str:
+    catalogue = run.catalogue
+    spec = catalogue.agents.get(name) or catalogue.teams.get(name)
+    return (spec.description if spec is not None else "") or name
+
+
 def merge_branches(outcomes: list[BranchOutcome]) -> str:
-    """The reducer: one section per branch; structured findings as summary and points."""
+    """The reducer: one section per branch; `Findings` as summary and points."""
     sections = []
     for outcome in outcomes:
-        output = outcome.output or {}
-        if "summary" in output and "key_points" in output:
-            points = "\n".join(f"  - {p}" for p in output["key_points"])
-            body = f"{output['summary']} (confidence {output.get('confidence', '?')})\n{points}"
+        output = (contract_model(outcome.contract).model_validate(outcome.output)
+                  if outcome.contract is not None and outcome.output is not None else None)
+        if isinstance(output, Findings):
+            points = "\n".join(f"  - {p}" for p in output.key_points)
+            body = f"{output.summary} (confidence {output.confidence})\n{points}"
         else:
             body = outcome.answer
-        sections.append(f"## {outcome.branch}\n{body}")
+        title = outcome.branch if outcome.task is None else f"{outcome.branch}: {outcome.task}"
+        sections.append(f"## {title}\n{body}")
     return "\n\n".join(sections)

@@ -14,21 +14,13 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    from baton.messages import Message
-    from baton.runs import RunInput, RunResult
+    from baton.errors import AgentFailed, BudgetExhausted, ToolUnavailable, UnknownContract
+    from baton.model_io import Message
+    from baton.runs import DEADLINE_GRACE_S, PATTERN_WORKFLOWS, RunInput, RunResult
 
-from workflows.agent_call import AgentFailed, BudgetExhausted, RunLedger, run_agent
-
-# How long past its deadline the server lets a run finish writing its partial result.
-DEADLINE_GRACE_S = 30
-
-PATTERN_WORKFLOWS = {
-    "triage": "TriageWorkflow",
-    "fanout": "FanOutWorkflow",
-    "supervisor": "SupervisorWorkflow",
-    "pipeline": "PipelineWorkflow",
-    "agent": "AgentWorkflow",
-}
+from baton.workflows.agent_call import run_agent
+from baton.workflows.base import PatternWorkflow
+from baton.workflows.ledger import RunLedger
 
 
 async def run_member(ledger: RunLedger, member: str, messages: list[Message], *,
@@ -42,7 +34,7 @@ async def run_member(ledger: RunLedger, member: str, messages: list[Message], *,
     if member in catalogue.agents and not as_child:
         reply = await run_agent(ledger, catalogue.agents[member], messages)
         return RunResult(member=member, pattern="agent", answer=reply.answer,
-                         output=reply.output)
+                         output=reply.output_json)
     pattern = catalogue.pattern_of(member)
     share = ledger.check_budget().share(concurrent)
     child_input = ledger.run.for_member(member, messages, budget=share)
@@ -64,6 +56,10 @@ async def run_member(ledger: RunLedger, member: str, messages: list[Message], *,
         cause = err.cause
         reason = cause.message if isinstance(cause, ApplicationError) else str(err)
         ledger.step("error", member, f"{pattern} run failed: {reason}", ok=False)
+        if isinstance(cause, ApplicationError) and cause.type in (ToolUnavailable.TYPE,
+                                                                   UnknownContract.TYPE):
+            # A worker set-up problem, not an answer: fail this run too, at once.
+            raise ApplicationError(cause.message, type=cause.type, non_retryable=True) from err
         raise AgentFailed(member, reason) from err
     ledger.absorb(result)
     if result.status == "budget_exhausted":
@@ -73,15 +69,18 @@ async def run_member(ledger: RunLedger, member: str, messages: list[Message], *,
 
 
 @workflow.defn(sandboxed=False)
-class AgentWorkflow:
+class AgentWorkflow(PatternWorkflow):
     """One agent as its own workflow: a fan-out branch, visible and retried on its own."""
+
+    pattern = "agent"
 
     @workflow.run
     async def run(self, run: RunInput) -> RunResult:
-        ledger = RunLedger(run)
-        try:
-            reply = await run_agent(ledger, run.catalogue.agents[run.member], run.messages)
-        except BudgetExhausted as err:
-            return RunResult(pattern="agent", **ledger.stopped_by_budget(err))
-        return RunResult(pattern="agent", answer=reply.answer, output=reply.output,
+        return await self.execute(run, RunResult, self._answer)
+
+    async def _answer(self, ledger: RunLedger) -> RunResult:
+        run = ledger.run
+        self.set_phase(f"{run.member} is answering")
+        reply = await run_agent(ledger, run.catalogue.agents[run.member], run.messages)
+        return RunResult(pattern="agent", answer=reply.answer, output=reply.output_json,
                          **ledger.result_fields())

@@ -16,17 +16,24 @@ import json
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from baton.messages import Message
+    from pydantic import BaseModel
+
+    from baton.contracts import Article, contract_model
+    from baton.model_io import Message
     from baton.runs import PipelineResult, RunInput, RunResult, StageOutcome
     from baton.specs import PipelineTeam
 
-from workflows.agent_call import BudgetExhausted, RunLedger
-from workflows.members import run_member
+from baton.workflows.base import PatternWorkflow
+from baton.workflows.ledger import RunLedger
+from baton.workflows.members import run_member
 
 
 @workflow.defn
-class PipelineWorkflow:
+class PipelineWorkflow(PatternWorkflow):
+    pattern = "pipeline"
+
     def __init__(self) -> None:
+        super().__init__()
         self._stage = ""
 
     @workflow.query
@@ -35,13 +42,10 @@ class PipelineWorkflow:
 
     @workflow.run
     async def run(self, run: RunInput) -> PipelineResult:
-        ledger = RunLedger(run)
-        try:
-            return await self._pipeline(run, ledger)
-        except BudgetExhausted as err:
-            return PipelineResult(pattern="pipeline", **ledger.stopped_by_budget(err))
+        return await self.execute(run, PipelineResult, self._pipeline)
 
-    async def _pipeline(self, run: RunInput, ledger: RunLedger) -> PipelineResult:
+    async def _pipeline(self, ledger: RunLedger) -> PipelineResult:
+        run = ledger.run
         team = run.catalogue.teams[run.member]
         assert isinstance(team, PipelineTeam)
         names = [s.agent for s in team.stages]
@@ -53,15 +57,16 @@ class PipelineWorkflow:
             stage = team.stages[index]
             attempts[stage.agent] += 1
             self._stage = f"{stage.agent} (attempt {attempts[stage.agent]})"
-            workflow.set_current_details(f"stage {index + 1}/{len(names)}: {self._stage}")
+            self.set_phase(f"stage {index + 1}/{len(names)}: {self._stage}")
             previous = results.get(names[index - 1]) if index else None
             message = _stage_message(run.prompt, previous, feedback.pop(stage.agent, None))
             result = await run_member(ledger, stage.agent, [message])
             results[stage.agent] = result
             ledger.step("stage", stage.agent, f"attempt {attempts[stage.agent]} done")
             if stage.gate_field is not None:
-                passed = bool((result.output or {}).get(stage.gate_field))
-                reason = str((result.output or {}).get("feedback") or "gate not passed")
+                verdict = stage_output(run, stage.agent, result)
+                passed = bool(getattr(verdict, stage.gate_field, False))
+                reason = str(getattr(verdict, "feedback", "") or "gate not passed")
                 target = stage.loop_back_to or stage.agent
                 ledger.step("gate", stage.agent, f"{stage.gate_field}={passed}: {reason}",
                             ok=passed)
@@ -76,9 +81,18 @@ class PipelineWorkflow:
         last = results[names[-1]]
         stages = [StageOutcome(stage=n, attempts=attempts[n], output=results[n].output,
                                answer=results[n].answer) for n in names]
-        answer = str((last.output or {}).get("markdown") or last.answer)
+        final = stage_output(run, names[-1], last)
+        answer = final.markdown if isinstance(final, Article) else last.answer
         return PipelineResult(pattern="pipeline", answer=answer, output=last.output,
                               stages=stages, **ledger.result_fields())
+
+
+def stage_output(run: RunInput, stage: str, result: RunResult) -> BaseModel | None:
+    """A stage's output as its contract's model (outputs cross workflows as JSON)."""
+    agent = run.catalogue.agents.get(stage)
+    if agent is None or agent.contract is None or result.output is None:
+        return None
+    return contract_model(agent.contract).model_validate(result.output)
 
 
 def _stage_message(request: str, previous: RunResult | None, feedback: str | None) -> Message:

@@ -1,11 +1,11 @@
 """Every workflow a Baton worker registers."""
 
-from workflows.breakers import BreakerReportWorkflow
-from workflows.fanout import FanOutShardWorkflow, FanOutWorkflow
-from workflows.members import AgentWorkflow
-from workflows.pipeline import PipelineWorkflow
-from workflows.supervisor import SupervisorWorkflow
-from workflows.triage import TriageWorkflow
+from baton.workflows.breakers import BreakerReportWorkflow
+from baton.workflows.fanout import FanOutShardWorkflow, FanOutWorkflow
+from baton.workflows.members import AgentWorkflow
+from baton.workflows.pipeline import PipelineWorkflow
+from baton.workflows.supervisor import SupervisorWorkflow
+from baton.workflows.triage import TriageWorkflow
 
 ALL_WORKFLOWS = [TriageWorkflow, FanOutWorkflow, FanOutShardWorkflow, SupervisorWorkflow,
                  PipelineWorkflow, AgentWorkflow, BreakerReportWorkflow]

@@ -1,14 +1,20 @@
 """Supervisor: a strong model delegates to workers exposed as tools and reviews each result.
 
-Each round the supervisor either calls worker tools (one tool per worker, taking a
-`task`) or writes the final answer. Every delegation runs the worker (an agent
-activity, or a team as a child workflow) and then asks the supervisor for a
-`Review`: accept, revise (same worker, with feedback; at most `max_revisions`), or
-reassign (another worker). Reviews past their bound are accepted as they stand and
-marked `forced_accept`. After `max_rounds` the supervisor must answer without tools.
+The supervisor is an agent whose tools are its workers (one tool per worker,
+taking a `task`), run by the general tool loop of `run_agent`: each round it
+either calls worker tools or writes the final answer, and after `max_rounds` it
+must answer without tools. Every delegation runs the worker (an agent activity,
+or a team as a child workflow) and then asks the supervisor for a `Review`:
+accept, revise (same worker, with feedback; at most `max_revisions`), or reassign
+(another worker). Reviews past their bound are accepted as they stand and marked
+`forced_accept`. The supervisor's own function tools, if it has any, are offered
+beside its workers.
 """
 
 from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any
 
 from temporalio import workflow
 
@@ -16,12 +22,15 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
     from baton.contracts import Review
-    from baton.messages import Message, ToolCall, ToolSpec
+    from baton.errors import AgentFailed
+    from baton.model_io import Message, ToolCall, ToolSpec
     from baton.runs import Delegation, RunInput, SupervisorResult
     from baton.specs import AgentSpec, SupervisorTeam
 
-from workflows.agent_call import AgentFailed, BudgetExhausted, RunLedger, run_agent
-from workflows.members import run_member
+from baton.workflows.agent_call import NO_TOOLS, Toolbox, function_toolbox, run_agent
+from baton.workflows.base import PatternWorkflow
+from baton.workflows.ledger import RunLedger
+from baton.workflows.members import run_member
 
 TASK_PARAMETERS = {
     "type": "object",
@@ -32,59 +41,58 @@ TASK_PARAMETERS = {
 
 
 @workflow.defn
-class SupervisorWorkflow:
+class SupervisorWorkflow(PatternWorkflow):
+    pattern = "supervisor"
+
     def __init__(self) -> None:
+        super().__init__()
         self._delegations: list[Delegation] = []
 
     @workflow.query
     def delegations(self) -> list[Delegation]:
         return self._delegations
 
+    def partial_fields(self) -> dict[str, Any]:
+        return {"delegations": self._delegations}
+
     @workflow.run
     async def run(self, run: RunInput) -> SupervisorResult:
+        return await self.execute(run, SupervisorResult, self._supervise)
+
+    async def _supervise(self, ledger: RunLedger) -> SupervisorResult:
+        run = ledger.run
         team = run.catalogue.teams[run.member]
         assert isinstance(team, SupervisorTeam)
-        self._team = team
-        self._ledger = ledger = RunLedger(run)
-        try:
-            return await self._supervise(run, ledger)
-        except BudgetExhausted as err:
-            return SupervisorResult(pattern="supervisor", delegations=self._delegations,
-                                    **ledger.stopped_by_budget(err))
-
-    async def _supervise(self, run: RunInput, ledger: RunLedger) -> SupervisorResult:
-        team = self._team
+        self._team, self._ledger_ = team, ledger
         supervisor = run.catalogue.agents[team.supervisor]
-        tools = [ToolSpec(name=w, description=_describe_member(run, w),
-                          parameters=TASK_PARAMETERS) for w in team.workers]
-        conversation = list(run.messages)
-        answer: str | None = None
-        rounds = 0
-        while rounds < team.max_rounds:
-            rounds += 1
-            workflow.set_current_details(f"round {rounds}/{team.max_rounds}")
-            reply = await run_agent(ledger, supervisor, conversation, tools=tools)
-            if not reply.tool_calls:
-                answer = reply.text
-                break
-            conversation.append(Message(role="assistant", content=reply.text,
-                                        agent=supervisor.name, tool_calls=reply.tool_calls))
-            for call in reply.tool_calls:
-                result = await self._delegate(supervisor, call)
-                conversation.append(Message(role="tool", tool_call_id=call.id,
-                                            content=f"[{result.verdict}] {result.answer}"))
-        if answer is None:
-            ledger.degrade(f"round limit {team.max_rounds} reached; final answer without tools")
-            conversation.append(Message(role="user", content=(
-                "The round limit is reached. Write the final answer now from the results "
-                "above, without delegating.")))
-            answer = (await run_agent(ledger, supervisor, conversation)).text
-        return SupervisorResult(pattern="supervisor", answer=answer,
+
+        def delegate_to(call: ToolCall) -> Awaitable[str]:
+            return self._delegation_text(supervisor, call)
+
+        toolbox = Toolbox(
+            specs=[ToolSpec(name=w, description=_describe_member(run, w),
+                            parameters=TASK_PARAMETERS) for w in team.workers],
+            handlers=dict.fromkeys(team.workers, delegate_to),
+            max_turns=team.max_rounds,
+            limit_reason="round limit {max_turns} reached; final answer without tools",
+            on_turn=lambda turn: self.set_phase(f"round {turn}/{team.max_rounds}"))
+        own = function_toolbox(ledger, supervisor)
+        if own is not None:
+            toolbox.specs += own.specs
+            toolbox.handlers.update(own.handlers)
+        self.set_phase(f"round 1/{team.max_rounds}")
+        reply = await run_agent(ledger, supervisor, list(run.messages), toolbox=toolbox)
+        rounds = min(reply.tool_turns + 1, team.max_rounds)
+        return SupervisorResult(pattern="supervisor", answer=reply.text,
                                 delegations=self._delegations, rounds=rounds,
                                 **ledger.result_fields())
 
+    async def _delegation_text(self, supervisor: AgentSpec, call: ToolCall) -> str:
+        result = await self._delegate(supervisor, call)
+        return f"[{result.verdict}] {result.answer}"
+
     async def _delegate(self, supervisor: AgentSpec, call: ToolCall) -> Delegation:
-        team, ledger = self._team, self._ledger
+        team, ledger = self._team, self._ledger_
         task = str(call.arguments.get("task") or ledger.run.prompt)
         worker = call.name
         if worker not in team.workers:
@@ -146,13 +154,13 @@ class SupervisorWorkflow:
             f"feedback. Workers available: {', '.join(workers)}."
             f"\n\nTask: {task}\n\nResult from {worker}:\n{answer}"))
         try:
-            reply = await run_agent(self._ledger, supervisor, [request], contract="Review",
-                                    schema=schema, accept=known_worker)
+            reply = await run_agent(self._ledger_, supervisor, [request], contract="Review",
+                                    schema=schema, accept=known_worker, toolbox=NO_TOOLS)
         except AgentFailed as err:
-            self._ledger.degrade(f"review of {worker} failed ({err.reason}); accepted as is")
+            self._ledger_.degrade(f"review of {worker} failed ({err.reason}); accepted as is")
             return Review(verdict="accept", feedback="review unavailable; accepted as is")
-        assert reply.output is not None
-        return Review.model_validate(reply.output)
+        assert isinstance(reply.output, Review)
+        return reply.output
 
     def _record(self, delegation: Delegation) -> Delegation:
         self._delegations.append(delegation)

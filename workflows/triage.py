@@ -16,42 +16,37 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
     from baton.contracts import RouteDecision, route_schema
-    from baton.messages import Message
+    from baton.errors import AgentFailed
+    from baton.model_io import Message
     from baton.runs import RunInput, TriageResult
     from baton.specs import TriageTeam
     from baton.text import shorten
 
-from workflows.agent_call import AgentFailed, BudgetExhausted, RunLedger, run_agent
-from workflows.members import run_member
+from baton.workflows.agent_call import run_agent
+from baton.workflows.base import PatternWorkflow
+from baton.workflows.ledger import RunLedger
+from baton.workflows.members import run_member
 
 # Each earlier turn keeps at most this much text inside a nested transcript.
 NESTED_TURN_CHARS = 600
 
 
 @workflow.defn
-class TriageWorkflow:
-    def __init__(self) -> None:
-        self._phase = "routing"
-
-    @workflow.query
-    def phase(self) -> str:
-        return self._phase
+class TriageWorkflow(PatternWorkflow):
+    pattern = "triage"
 
     @workflow.run
     async def run(self, run: RunInput) -> TriageResult:
-        ledger = RunLedger(run)
-        try:
-            return await self._triage(run, ledger)
-        except BudgetExhausted as err:
-            return TriageResult(pattern="triage", **ledger.stopped_by_budget(err))
+        return await self.execute(run, TriageResult, self._triage)
 
-    async def _triage(self, run: RunInput, ledger: RunLedger) -> TriageResult:
+    async def _triage(self, ledger: RunLedger) -> TriageResult:
+        run = ledger.run
         team = run.catalogue.teams[run.member]
         assert isinstance(team, TriageTeam)
         router = run.catalogue.agents[team.router]
         targets = list(router.handoffs)
         default = router.default_handoff or targets[0]
-        workflow.set_current_details(f"{router.name} is routing among {', '.join(targets)}")
+        self.set_phase("routing", f"{router.name} is routing among {', '.join(targets)}")
 
         def declared(decision: BaseModel) -> str | None:
             assert isinstance(decision, RouteDecision)
@@ -62,15 +57,14 @@ class TriageWorkflow:
         try:
             reply = await run_agent(ledger, router, run.messages,
                                     schema=route_schema(targets), accept=declared)
-            assert reply.output is not None
-            route, reason = reply.output["route"], reply.output["reason"]
+            assert isinstance(reply.output, RouteDecision)
+            route, reason = reply.output.route, reply.output.reason
         except AgentFailed as err:
             route, reason = default, f"router failed, sent to the default: {err.reason}"
             ledger.degrade(f"router {router.name} failed; used default {default}")
         ledger.step("handoff", router.name, f"-> {route}: {reason}")
 
-        self._phase = f"handled by {route}"
-        workflow.set_current_details(f"{route} is answering")
+        self.set_phase(f"handled by {route}", f"{route} is answering")
         messages = nest_history(run.messages) if team.nest_handoff_history else run.messages
         handled_by = route
         try:
@@ -82,7 +76,6 @@ class TriageWorkflow:
             ledger.step("handoff", router.name, f"-> {default}: fallback after {route} failed")
             handled_by = default
             answer = await run_member(ledger, default, messages)
-        self._phase = "done"
         return TriageResult(pattern="triage", answer=answer.answer, output=answer.output,
                             handled_by=handled_by, route_reason=reason,
                             **ledger.result_fields())

@@ -1,9 +1,9 @@
 """Provider adapters, one per wire API, registered by the provider kind they serve."""
 
-from activities.providers.anthropic_messages import AnthropicMessagesProvider
-from activities.providers.base import ModelProvider, provider_for, register_provider
-from activities.providers.offline import OfflineProvider
-from activities.providers.openai_chat import OpenAIChatProvider
+from baton.activities.providers.anthropic_messages import AnthropicMessagesProvider
+from baton.activities.providers.base import ModelProvider, provider_for, register_provider
+from baton.activities.providers.offline import OfflineProvider
+from baton.activities.providers.openai_chat import OpenAIChatProvider
 
 register_provider("offline", OfflineProvider)
 register_provider("openai", OpenAIChatProvider)

@@ -15,9 +15,10 @@ from typing import Any
 import anthropic
 from anthropic import AsyncAnthropic
 
-from activities.providers.base import endpoint_settings, priced
-from activities.providers.errors import bad_response, from_sdk, refusal
-from baton.messages import Message, ModelRequest, ModelResponse, ProviderConfig, ToolCall, Usage
+from baton.activities.providers.base import endpoint_settings, priced
+from baton.activities.providers.errors import bad_response, from_sdk, refusal
+from baton.model_io import Message, ModelRequest, ModelResponse, ProviderConfig, ToolCall
+from baton.usage import Usage
 
 EPHEMERAL = {"type": "ephemeral"}
 

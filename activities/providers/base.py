@@ -12,10 +12,10 @@ import os
 from collections.abc import Callable
 from typing import Protocol
 
-from temporalio.exceptions import ApplicationError
-
-from activities.providers.errors import missing_key
-from baton.messages import ModelRequest, ModelResponse, ProviderConfig, Usage
+from baton.activities.providers.errors import missing_key
+from baton.errors import UnknownProvider
+from baton.model_io import ModelRequest, ModelResponse, ProviderConfig
+from baton.usage import Usage
 
 
 class ModelProvider(Protocol):
@@ -44,12 +44,9 @@ def provider_for(request: ModelRequest) -> ModelProvider:
     if key not in _instances:
         factory = _factories.get(kind)
         if factory is None:
-            raise ApplicationError(
+            raise UnknownProvider(
                 f"no adapter for provider {kind!r} on this worker; "
-                f"available: {', '.join(sorted(_factories))}",
-                type="UnknownProvider",
-                non_retryable=True,
-            )
+                f"available: {', '.join(sorted(_factories))}")
         _instances[key] = factory(endpoint)
     return _instances[key]
 

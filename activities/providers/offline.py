@@ -21,10 +21,11 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from activities.providers.base import priced
-from activities.providers.schema_instance import build_instance
-from baton.messages import Chaos, ModelRequest, ModelResponse, ProviderConfig, ToolCall, Usage
+from baton.activities.providers.base import priced
+from baton.activities.providers.schema_instance import build_instance
+from baton.model_io import Chaos, ModelRequest, ModelResponse, ProviderConfig, ToolCall
 from baton.text import shorten
+from baton.usage import Usage
 
 # Words that send a request to a target whose name contains the key.
 ROUTING_KEYWORDS: dict[str, tuple[str, ...]] = {
@@ -79,6 +80,10 @@ class OfflineProvider:
         if fault == "malformed":
             text = _malformed_output(request, rng)
             return self._response(request, text, parsed=_try_json(text))
+        if request.tools:
+            next_call = _next_tool_call(request, prompt)
+            if next_call is not None:
+                return self._response(request, "", tool_calls=[next_call], finish="tool_calls")
         if request.output_schema is not None:
             value = build_instance(
                 request.output_schema,
@@ -89,10 +94,6 @@ class OfflineProvider:
             if fault == "rejection" and isinstance(value, dict) and "feedback" in value:
                 value["feedback"] = "Simulated rejection: tighten the argument and cite sources."
             return self._response(request, json.dumps(value), parsed=value)
-        if request.tools:
-            next_call = _next_delegation(request, prompt)
-            if next_call is not None:
-                return self._response(request, "", tool_calls=[next_call], finish="tool_calls")
         return self._response(request, _answer(request, prompt))
 
     def _response(
@@ -223,6 +224,9 @@ def _write(name: str, min_len: int, request: ModelRequest, prompt: str) -> str:
                 "trade-offs, and the evidence points one way.",
     }
     text = templates.get(base, f"[offline] {request.agent} on {base}: \"{topic}\"")
+    results = [m.content for m in request.messages if m.role == "tool"]
+    if results and base not in templates:
+        text += f"; tools said: {shorten(' | '.join(results), 160)}"
     if "[" in name:
         index = name.split("[", 1)[1].rstrip("]")
         text = f"{base} {int(index) + 1}: {text}"
@@ -250,15 +254,49 @@ def _try_json(text: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def _next_delegation(request: ModelRequest, prompt: str) -> ToolCall | None:
-    """Delegate to each offered tool once, in order; None when all have answered."""
+# Parameter names the offline model fills with an id-like token from the request
+# ("order A-1001" -> "A-1001"), or with the request itself.
+ID_NAMES = ("id", "number", "code", "sku", "ref", "reference")
+TEXT_NAMES = ("query", "question", "text", "topic", "prompt", "q", "search", "keywords",
+              "message", "request")
+ID_TOKEN = re.compile(r"\b([A-Z]{1,5}-?\d{2,}|\d{3,})\b")
+NUMBER = re.compile(r"(?<![\w.-])(\d+(?:\.\d+)?)(?![\w-])")
+
+
+def _next_tool_call(request: ModelRequest, prompt: str) -> ToolCall | None:
+    """Call each offered tool once, in order, with arguments built from the request and
+    valid for the tool's schema; None when every tool has answered."""
     called = {c.name for m in request.messages for c in m.tool_calls}
     original = next((m.content for m in request.messages if m.role == "user"), prompt)
     for index, tool in enumerate(request.tools):
-        if tool.name not in called:
-            task = f"As {tool.name}, handle your part of: {shorten(original, 200)}"
-            return ToolCall(id=f"call_{request.call_index}_{index}", name=tool.name,
-                            arguments={"task": task})
+        if tool.name in called:
+            continue
+
+        def write(name: str, min_len: int, tool_name: str = tool.name) -> str:
+            base = name.split("[")[0].lower()
+            if base == "task":  # a supervisor's delegation
+                return f"As {tool_name}, handle your part of: {shorten(original, 200)}"
+            if base.endswith(ID_NAMES) and (token := ID_TOKEN.search(original)):
+                return token.group(1)
+            if base in TEXT_NAMES:
+                return shorten(original, 200)
+            return _write(name, min_len, request, prompt)
+
+        def number(name: str, node: dict[str, Any]) -> float | None:
+            found = NUMBER.findall(ID_TOKEN.sub(" ", original))
+            if not found:
+                return None
+            value = float(found[0])
+            low = node.get("minimum", node.get("exclusiveMinimum"))
+            high = node.get("maximum", node.get("exclusiveMaximum"))
+            inside = (low is None or value >= low) and (high is None or value <= high)
+            return value if inside else None
+
+        arguments = build_instance(
+            tool.parameters, choose=lambda name, options: _choose(name, options, request),
+            write=write, number=number)
+        return ToolCall(id=f"call_{request.call_index}_{index}", name=tool.name,
+                        arguments=arguments if isinstance(arguments, dict) else {})
     return None
 
 

@@ -15,9 +15,10 @@ from typing import Any
 import openai
 from openai import AsyncOpenAI
 
-from activities.providers.base import endpoint_settings, priced
-from activities.providers.errors import bad_response, from_sdk, refusal
-from baton.messages import Message, ModelRequest, ModelResponse, ProviderConfig, ToolCall, Usage
+from baton.activities.providers.base import endpoint_settings, priced
+from baton.activities.providers.errors import bad_response, from_sdk, refusal
+from baton.model_io import Message, ModelRequest, ModelResponse, ProviderConfig, ToolCall
+from baton.usage import Usage
 
 # Keywords strict mode rejects; the workflow's pydantic validation still enforces them.
 UNSUPPORTED_IN_STRICT = ("default", "minLength", "maxLength")

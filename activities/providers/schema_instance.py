@@ -15,6 +15,8 @@ from typing import Any
 EnumChooser = Callable[[str, list[Any]], Any]
 # Writes a string for a property; gets (property name, min length).
 TextWriter = Callable[[str, int], str]
+# Picks a number for a property; gets (property name, its schema); None: the default.
+NumberPicker = Callable[[str, dict[str, Any]], float | None]
 
 
 def build_instance(
@@ -23,6 +25,7 @@ def build_instance(
     choose: EnumChooser,
     write: TextWriter,
     boolean: bool = True,
+    number: NumberPicker | None = None,
 ) -> Any:
     defs = schema.get("$defs", {})
 
@@ -50,6 +53,9 @@ def build_instance(
         if kind == "boolean":
             return boolean
         if kind in ("integer", "number"):
+            picked = number(name, node) if number is not None else None
+            if picked is not None:
+                return int(picked) if kind == "integer" else picked
             low = node.get("minimum", node.get("exclusiveMinimum", 0))
             high = node.get("maximum", node.get("exclusiveMaximum", low + 10))
             value = low + (high - low) * 0.8

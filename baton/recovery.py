@@ -19,11 +19,9 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory
-from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.service import RPCError, RPCStatusCode
-from temporalio.worker import Replayer
 
-from workflows.registry import ALL_WORKFLOWS
+from baton.temporal import build_replayer
 
 RESETTABLE = {
     WorkflowExecutionStatus.FAILED,
@@ -102,7 +100,7 @@ def load_history(path: str, text: str) -> WorkflowHistory:
 
 async def replay(histories: list[WorkflowHistory]) -> list[ReplayReport]:
     """Replay each history against this code's workflows; never raises for nondeterminism."""
-    replayer = Replayer(workflows=ALL_WORKFLOWS, data_converter=pydantic_data_converter)
+    replayer = build_replayer()
     reports = []
     for history in histories:
         result = await replayer.replay_workflow(history, raise_on_replay_failure=False)

@@ -1,0 +1,62 @@
+"""One activity per user tool, registered under the tool's name.
+
+Each activity validates the model's arguments against the function's types before
+calling it (invalid arguments come back to the model as an error result, and the
+function never sees them), heartbeats while the function runs, and renders the
+result as the text the model will read, cut above the tool's size limit so that
+histories stay far from Temporal's payload limit. An exception from the function
+is left to Temporal: retried by the tool's policy, or at once final when it is a
+non-retryable `ApplicationError`.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+from temporalio import activity
+
+from baton.activities.heartbeat import heartbeating
+from baton.tools import Tool, ToolContext, ToolInvocation, ToolOutcome, render_result
+
+
+def tool_activities(tools: Sequence[Tool]) -> list[Callable[..., Any]]:
+    """The activity of each tool; two tools with one name are refused."""
+    seen: dict[str, Tool] = {}
+    for tool in tools:
+        if tool.name in seen and seen[tool.name] is not tool:
+            raise ValueError(f"two tools are named {tool.name!r}: {seen[tool.name].fn!r} and "
+                             f"{tool.fn!r}; give one another name with @tool(name=...)")
+        seen[tool.name] = tool
+    return [_activity_for(tool) for tool in seen.values()]
+
+
+def _activity_for(tool: Tool) -> Callable[..., Any]:
+    async def run_tool(invocation: ToolInvocation) -> ToolOutcome:
+        info = activity.info()
+        try:
+            arguments = tool.validate(invocation.arguments)
+        except ValidationError as err:
+            problems = "; ".join(
+                f"{'.'.join(map(str, e['loc'])) or 'arguments'}: {e['msg']}"
+                for e in err.errors())
+            return ToolOutcome(ok=False, content=(
+                f"Error: invalid arguments for {tool.name}: {problems}. Call it again with "
+                "arguments that match its schema."))
+        context = ToolContext(
+            workflow_id=info.workflow_id or "", run_id=info.workflow_run_id or "",
+            agent=invocation.agent, tool=tool.name, call_id=invocation.call_id,
+            attempt=info.attempt,
+            # Stable across retries of this call (and its re-run after a crash), unique
+            # per call: the workflow and the activity's id within it.
+            idempotency_key=f"{info.workflow_id}/{info.activity_id}")
+        started = time.monotonic()
+        value = await heartbeating(tool.invoke(arguments, context))
+        content, truncated = render_result(value, invocation.max_result_chars)
+        return ToolOutcome(content=content, truncated=truncated,
+                           elapsed_s=round(time.monotonic() - started, 6))
+
+    run_tool.__name__ = run_tool.__qualname__ = f"tool_{tool.name}"
+    return activity.defn(name=tool.name)(run_tool)

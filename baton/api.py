@@ -1,0 +1,352 @@
+"""The Python API: agents and teams built in code, and `run`/`start`/`worker` over Temporal.
+
+An `Agent` or a team object is a builder for the same specs a TOML catalogue
+describes: `catalogue()` turns it (with everything it reaches) into a
+`Catalogue`, and a run takes the one road every run takes
+(`baton.launch.start_run` -> pattern workflow -> `run_agent` -> activities).
+There is no second code path for Python-built teams.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+
+from pydantic import BaseModel
+
+from baton.catalogue import parse_catalogue
+from baton.contracts import register_contract
+from baton.model_io import Message
+from baton.runs import RunResult
+from baton.specs import AgentSpec, Catalogue, RetrySpec
+from baton.tools import Tool
+from baton.usage import Budget, Usage
+
+if TYPE_CHECKING:
+    from temporalio.client import Client, WorkflowHandle
+    from temporalio.worker import Worker
+
+T = TypeVar("T", bound=BaseModel)
+
+
+class Member:
+    """An agent or a team: something a run, a handoff or a team can name."""
+
+    name: str
+
+    def members(self) -> list[Member]:
+        """The agents and teams this one refers to directly."""
+        return []
+
+    def tools(self) -> list[Tool]:
+        return []
+
+    def output_model(self, result: RunResult | None = None) -> type[BaseModel] | None:
+        """The model of the structured output a run of this member returns, if any."""
+        return None
+
+    def spec_entry(self) -> tuple[Literal["agents", "teams"], dict[str, Any]]:
+        raise NotImplementedError
+
+    def catalogue(self) -> Catalogue:
+        """This member and everything it reaches, as a validated catalogue."""
+        agents: dict[str, Any] = {}
+        teams: dict[str, Any] = {}
+        tools: dict[str, Tool] = {}
+        seen: dict[str, Member] = {}
+        stack: list[Member] = [self]
+        while stack:
+            member = stack.pop()
+            known = seen.get(member.name)
+            if known is member:
+                continue
+            if known is not None:
+                raise ValueError(f"two different agents or teams are named {member.name!r}; "
+                                 "names must be unique within a run")
+            seen[member.name] = member
+            kind, spec = member.spec_entry()
+            (agents if kind == "agents" else teams)[member.name] = spec
+            for tool in member.tools():
+                if tools.setdefault(tool.name, tool) is not tool:
+                    raise ValueError(f"two different tools are named {tool.name!r}")
+            stack.extend(member.members())
+        return parse_catalogue({
+            "agents": agents, "teams": teams,
+            "tools": {name: t.definition.model_dump() for name, t in tools.items()}},
+            source=f"{type(self).__name__} {self.name!r}")
+
+    def __repr__(self) -> str:
+        return f"<baton.{type(self).__name__} {self.name}>"
+
+
+class Agent(Member):
+    """One agent: a model with instructions, tools, an output contract and limits.
+
+    Every field of a catalogue's `[agents.NAME]` table is a keyword here, with the
+    same name; `tools` takes `@baton.tool` functions, `output` a pydantic model,
+    `handoffs` other agents or teams.
+    """
+
+    def __init__(self, name: str, instructions: str, *, model: str = "offline:fast",
+                 description: str = "", tools: Sequence[Tool] = (),
+                 output: type[BaseModel] | None = None, handoffs: Sequence[Member] = (),
+                 default_handoff: Member | None = None, fallback_models: Sequence[str] = (),
+                 timeout_s: float = 60.0, heartbeat_s: float = 10.0,
+                 retry: RetrySpec | dict[str, Any] | None = None,
+                 max_output_tokens: int = 1024, temperature: float | None = None,
+                 max_repairs: int = 2, max_tool_turns: int = 8) -> None:
+        self.name = name
+        for item in tools:
+            if not isinstance(item, Tool):
+                raise TypeError(f"agent {name!r}: tools must be @baton.tool functions; got "
+                                f"{item!r} (decorate it with @baton.tool)")
+        self._tools = list(tools)
+        self.output = output
+        self._handoffs = list(handoffs)
+        contract = register_contract(output) if output is not None else None
+        self.spec = AgentSpec.model_validate({
+            "name": name, "instructions": instructions, "model": model,
+            "description": description, "tools": [t.name for t in tools],
+            "contract": contract, "handoffs": [h.name for h in handoffs],
+            "default_handoff": default_handoff.name if default_handoff else None,
+            "fallback_models": list(fallback_models), "timeout_s": timeout_s,
+            "heartbeat_s": heartbeat_s, "retry": retry or RetrySpec(),
+            "max_output_tokens": max_output_tokens, "temperature": temperature,
+            "max_repairs": max_repairs, "max_tool_turns": max_tool_turns})
+
+    def members(self) -> list[Member]:
+        return list(self._handoffs)
+
+    def tools(self) -> list[Tool]:
+        return list(self._tools)
+
+    def output_model(self, result: RunResult | None = None) -> type[BaseModel] | None:
+        return self.output
+
+    def spec_entry(self) -> tuple[Literal["agents", "teams"], dict[str, Any]]:
+        return "agents", self.spec.model_dump(exclude={"name"})
+
+
+class Team(Member):
+    """A pattern wiring agents or other teams together."""
+
+    def __init__(self, name: str, spec: dict[str, Any], members: Sequence[Member],
+                 answerer: Member | None) -> None:
+        self.name = name
+        self._spec = spec
+        self._members = list(members)
+        self._answerer = answerer
+
+    def members(self) -> list[Member]:
+        return list(self._members)
+
+    def output_model(self, result: RunResult | None = None) -> type[BaseModel] | None:
+        answerer = self._answerer
+        handled_by = getattr(result, "handled_by", None)
+        if handled_by:  # triage: whoever the router handed the conversation to
+            answerer = next((m for m in self._members if m.name == handled_by), None)
+            if answerer is None:
+                answerer = next((m for m in _reach(self) if m.name == handled_by), None)
+        return answerer.output_model(None) if answerer is not None else None
+
+    def spec_entry(self) -> tuple[Literal["agents", "teams"], dict[str, Any]]:
+        return "teams", dict(self._spec)
+
+
+def _reach(member: Member) -> list[Member]:
+    found: list[Member] = []
+    stack = [member]
+    while stack:
+        current = stack.pop()
+        if current in found:
+            continue
+        found.append(current)
+        stack.extend(current.members())
+    return found
+
+
+def Triage(name: str, router: Agent, *, nest_handoff_history: bool = False,
+           description: str = "") -> Team:
+    """A router agent hands the conversation to one of its declared `handoffs`."""
+    return Team(name, {"pattern": "triage", "router": router.name, "description": description,
+                       "nest_handoff_history": nest_handoff_history}, [router], None)
+
+
+def FanOut(name: str, *, synthesizer: Agent, branches: Sequence[Member] = (),
+           planner: Agent | None = None, members: Sequence[Member] = (),
+           map_member: Member | None = None, max_branches: int = 8,
+           policy: Literal["all", "quorum", "best_effort"] = "all", quorum: int | None = None,
+           description: str = "") -> Team:
+    """Branches in parallel, each its own child workflow, then a synthesizer's answer.
+
+    `branches` each get the request; with a `planner`, a coordinator splits the
+    request into subtasks for `members` (see `Coordinator`); with `map_member`, one
+    branch per item the caller passes (see `Map`).
+    """
+    spec = {"pattern": "fanout", "description": description,
+            "branches": [b.name for b in branches], "synthesizer": synthesizer.name,
+            "planner": planner.name if planner else None, "members": [m.name for m in members],
+            "map_member": map_member.name if map_member else None,
+            "max_branches": max_branches, "policy": policy, "quorum": quorum}
+    everyone: list[Member] = [*branches, *members, synthesizer]
+    everyone += [m for m in (planner, map_member) if m is not None]
+    return Team(name, spec, everyone, synthesizer)
+
+
+def Coordinator(name: str, *, planner: Agent, members: Sequence[Member],
+                synthesizer: Agent, max_branches: int = 8,
+                policy: Literal["all", "quorum", "best_effort"] = "all",
+                quorum: int | None = None, fallback_branches: Sequence[Member] = (),
+                description: str = "") -> Team:
+    """A coordinator that splits the work: the planner's subtasks run as parallel branches."""
+    return FanOut(name, synthesizer=synthesizer, planner=planner, members=members,
+                  branches=fallback_branches, max_branches=max_branches, policy=policy,
+                  quorum=quorum, description=description)
+
+
+def Map(name: str, member: Member, *, synthesizer: Agent, max_branches: int = 100,
+        policy: Literal["all", "quorum", "best_effort"] = "all", quorum: int | None = None,
+        description: str = "") -> Team:
+    """The same member over each item of a list the caller gives (`run(..., items=[...])`)."""
+    return FanOut(name, synthesizer=synthesizer, map_member=member, max_branches=max_branches,
+                  policy=policy, quorum=quorum, description=description)
+
+
+def Supervisor(name: str, supervisor: Agent, workers: Sequence[Member], *,
+               max_rounds: int = 6, max_revisions: int = 1, description: str = "") -> Team:
+    """A supervisor delegates to workers exposed as tools and reviews each result."""
+    return Team(name, {"pattern": "supervisor", "supervisor": supervisor.name,
+                       "workers": [w.name for w in workers], "max_rounds": max_rounds,
+                       "max_revisions": max_revisions, "description": description},
+                [supervisor, *workers], None)
+
+
+@dataclass(frozen=True)
+class Stage:
+    """A pipeline stage with a quality gate: `gate_field` (a bool of the stage's output)
+    must be true to go on, else the pipeline loops back to `loop_back_to`."""
+
+    member: Member
+    gate_field: str | None = None
+    loop_back_to: Member | None = None
+
+
+def Pipeline(name: str, stages: Sequence[Member | Stage], *,
+             max_attempts: int = 3, description: str = "") -> Team:
+    """Stages in a fixed order, each validated against its contract; gates loop back."""
+    steps = [s if isinstance(s, Stage) else Stage(s) for s in stages]
+    spec = {"pattern": "pipeline", "max_attempts": max_attempts, "description": description,
+            "stages": [{"agent": s.member.name, "gate_field": s.gate_field,
+                        "loop_back_to": s.loop_back_to.name if s.loop_back_to else None}
+                       for s in steps]}
+    return Team(name, spec, [s.member for s in steps], steps[-1].member if steps else None)
+
+
+@dataclass
+class RunOutcome(Generic[T]):
+    """A finished run: `output` is the answering agent's output model, when it has one."""
+
+    result: RunResult
+    output: T | None
+    workflow_id: str
+    link: str
+
+    @property
+    def answer(self) -> str:
+        return self.result.answer
+
+    @property
+    def status(self) -> str:
+        return self.result.status
+
+    @property
+    def usage(self) -> Usage:
+        return self.result.total_usage
+
+
+@dataclass
+class RunHandle:
+    """A started run: its workflow id, its Web UI link, and its result when it ends."""
+
+    target: Member
+    handle: WorkflowHandle[Any, RunResult]
+    link: str
+
+    @property
+    def workflow_id(self) -> str:
+        return self.handle.id
+
+    async def result(self) -> RunOutcome[Any]:
+        result = await self.handle.result()
+        model = self.target.output_model(result)
+        output = (model.model_validate(result.output)
+                  if model is not None and result.output is not None else None)
+        return RunOutcome(result=result, output=output, workflow_id=self.handle.id,
+                          link=self.link)
+
+
+async def start(target: Member, prompt: str | Sequence[Message], *,
+                client: Client | None = None, task_queue: str | None = None,
+                items: Sequence[str] | None = None, model: str | None = None,
+                budget: Budget | None = None, max_tokens: int | None = None,
+                max_calls: int | None = None, max_usd: float | None = None,
+                max_tool_calls: int | None = None, deadline: float | None = None,
+                workflow_id: str | None = None) -> RunHandle:
+    """Start a run of `target` without waiting: its workflow id and Web UI link.
+
+    Connects to TEMPORAL_ADDRESS (default localhost:7233) unless given a `client`.
+    `model` runs every agent on one model (the starter's --model); the budget
+    keywords override `budget`'s fields; `deadline` is in seconds.
+    """
+    from baton.launch import plan_run, start_run
+    from baton.runs import RunOptions
+    from baton.temporal import Settings, connect
+
+    settings = Settings.from_env()
+    catalogue = target.catalogue()
+    if model is not None:
+        catalogue = catalogue.with_model(model)
+    limits = {"max_tokens": max_tokens, "max_calls": max_calls, "max_usd": max_usd,
+              "max_tool_calls": max_tool_calls, "max_seconds": deadline}
+    budget = (budget or catalogue.budget).model_copy(
+        update={k: v for k, v in limits.items() if v is not None})
+    Budget.model_validate(budget.model_dump())  # refuse bad limits before anything starts
+    messages = ([Message(role="user", content=prompt)] if isinstance(prompt, str)
+                else list(prompt))
+    planned = plan_run(catalogue, target.name, messages,
+                       RunOptions(model_override=model, budget=budget),
+                       items=list(items) if items is not None else None,
+                       workflow_id=workflow_id)
+    client = client or await connect(settings)
+    handle = await start_run(client, task_queue or settings.task_queue, planned)
+    return RunHandle(target=target, handle=handle, link=settings.workflow_link(handle.id))
+
+
+async def run(target: Member, prompt: str | Sequence[Message], **options: Any) -> RunOutcome[Any]:
+    """Run `target` on `prompt` and wait for its typed result (keywords as `start`)."""
+    handle = await start(target, prompt, **options)
+    return await handle.result()
+
+
+@asynccontextmanager
+async def worker(*apps: Member | Tool | ModuleType | str, client: Client | None = None,
+                 task_queue: str | None = None, **options: Any) -> AsyncIterator[Worker]:
+    """Run a worker for your own code inside this process (scripts, notebooks, tests).
+
+        async with baton.worker(support_desk):
+            outcome = await baton.run(support_desk, "Where is order A-1001?")
+
+    `apps` are agents, teams, tools, or modules (objects or names) whose tools and
+    contracts the worker registers.
+    """
+    from baton.app import collect_tools
+    from baton.temporal import Settings, build_worker, connect
+
+    settings = Settings.from_env()
+    client = client or await connect(settings)
+    async with build_worker(client, task_queue or settings.task_queue,
+                            tools=collect_tools(apps), **options) as running:
+        yield running

@@ -1,0 +1,143 @@
+"""Your own code on the worker and the starter: `--app MODULE`.
+
+`load_app("my_module")` imports the module (from the current directory or
+PYTHONPATH) and collects what it defines at its top level: `@baton.tool`
+functions, `baton.Agent`s and teams, and pydantic models, which become contracts
+agents may name. The worker registers the tools (and so can run them); the
+starter builds the catalogue of the app's agents and teams from them. A module
+that fails to import or defines nothing runnable is refused with a message that
+says so, before anything starts.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import traceback
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from types import ModuleType
+from typing import Any
+
+from pydantic import BaseModel
+
+from baton.api import Member, _reach
+from baton.catalogue import CatalogueError
+from baton.contracts import ContractError, register_contract
+from baton.specs import Catalogue
+from baton.tools import Tool, ToolDefinitionError
+
+
+class AppError(ValueError):
+    """An --app module that cannot be used: the message names the problem."""
+
+
+@dataclass
+class App:
+    """What one module defines at its top level."""
+
+    module: str
+    tools: list[Tool] = field(default_factory=list)
+    members: list[Member] = field(default_factory=list)
+    contracts: list[type[BaseModel]] = field(default_factory=list)
+
+    def catalogue(self) -> Catalogue:
+        """Every agent and team of the app (and what they reach) as one catalogue."""
+        from baton.catalogue import parse_catalogue
+
+        agents: dict[str, Any] = {}
+        teams: dict[str, Any] = {}
+        tools = {t.name: t.definition.model_dump() for t in self.tools}
+        for member in self.members:
+            part = member.catalogue()
+            agents.update({n: a.model_dump(exclude={"name"}) for n, a in part.agents.items()})
+            teams.update({n: t.model_dump() for n, t in part.teams.items()})
+            tools.update({n: t.model_dump() for n, t in part.tools.items()})
+        try:
+            return parse_catalogue({"agents": agents, "teams": teams, "tools": tools},
+                                   source=f"app {self.module}")
+        except CatalogueError as err:
+            raise AppError(str(err)) from None
+
+
+def import_module(name: str) -> ModuleType:
+    """Import `name` as the user would: the current directory first on the path."""
+    if os.getcwd() not in sys.path and "" not in sys.path:
+        sys.path.insert(0, os.getcwd())
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as err:
+        if err.name and name.startswith(err.name):
+            raise AppError(
+                f"cannot import app module {name!r}: no module named {err.name!r}. Give a "
+                "module name (my_app, or package.module; not a file path) importable from "
+                "the current directory or PYTHONPATH") from None
+        raise AppError(f"importing app module {name!r} failed: {err}") from None
+    except (ToolDefinitionError, ContractError) as err:
+        raise AppError(f"app module {name!r}: {err}") from None
+    except Exception as err:  # any error in the user's module is reported, not a traceback
+        where = traceback.extract_tb(err.__traceback__)[-1]
+        raise AppError(f"importing app module {name!r} raised {type(err).__name__}: {err} "
+                       f"({where.filename}:{where.lineno})") from None
+
+
+def load_app(name: str) -> App:
+    """Import `name` and collect its tools, agents, teams and contracts."""
+    module = import_module(name)
+    app = App(module=name)
+    for value in vars(module).values():
+        if isinstance(value, Tool):
+            app.tools.append(value)
+        elif isinstance(value, Member):
+            app.members.append(value)
+        elif (isinstance(value, type) and issubclass(value, BaseModel)
+              and value.__module__ == module.__name__):
+            app.contracts.append(value)
+    for model in app.contracts:
+        try:
+            register_contract(model)
+        except ContractError as err:
+            raise AppError(f"app module {name!r}: {err}") from None
+    if not app.tools and not app.members:
+        raise AppError(f"app module {name!r} defines nothing runnable: no @baton.tool "
+                       "function, baton.Agent or team at its top level")
+    app.tools = collect_tools([*app.tools, *app.members])
+    return app
+
+
+def collect_tools(apps: Iterable[Member | Tool | ModuleType | str]) -> list[Tool]:
+    """The tools of agents, teams, modules (objects or names) and tools, once each."""
+    found: dict[str, Tool] = {}
+
+    def add(tool: Tool) -> None:
+        if found.setdefault(tool.name, tool) is not tool:
+            raise AppError(f"two different tools are named {tool.name!r}: "
+                           f"{found[tool.name].fn!r} and {tool.fn!r}")
+
+    for item in apps:
+        if isinstance(item, str):
+            for tool in load_app(item).tools:
+                add(tool)
+        elif isinstance(item, ModuleType):
+            for tool in load_app(item.__name__).tools:
+                add(tool)
+        elif isinstance(item, Tool):
+            add(item)
+        else:
+            for member in _reach(item):
+                for tool in member.tools():
+                    add(tool)
+    return list(found.values())
+
+
+def app_catalogue(modules: Iterable[str]) -> Catalogue:
+    """One catalogue of every agent and team the modules define."""
+    apps = [load_app(name) for name in modules]
+    merged = App(module=", ".join(a.module for a in apps),
+                 tools=collect_tools([t for a in apps for t in a.tools]),
+                 members=[m for a in apps for m in a.members])
+    if not merged.members:
+        raise AppError(f"app module(s) {merged.module} define tools but no baton.Agent or "
+                       "team to run; define one at the module's top level")
+    return merged.catalogue()

@@ -1,0 +1,436 @@
+"""Start Baton runs and print what happened.
+
+    python starter.py triage "My invoice shows the wrong amount"
+    python starter.py fanout "Is durable execution worth it for LLM agents?"
+    python starter.py supervisor "Write a function that parses ISO dates"
+    python starter.py pipeline "Durable execution for AI agents"
+    python starter.py composed "Research and compare vector databases"
+    python starter.py run <team-or-agent> "<prompt>"
+    python starter.py demo [--chaos 0.3 --seed 7]
+    python starter.py catalogue | breakers
+    python starter.py history <workflow-id> [-o run.json]
+    python starter.py replay <workflow-id> | --file run.json
+    python starter.py reset <workflow-id> [--force]
+
+Flags: --no-wait, --model PROVIDER:MODEL, --json, --catalogue FILE, --team NAME,
+--budget-tokens/--budget-calls/--budget-usd, --deadline, --chaos/--seed/--latency.
+Each run prints its answer, who handled what, usage, incidents and its Web UI link.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import random
+import sys
+import uuid
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+
+from pydantic import ValidationError
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
+
+from baton import launch, recovery
+from baton.app import AppError, app_catalogue
+from baton.catalogue import CatalogueError, describe_errors, load_catalogue
+from baton.model_io import BreakerState, Chaos, Message
+from baton.runs import (
+    FanOutResult,
+    PipelineResult,
+    RunInput,
+    RunOptions,
+    RunResult,
+    SupervisorResult,
+    TriageResult,
+)
+from baton.specs import Catalogue
+from baton.temporal import Settings, connect, exit_now
+
+# What each command runs from the catalogue unless --team says otherwise.
+COMMAND_TEAMS = {
+    "triage": "support_desk",
+    "fanout": "research_panel",
+    "supervisor": "dev_team",
+    "pipeline": "article_pipeline",
+    "composed": "concierge_desk",
+}
+DEMO_PROMPTS = {
+    "triage": "My invoice shows the wrong amount after I upgraded my plan",
+    "fanout": "Is durable execution worth it for production LLM agents?",
+    "supervisor": "Write a small function that parses ISO 8601 dates, with tests",
+    "pipeline": "Why multi-agent systems need durable execution",
+    "composed": "Please research and compare open-source vector databases for our product",
+}
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one message, exit status 2, nothing started."""
+
+
+@dataclass
+class PlannedRun:
+    """A run the starter validated, with the command that asked for it."""
+
+    command: str
+    planned: launch.PlannedRun
+
+    @property
+    def input(self) -> RunInput:
+        return self.planned.input
+
+    @property
+    def workflow_id(self) -> str:
+        return self.planned.workflow_id
+
+
+def plan_run(command: str, prompt: str, catalogue: Catalogue, member: str,
+             options: RunOptions, items: list[str] | None = None) -> PlannedRun:
+    """Validate everything about a run before anything is started."""
+    try:
+        return PlannedRun(command, launch.plan_run(
+            catalogue, member, [Message(role="user", content=prompt)], options, items=items))
+    except launch.RunRefused as err:
+        raise UsageError(str(err)) from None
+
+
+def load_for_run(path: str | None, model: str | None, apps: Sequence[str] = ()) -> Catalogue:
+    """The catalogue a command uses: --catalogue (default: the packaged one), or the
+    agents and teams of the --app modules when no --catalogue is given."""
+    try:
+        catalogue = app_catalogue(apps) if apps and path is None else load_catalogue(path, apps)
+        return catalogue.with_model(model) if model else catalogue
+    except (CatalogueError, AppError) as err:
+        raise UsageError(str(err)) from None
+    except (ValueError, ValidationError) as err:
+        detail = describe_errors(err) if isinstance(err, ValidationError) else f"  - {err}"
+        raise UsageError(f"--model {model!r} is not usable:\n{detail}") from None
+
+
+async def start(client: Client, settings: Settings, planned: PlannedRun,
+                wait: bool) -> RunResult | None:
+    """Start one run; wait for its result unless the caller only wants the id."""
+    handle = await launch.start_run(client, settings.task_queue, planned.planned)
+    return await handle.result() if wait else None
+
+
+def render(planned: PlannedRun, result: RunResult, settings: Settings) -> str:
+    lines = [f"== {planned.command}: {planned.input.member} ({result.pattern}) "
+             f"status={result.status}"]
+    if isinstance(result, TriageResult):
+        lines.append(f"handled by: {result.handled_by} — {result.route_reason}")
+    elif isinstance(result, FanOutResult):
+        for branch in result.branches:
+            lines.append(f"branch {branch.branch}: {'ok' if branch.ok else branch.error}")
+    elif isinstance(result, SupervisorResult):
+        lines.append(f"rounds: {result.rounds}")
+        for d in result.delegations:
+            lines.append(f"delegated to {d.worker}: {d.verdict}")
+    elif isinstance(result, PipelineResult):
+        lines.append("stages: " + " -> ".join(f"{s.stage} x{s.attempts}" for s in result.stages))
+    if (incidents := _incidents(result)):
+        lines.append(f"incidents: {incidents}")
+    if result.reasons:
+        lines += ["reasons:", *(f"  - {r}" for r in result.reasons)]
+    lines.append("answer:")
+    lines += [f"  {line}" for line in result.answer.splitlines()]
+    total = result.total_usage
+    lines.append(f"usage: {total.calls} calls, {total.input_tokens} in / "
+                 f"{total.output_tokens} out tokens ({total.cached_tokens} cached), "
+                 f"cost {_usd(total.cost_usd)}")
+    for agent, usage in sorted(result.usage.items()):
+        lines.append(f"  {agent:<14} {usage.calls:>3} calls {usage.total_tokens:>7} tokens "
+                     f"{_usd(usage.cost_usd):>10}")
+    lines.append(f"web ui: {settings.workflow_link(planned.workflow_id)}")
+    return "\n".join(lines)
+
+
+def _incidents(result: RunResult) -> str:
+    """What went wrong on the way, from the trace: retries, repairs, fallbacks, open circuits."""
+    steps = result.trace
+    retries = sum(s.usage.calls - 1 for s in steps if s.usage and s.usage.calls > 1)
+    counts = {
+        "retried attempts": retries,
+        "failed calls": sum(s.kind == "error" and "CircuitOpen" not in s.detail for s in steps),
+        "calls refused by an open circuit": sum("CircuitOpen" in s.detail for s in steps),
+        "contract repairs": sum(s.kind == "repair" for s in steps),
+        "fallbacks": sum(s.kind == "fallback" for s in steps),
+        "gate rejections": sum(s.kind == "gate" and not s.ok for s in steps),
+    }
+    return ", ".join(f"{n} {what}" for what, n in counts.items() if n)
+
+
+def _usd(cost: float | None) -> str:
+    return "unknown" if cost is None else f"${cost:.6f}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="starter.py", description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--model", metavar="PROVIDER:MODEL",
+                        help="run every agent on this model (recorded in the run's input)")
+    common.add_argument("--json", action="store_true", help="print typed results as JSON")
+    common.add_argument("--no-wait", action="store_true",
+                        help="print the workflow id and link, do not wait for the result")
+    common.add_argument("--catalogue", metavar="FILE",
+                        help="agent catalogue TOML (default: the packaged one)")
+    common.add_argument("--app", metavar="MODULE", action="append", default=[],
+                        help="your module of @baton.tool functions, agents and teams "
+                             "(repeatable); without --catalogue, its agents and teams are "
+                             "the catalogue")
+    common.add_argument("--item", metavar="TEXT", action="append", dest="items",
+                        help="an input of a map fan-out (repeatable)")
+    limits = common.add_argument_group("budget (per run; default: the catalogue's [budget])")
+    limits.add_argument("--budget-tokens", type=_positive(int), metavar="N")
+    limits.add_argument("--budget-calls", type=_positive(int), metavar="N")
+    limits.add_argument("--budget-usd", type=_positive(float), metavar="USD")
+    limits.add_argument("--budget-tool-calls", type=_positive(int), metavar="N")
+    limits.add_argument("--deadline", type=_positive(float), metavar="SECONDS",
+                        help="whole-run deadline; the server enforces it even without a worker")
+    chaos = common.add_argument_group("chaos (offline models only)")
+    chaos.add_argument("--chaos", type=_fraction, metavar="RATE", default=0.0,
+                       help="chance that a model call misbehaves: half fail, 30%% return "
+                            "malformed output, 20%% are judge rejections")
+    chaos.add_argument("--seed", type=int, default=0, help="chaos seed (same seed, same run)")
+    chaos.add_argument("--latency", type=_positive(float), metavar="SECONDS",
+                       help="simulated latency of every offline call")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    for command, team in COMMAND_TEAMS.items():
+        p = sub.add_parser(command, parents=[common], help=f"run a {command} team ({team})")
+        p.add_argument("prompt", help="the request ('-' reads it from standard input)")
+        p.add_argument("--team", default=team, help=f"team to run (default: {team})")
+    p = sub.add_parser("run", parents=[common], help="run any team or agent by name")
+    p.add_argument("team", help="team or agent name from the catalogue")
+    p.add_argument("prompt", help="the request ('-' reads it from standard input)")
+    sub.add_parser("demo", parents=[common], help="run every pattern once")
+    p = sub.add_parser("catalogue", parents=[common], help="list agents and teams")
+    sub.add_parser("breakers", parents=[common],
+                   help="circuit breaker states of a worker on the task queue")
+    p = sub.add_parser("history", parents=[common], help="export a run's event history")
+    p.add_argument("workflow_id")
+    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default: stdout)")
+    p = sub.add_parser("replay", parents=[common],
+                       help="replay a run (and its nested runs) against today's code")
+    p.add_argument("workflow_id", nargs="?")
+    p.add_argument("--file", metavar="FILE", help="replay an exported history instead")
+    p = sub.add_parser("reset", parents=[common],
+                       help="restart a failed run after its last completed model call")
+    p.add_argument("workflow_id")
+    p.add_argument("--force", action="store_true", help="also reset a run still running")
+    return parser
+
+
+def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
+        if value <= 0:
+            raise argparse.ArgumentTypeError(f"{text!r}: must be greater than 0")
+        return value
+    return parse
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"{text!r}: a rate is between 0 and 1")
+    return value
+
+
+def run_options(args: argparse.Namespace, catalogue: Catalogue) -> RunOptions:
+    """Budget, chaos and model override of this run, recorded in its input."""
+    budget = catalogue.budget.model_copy(update={
+        key: value for key, value in (("max_tokens", args.budget_tokens),
+                                      ("max_calls", args.budget_calls),
+                                      ("max_usd", args.budget_usd),
+                                      ("max_tool_calls", args.budget_tool_calls),
+                                      ("max_seconds", args.deadline)) if value is not None})
+    chaos = None
+    if args.chaos or args.latency:
+        rate = args.chaos
+        # Besides scattered faults, one primary model (picked by the seed) is down for
+        # the run, as in a provider outage: its breaker opens and agents fall back.
+        primaries = sorted({a.model for a in catalogue.agents.values()})
+        down = [random.Random(args.seed).choice(primaries)] if rate and primaries else []
+        chaos = Chaos(failure_rate=rate * 0.5, malformed_rate=rate * 0.3,
+                      rejection_rate=rate * 0.2, seed=args.seed, latency_s=args.latency or 0,
+                      down_models=down)
+    return RunOptions(model_override=args.model, budget=budget, chaos=chaos)
+
+
+def plan(args: argparse.Namespace) -> list[PlannedRun]:
+    catalogue = load_for_run(args.catalogue, args.model, args.app)
+    options = run_options(args, catalogue)
+    if args.command == "demo":
+        return [plan_run(c, DEMO_PROMPTS[c], catalogue, COMMAND_TEAMS[c], options)
+                for c in COMMAND_TEAMS]
+    prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    return [plan_run(args.command, prompt, catalogue, args.team, options, args.items)]
+
+
+def show_catalogue(args: argparse.Namespace) -> None:
+    catalogue = load_for_run(args.catalogue, args.model, args.app)
+    if args.json:
+        print(catalogue.model_dump_json(indent=2))
+        return
+    print("teams:")
+    for name, team in catalogue.teams.items():
+        print(f"  {name:<18} {team.pattern:<10} {', '.join(catalogue.members_of(name))}")
+    print("agents:")
+    for name, agent in catalogue.agents.items():
+        contract = f" -> {agent.contract}" if agent.contract else ""
+        tools = f"  tools: {', '.join(agent.tools)}" if agent.tools else ""
+        print(f"  {name:<18} {agent.model:<22}{contract}{tools}")
+    if catalogue.tools:
+        print("tools:")
+        for name, tool in catalogue.tools.items():
+            where = "local activity" if tool.local else "activity"
+            print(f"  {name:<18} {where}, timeout {tool.timeout_s:g} s, "
+                  f"{tool.max_attempts} attempts: {tool.description.splitlines()[0]}")
+
+
+async def connect_or_explain(settings: Settings) -> Client:
+    try:
+        return await connect(settings)
+    except RuntimeError as err:
+        raise UsageError(
+            f"cannot reach Temporal at {settings.address} (namespace {settings.namespace}): "
+            f"{err}\nStart the embedded server with `make server`, or set TEMPORAL_ADDRESS."
+        ) from None
+
+
+async def execute(args: argparse.Namespace, runs: Sequence[PlannedRun]) -> int:
+    settings = Settings.from_env()
+    client = await connect_or_explain(settings)
+    chaos = runs[0].input.options.chaos if runs else None
+    if chaos is not None and not args.json:
+        print(f"chaos: {chaos.failure_rate:.0%} failures, {chaos.malformed_rate:.0%} malformed, "
+              f"{chaos.rejection_rate:.0%} judge rejections per call (seed {chaos.seed}); "
+              f"down for this run: {', '.join(chaos.down_models) or 'none'}\n")
+    outcomes = await asyncio.gather(*(start(client, settings, p, not args.no_wait) for p in runs),
+                                    return_exceptions=True)
+    status = 0
+    collected = []
+    for planned, outcome in zip(runs, outcomes, strict=True):
+        link = settings.workflow_link(planned.workflow_id)
+        if isinstance(outcome, WorkflowFailureError):
+            status = 1
+            cause = outcome.cause
+            reason = f"{cause.type}: {cause.message}" if isinstance(cause, ApplicationError) \
+                else str(cause)
+            print(f"== {planned.input.member}: FAILED — {reason}\nweb ui: {link}")
+        elif isinstance(outcome, RPCError):
+            raise UsageError(f"Temporal refused the run {planned.workflow_id}: {outcome}")
+        elif isinstance(outcome, BaseException):
+            raise outcome
+        elif outcome is None:
+            collected.append({"workflow_id": planned.workflow_id, "link": link})
+            if not args.json:
+                print(f"started {planned.workflow_id}\nweb ui: {link}")
+        else:
+            collected.append(outcome.model_dump(mode="json") | {
+                "workflow_id": planned.workflow_id, "link": link})
+            if not args.json:
+                print(render(planned, outcome, settings) + "\n")
+    if args.json:
+        print(json.dumps(collected if len(collected) != 1 else collected[0], indent=2))
+    return status
+
+
+async def show_breakers(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    client = await connect_or_explain(settings)
+    states: list[BreakerState] = await client.execute_workflow(
+        "BreakerReportWorkflow", id=f"breakers-{uuid.uuid4().hex[:8]}",
+        task_queue=settings.task_queue, result_type=list[BreakerState],
+        execution_timeout=timedelta(seconds=30),
+        static_summary="circuit breaker report")
+    if args.json:
+        print(json.dumps([s.model_dump(mode="json") for s in states], indent=2))
+        return 0
+    if not states:
+        print("no model has been called on the worker that answered yet")
+    for s in states:
+        since = f", open for {s.opened_for_s:.0f} s" if s.opened_for_s is not None else ""
+        print(f"{s.model:<32} {s.state:<10} {s.recent_failures} recent failures "
+              f"(opens at {s.policy.failures} in {s.policy.window_s:.0f} s, "
+              f"cool-down {s.policy.cooldown_s:.0f} s){since}")
+    return 0
+
+
+async def recover(args: argparse.Namespace) -> int:
+    """history, replay and reset (see recovery.py)."""
+    if args.command == "replay" and args.file:
+        try:
+            text = Path(args.file).read_text()
+        except OSError as err:
+            raise UsageError(f"cannot read {args.file}: {err.strerror}") from None
+        histories = [recovery.load_history(args.file, text)]
+        return _print_replays(await recovery.replay(histories), args.json)
+    if not args.workflow_id:
+        raise UsageError("name a workflow id, or --file with an exported history")
+    settings = Settings.from_env()
+    client = await connect_or_explain(settings)
+    if args.command == "history":
+        history = await recovery.fetch_history(client, args.workflow_id)
+        text = history.to_json()
+        if args.output:
+            Path(args.output).write_text(text)
+            print(f"wrote {len(history.events)} events of {args.workflow_id} to {args.output}")
+        else:
+            print(text)
+        return 0
+    if args.command == "replay":
+        histories = await recovery.run_histories(client, args.workflow_id)
+        return _print_replays(await recovery.replay(histories), args.json)
+    report = await recovery.reset(client, args.workflow_id, force=args.force)
+    if args.json:
+        print(json.dumps(vars(report) | {"link": settings.workflow_link(args.workflow_id)}))
+    else:
+        print(f"reset {report.workflow_id} to event {report.reset_event_id}, keeping "
+              f"{report.kept_completions} completed calls and nested runs\n"
+              f"new run: {report.new_run_id}\n"
+              f"web ui: {settings.workflow_link(args.workflow_id)}")
+    return 0
+
+
+def _print_replays(reports: list[recovery.ReplayReport], as_json: bool) -> int:
+    if as_json:
+        print(json.dumps([vars(r) for r in reports], indent=2))
+    for r in reports if not as_json else []:
+        verdict = "deterministic" if r.ok else f"NONDETERMINISTIC: {r.error}"
+        print(f"{r.workflow_id}: {r.events} events replayed, {verdict}")
+    return 0 if all(r.ok for r in reports) else 1
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.command == "catalogue":
+            show_catalogue(args)
+            return 0
+        if args.command == "breakers":
+            return asyncio.run(show_breakers(args))
+        if args.command in ("history", "replay", "reset"):
+            return asyncio.run(recover(args))
+        return asyncio.run(execute(args, plan(args)))
+    except (UsageError, recovery.RecoveryError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def run() -> None:
+    """Console script `baton` and `python starter.py`."""
+    exit_now(main())

@@ -1,0 +1,69 @@
+"""Baton's worker process: registers every workflow, the model activity and your tools.
+
+    python worker.py                 # task queue from BATON_TASK_QUEUE, default "baton"
+    python worker.py --app MODULE    # also your @baton.tool functions, agents and teams
+
+Connection settings come from TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE (default: the
+embedded dev server on localhost:7233). Provider keys are read here, from this
+process's environment, and never travel through Temporal.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+from collections.abc import Sequence
+
+from baton.app import AppError, load_app
+from baton.temporal import Settings, build_worker, connect, exit_now
+from baton.tools import Tool
+
+
+async def serve(settings: Settings, tools: Sequence[Tool] = ()) -> None:
+    client = await connect(settings)
+    worker = build_worker(client, settings.task_queue, tools=tools)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    logging.info("worker on %s, namespace %s, task queue %s, tools: %s",
+                 settings.address, settings.namespace, settings.task_queue,
+                 ", ".join(t.name for t in tools) or "none")
+    async with worker:
+        await stop.wait()
+        logging.info("signal received; finishing in-flight tasks")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="worker.py", description=__doc__.split("\n")[0])
+    parser.add_argument("--app", metavar="MODULE", action="append", default=[],
+                        help="import MODULE and register its tools, agents and teams "
+                             "(repeatable; from the current directory or PYTHONPATH)")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=os.environ.get("BATON_LOG_LEVEL", "INFO"),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    tools: list[Tool] = []
+    try:
+        for module in args.app:
+            tools += load_app(module).tools
+    except AppError as err:
+        print(f"error: {err}", flush=True)
+        return 2
+    try:
+        asyncio.run(serve(Settings.from_env(), tools))
+    except RuntimeError as err:
+        logging.error("worker stopped: %s", err)
+        return 1
+    return 0
+
+
+def run() -> None:
+    """Console script `baton-worker`."""
+    exit_now(main())

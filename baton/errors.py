@@ -1,0 +1,116 @@
+"""Every failure Baton raises, each a class with its Temporal `ApplicationError` type name.
+
+A failure that crosses an activity or workflow boundary arrives as an
+`ApplicationError` whose `type` is the class's `TYPE`; code that inspects a failure
+compares `err.type == AgentFailed.TYPE`, never substrings of a message. All are
+non-retryable unless marked otherwise: retrying the same input cannot fix them.
+Provider failures (rate limits, timeouts, 4xx) are made in
+`activities/providers/errors.py`, whose type names are listed in `MODEL_ERROR_TYPES`.
+"""
+
+from __future__ import annotations
+
+from temporalio.exceptions import ApplicationError
+
+
+class BatonError(ApplicationError):
+    """Base of Baton's typed failures; `TYPE` is the ApplicationError type name."""
+
+    TYPE = "BatonError"
+    RETRYABLE = False
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, type=self.TYPE, non_retryable=not self.RETRYABLE)
+
+
+class AgentFailed(BatonError):
+    """An agent (or nested team) produced no acceptable answer on any of its models."""
+
+    TYPE = "AgentFailed"
+
+    def __init__(self, agent: str, reason: str) -> None:
+        super().__init__(f"agent {agent!r} failed: {reason}")
+        self.agent = agent
+        self.reason = reason
+
+
+class ContractViolation(AgentFailed):
+    """Every model of an agent kept breaking its contract, repairs included."""
+
+    TYPE = "ContractViolation"
+
+    def __init__(self, agent: str, contract: str, problem: str) -> None:
+        super().__init__(agent, f"{contract} violated: {problem}")
+        self.contract = contract
+
+
+class BudgetExhausted(BatonError):
+    """The run's token, call, USD, tool-call or time budget is spent; partial results."""
+
+    TYPE = "BudgetExhausted"
+
+    def __init__(self, limit: str) -> None:
+        super().__init__(f"budget exhausted ({limit})")
+        self.limit = limit
+
+
+class FanOutPolicyNotMet(BatonError):
+    """Fewer branches succeeded than the fan-out's policy requires."""
+
+    TYPE = "FanOutPolicyNotMet"
+
+
+class PlanFailed(BatonError):
+    """A fan-out's planner gave no usable subtasks."""
+
+    TYPE = "PlanFailed"
+
+
+class CircuitOpen(BatonError):
+    """The model's circuit breaker is open: the call was refused without reaching it."""
+
+    TYPE = "CircuitOpen"
+
+
+class UnknownProvider(BatonError):
+    """No adapter on this worker serves the request's provider."""
+
+    TYPE = "UnknownProvider"
+
+
+class ToolUnavailable(BatonError):
+    """No worker on the task queue has the tool registered (or the contract it needs)."""
+
+    TYPE = "ToolUnavailable"
+
+    def __init__(self, what: str, task_queue: str) -> None:
+        super().__init__(
+            f"{what} is not registered on any worker of task queue {task_queue!r}; start a "
+            f"worker with the module that defines it: python worker.py --app MODULE")
+        self.what = what
+
+
+class ToolFailed(BatonError):
+    """A tool that declares `on_failure="fail_agent"` failed after its retries."""
+
+    TYPE = "ToolFailed"
+
+    def __init__(self, tool: str, reason: str) -> None:
+        super().__init__(f"tool {tool!r} failed: {reason}")
+        self.tool = tool
+        self.reason = reason
+
+
+class UnknownContract(BatonError):
+    """A run names an output contract this process has not registered."""
+
+    TYPE = "UnknownContract"
+
+
+# Provider failure types (activities/providers/errors.py); listed for readers and tests.
+MODEL_ERROR_TYPES = (
+    "ModelRateLimited", "ModelUnavailable", "ModelTimeout", "ModelBadResponse",
+    "ModelBadRequest", "ModelAuthError", "ModelPermissionDenied", "ModelNotFound",
+    "ModelRequestTooLarge", "ModelUnprocessable", "ModelRequestRejected", "ModelRefusal",
+    "ModelContentFiltered",
+)

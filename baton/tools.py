@@ -1,0 +1,287 @@
+"""Function tools: `@baton.tool` turns a typed Python function into a durable tool.
+
+The decorator reads the function's signature once: type hints (and pydantic
+`Annotated[..., Field(description=...)]`) become the JSON schema the model sees,
+the docstring's first paragraph its description and its `Args:` section the
+parameters' descriptions. A parameter annotated `ToolContext` is filled by Baton
+(workflow id, agent, attempt, an idempotency key, a heartbeat) and is not part of
+the schema.
+
+What travels in a run's input is the `ToolDef` (name, schema, timeouts, retries):
+the workflow schedules one activity per call, registered under the tool's name on
+every worker started with the tool (`python worker.py --app MODULE`). The function
+itself runs only in `activities/tools.py`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import json
+import re
+import typing
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, Literal, TypeVar, overload
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+from temporalio import activity
+
+from baton.model_io import ToolSpec
+
+# OpenAI and Anthropic both accept tool names of this shape.
+TOOL_NAME = r"^[A-Za-z0-9_-]{1,64}$"
+# A tool result longer than this is cut, with a note, before it is recorded: every
+# result is stored in history and sent back with each later model call, and Temporal
+# refuses payloads above 2 MB.
+MAX_RESULT_CHARS = 32_000
+# What a model sees when Baton decides (approvals and repairs arrive with issue 9).
+OnFailure = Literal["report", "fail_agent"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class ToolDefinitionError(ValueError):
+    """A function that cannot become a tool; raised when it is decorated."""
+
+
+class ToolDef(BaseModel):
+    """Everything a workflow needs to offer and schedule a tool (recorded in run input)."""
+
+    name: str = Field(pattern=TOOL_NAME)
+    description: str
+    parameters: dict[str, Any]
+    timeout_s: float = Field(default=60.0, gt=0, le=86_400)
+    max_attempts: int = Field(default=3, ge=1, le=100)
+    # Heartbeat timeout: a worker that died mid-call is noticed within this many
+    # seconds (Baton heartbeats for the tool while it runs). None: no heartbeat.
+    heartbeat_s: float | None = Field(default=10.0, gt=0, le=3600)
+    local: bool = False
+    # After its retries: "report" sends the error to the model as the tool's result,
+    # "fail_agent" fails the agent (its fallbacks, then the run's, apply).
+    on_failure: OnFailure = "report"
+    max_result_chars: int = Field(default=MAX_RESULT_CHARS, ge=100, le=1_000_000)
+
+    def spec(self) -> ToolSpec:
+        return ToolSpec(name=self.name, description=self.description,
+                        parameters=self.parameters)
+
+
+class ToolInvocation(BaseModel):
+    """One tool call as the tool's activity receives it."""
+
+    tool: str
+    agent: str
+    call_id: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    max_result_chars: int = MAX_RESULT_CHARS
+
+
+class ToolOutcome(BaseModel):
+    """What one tool call returned, already rendered as the text the model will read."""
+
+    content: str
+    ok: bool = True
+    truncated: bool = False
+    elapsed_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """What a tool may ask for besides its arguments (annotate a parameter `ToolContext`).
+
+    `idempotency_key` is the same for every attempt of one call (and for the call
+    re-run after a worker crash), and differs between calls: pass it to a payment
+    API or use it as a database key so an at-least-once retry never acts twice.
+    """
+
+    workflow_id: str
+    run_id: str
+    agent: str
+    tool: str
+    call_id: str
+    attempt: int
+    idempotency_key: str
+
+    def heartbeat(self, *details: Any) -> None:
+        """Report progress (Baton already heartbeats while the tool runs)."""
+        activity.heartbeat(*details)
+
+
+class Tool:
+    """A function the model may call; calling the object calls the function."""
+
+    def __init__(self, fn: Callable[..., Any], *, name: str | None = None,
+                 description: str | None = None, timeout: float = 60.0,
+                 max_attempts: int = 3, heartbeat: float | None = 10.0, local: bool = False,
+                 on_failure: OnFailure = "report",
+                 max_result_chars: int = MAX_RESULT_CHARS) -> None:
+        self.fn = fn
+        self.is_async = inspect.iscoroutinefunction(fn)
+        tool_name = name or fn.__name__
+        self.context_parameter, self.arguments_model = _arguments_model(fn, tool_name)
+        summary, described = _parse_docstring(inspect.getdoc(fn) or "")
+        schema = self.arguments_model.model_json_schema()
+        schema.pop("title", None)
+        for parameter, text in described.items():
+            prop = schema.get("properties", {}).get(parameter)
+            if prop is not None and "description" not in prop:
+                prop["description"] = text
+        for prop in schema.get("properties", {}).values():
+            prop.pop("title", None)
+        try:
+            self.definition = ToolDef(
+                name=tool_name, description=description or summary or f"The {tool_name} tool.",
+                parameters=schema, timeout_s=timeout, max_attempts=max_attempts,
+                heartbeat_s=heartbeat, local=local, on_failure=on_failure,
+                max_result_chars=max_result_chars)
+        except ValidationError as err:
+            problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
+                                 for e in err.errors())
+            raise ToolDefinitionError(f"tool {tool_name!r}: {problems}") from None
+
+    @property
+    def name(self) -> str:
+        return self.definition.name
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self.fn(*args, **kwargs)
+
+    def __repr__(self) -> str:
+        return f"<baton.tool {self.name}>"
+
+    def validate(self, arguments: dict[str, Any]) -> BaseModel:
+        """The arguments as the function's types; ValidationError when they do not fit."""
+        return self.arguments_model.model_validate(arguments)
+
+    async def invoke(self, arguments: BaseModel, context: ToolContext) -> Any:
+        """Call the function (a sync one in a thread, so heartbeats keep flowing)."""
+        kwargs = {field: getattr(arguments, field)
+                  for field in type(arguments).model_fields}
+        if self.context_parameter is not None:
+            kwargs[self.context_parameter] = context
+        if self.is_async:
+            return await typing.cast(Awaitable[Any], self.fn(**kwargs))
+        return await asyncio.to_thread(self.fn, **kwargs)
+
+
+@overload
+def tool(fn: F, /) -> Tool: ...
+
+
+@overload
+def tool(*, name: str | None = None, description: str | None = None, timeout: float = 60.0,
+         max_attempts: int = 3, heartbeat: float | None = 10.0, local: bool = False,
+         on_failure: OnFailure = "report",
+         max_result_chars: int = MAX_RESULT_CHARS) -> Callable[[F], Tool]: ...
+
+
+def tool(fn: Callable[..., Any] | None = None, /, **options: Any) -> Tool | Callable[[F], Tool]:
+    """Make a function a durable tool: bare `@tool`, or `@tool(timeout=30, max_attempts=5)`.
+
+    Keywords: `name`, `description` (default: from the docstring), `timeout` (seconds
+    per attempt), `max_attempts`, `heartbeat` (seconds; None for none), `local`
+    (a cheap pure tool as a local activity), `on_failure` ("report" or
+    "fail_agent"), `max_result_chars`.
+    """
+    if fn is not None:
+        return Tool(fn, **options)
+
+    def decorate(function: F) -> Tool:
+        return Tool(function, **options)
+    return decorate
+
+
+def render_result(value: Any, limit: int) -> tuple[str, bool]:
+    """(text for the model, truncated?): strings as they are, anything else as JSON."""
+    if isinstance(value, str):
+        text = value
+    else:
+        text = json.dumps(TypeAdapter(Any).dump_python(value, mode="json"), ensure_ascii=False)
+    if len(text) <= limit:
+        return text, False
+    note = f"\n[truncated: {len(text)} characters, only the first {limit} are shown]"
+    return text[:limit] + note, True
+
+
+def _arguments_model(fn: Callable[..., Any], name: str) -> tuple[str | None, type[BaseModel]]:
+    """(name of the ToolContext parameter, pydantic model of the other parameters)."""
+    if not callable(fn):
+        raise ToolDefinitionError(f"@tool needs a function; got {fn!r}")
+    try:
+        hints = typing.get_type_hints(fn, include_extras=True)
+    except (NameError, TypeError) as err:
+        raise ToolDefinitionError(f"tool {name!r}: cannot read its type hints: {err}") from None
+    context: str | None = None
+    fields: dict[str, Any] = {}
+    for parameter in inspect.signature(fn).parameters.values():
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            raise ToolDefinitionError(
+                f"tool {name!r}: *{parameter.name} cannot become a JSON schema; name every "
+                "parameter and give it a type, e.g. `order_id: str`")
+        if parameter.kind is parameter.POSITIONAL_ONLY:
+            raise ToolDefinitionError(
+                f"tool {name!r}: positional-only parameter {parameter.name!r}; tools are "
+                "called with named arguments")
+        annotation = hints.get(parameter.name)
+        if annotation is None:
+            raise ToolDefinitionError(
+                f"tool {name!r}: parameter {parameter.name!r} has no type annotation; "
+                f"annotate it, e.g. `{parameter.name}: str` (types become the tool's schema)")
+        if annotation is ToolContext:
+            context = parameter.name
+            continue
+        # A default may be a plain value or a pydantic Field(...); both are kept.
+        default = ... if parameter.default is inspect.Parameter.empty else parameter.default
+        fields[parameter.name] = (annotation, default)
+    try:
+        model = create_model(f"{name}_arguments", __config__=ConfigDict(extra="forbid"),
+                             **fields)
+        model.model_json_schema()
+    except Exception as err:  # pydantic raises several kinds for unusable types
+        raise ToolDefinitionError(
+            f"tool {name!r}: its parameters cannot become a JSON schema: {err}") from None
+    return context, model
+
+
+_ARGS_HEADER = re.compile(r"^(Args|Arguments|Parameters):\s*$")
+_ARG_LINE = re.compile(r"^\s+(\*{0,2}\w+)\s*(?:\([^)]*\))?\s*:\s*(.*)$")
+_SPHINX_PARAM = re.compile(r"^:param\s+(?:\w+\s+)?(\w+):\s*(.*)$")
+
+
+def _parse_docstring(doc: str) -> tuple[str, dict[str, str]]:
+    """(description, {parameter: description}) from a Google- or Sphinx-style docstring.
+
+    Hand-written because only these two common layouts matter here and a parser
+    library would be a dependency for a dozen lines.
+    """
+    description: list[str] = []
+    params: dict[str, str] = {}
+    in_args = False
+    current: str | None = None
+    for line in doc.splitlines():
+        if _ARGS_HEADER.match(line.strip()):
+            in_args, current = True, None
+            continue
+        sphinx = _SPHINX_PARAM.match(line.strip())
+        if sphinx:
+            current = sphinx.group(1)
+            params[current] = sphinx.group(2).strip()
+            continue
+        if in_args:
+            match = _ARG_LINE.match(line)
+            if match:
+                current = match.group(1).lstrip("*")
+                params[current] = match.group(2).strip()
+            elif line.strip() and current and line.startswith((" ", "\t")):
+                params[current] += " " + line.strip()
+            elif line.strip() and not line.startswith((" ", "\t")):
+                in_args = False
+            continue
+        if line.strip().startswith(":") or re.match(r"^(Returns|Raises|Yields):", line.strip()):
+            current = None
+            continue
+        if not params:
+            description.append(line)
+    text = "\n".join(description).strip()
+    return text, params

@@ -1,0 +1,99 @@
+"""RunLedger: the per-run bookkeeping every pattern shares.
+
+The ordered step trace, usage per agent (model calls and tool calls), the reasons
+a run is degraded, partial answers for a run its budget stops, and readable ids
+for child workflows. Budgets are checked against it before every model and tool
+call.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from temporalio import workflow
+
+with workflow.unsafe.imports_passed_through():
+    from baton.errors import BudgetExhausted
+    from baton.runs import RunInput, RunResult, Step, StepKind
+    from baton.text import shorten
+    from baton.usage import Budget, Usage
+
+
+class RunLedger:
+    """Trace, usage and child ids of one workflow run."""
+
+    def __init__(self, run: RunInput) -> None:
+        self.run = run
+        self.trace: list[Step] = []
+        self.usage: dict[str, Usage] = {}
+        self.reasons: list[str] = []
+        # (who, answer) of every agent or nested run that answered: the partial result.
+        self.partials: list[tuple[str, str]] = []
+        self.exhausted: str | None = None
+        self._calls: dict[str, int] = {}
+        self._children: dict[str, int] = {}
+
+    def step(self, kind: StepKind, agent: str, detail: str, *, ok: bool = True,
+             model: str | None = None, usage: Usage | None = None) -> None:
+        self.trace.append(Step(kind=kind, agent=agent, detail=detail, ok=ok, model=model,
+                               path=self.run.path, usage=usage))
+
+    def degrade(self, reason: str) -> None:
+        self.reasons.append(reason)
+
+    def next_call_index(self, agent: str) -> int:
+        index = self._calls.get(agent, 0)
+        self._calls[agent] = index + 1
+        return index
+
+    def charge(self, agent: str, usage: Usage) -> None:
+        self.usage[agent] = self.usage.get(agent, Usage()).plus(usage)
+
+    @property
+    def spent(self) -> Usage:
+        return Usage.sum(self.usage.values())
+
+    def elapsed_s(self) -> float:
+        return (workflow.now() - workflow.info().start_time).total_seconds()
+
+    def check_budget(self) -> Budget:
+        """What remains of the run's budget; raises BudgetExhausted when nothing does."""
+        budget = self.run.options.budget
+        spent = self.spent
+        elapsed = self.elapsed_s()
+        if (limit := budget.exceeded_by(spent, elapsed)) is not None:
+            raise BudgetExhausted(limit)
+        return budget.remaining(spent, elapsed)
+
+    def absorb(self, child: RunResult) -> None:
+        """Fold a nested run's usage and trace into this run's."""
+        for agent, usage in child.usage.items():
+            self.charge(agent, usage)
+        self.trace.extend(child.trace)
+        self.reasons.extend(f"{child.member}: {r}" for r in child.reasons)
+
+    def child_id(self, member: str) -> str:
+        count = self._children.get(member, 0) + 1
+        self._children[member] = count
+        suffix = "" if count == 1 else f"-{count}"
+        return f"{workflow.info().workflow_id}/{member}{suffix}"
+
+    @property
+    def status(self) -> str:
+        if self.exhausted is not None:
+            return "budget_exhausted"
+        return "degraded" if self.reasons else "ok"
+
+    def result_fields(self) -> dict[str, Any]:
+        return {"member": self.run.member, "usage": self.usage, "trace": self.trace,
+                "reasons": self.reasons, "status": self.status}
+
+    def stopped_by_budget(self, err: BudgetExhausted) -> dict[str, Any]:
+        """Result fields for a run its budget ended: the answers gathered so far."""
+        self.exhausted = err.limit
+        self.reasons.append(f"budget exhausted ({err.limit}); partial results")
+        self.step("error", self.run.member, f"budget exhausted ({err.limit})", ok=False)
+        done = "\n".join(f"- {who}: {shorten(answer, 300)}" for who, answer in self.partials)
+        answer = (f"Budget exhausted ({err.limit}) before the run finished. "
+                  f"Partial results:\n{done or '- none'}")
+        return {"answer": answer, **self.result_fields()}
