@@ -90,15 +90,15 @@ class ToolUnavailable(BatonError):
         self.what = what
 
 
-class ToolFailed(BatonError):
-    """A tool that declares `on_failure="fail_agent"` failed after its retries."""
+class ToolFailed(AgentFailed):
+    """A tool that declares `on_failure="fail_agent"` failed after its retries: its agent
+    fails (and the agent's callers apply their fallbacks, as for any failed agent)."""
 
     TYPE = "ToolFailed"
 
-    def __init__(self, tool: str, reason: str) -> None:
-        super().__init__(f"tool {tool!r} failed: {reason}")
+    def __init__(self, agent: str, tool: str, reason: str) -> None:
+        super().__init__(agent, f"tool {tool!r} failed: {reason}")
         self.tool = tool
-        self.reason = reason
 
 
 class UnknownContract(BatonError):

@@ -209,7 +209,7 @@ async def run_function_tool(ledger: RunLedger, agent: AgentSpec, tool: ToolDef,
         ledger.step("tool_call", agent.name, f"{tool.name}({arguments}) failed: {reason}",
                     ok=False)
         if tool.on_failure == "fail_agent":
-            raise ToolFailed(tool.name, reason) from None
+            raise ToolFailed(agent.name, tool.name, reason) from None
         return f"Error: the tool {tool.name} failed: {reason}"
     ledger.charge(agent.name, Usage(tool_seconds=outcome.elapsed_s))
     ledger.step("tool_call", agent.name,
