@@ -1,16 +1,20 @@
-"""FanOutWorkflow: child workflow per branch, reducer, synthesizer, partial-failure policies."""
+"""FanOutWorkflow: child workflow per branch, reducer, synthesizer, partial-failure policies,
+a coordinator's planned subtasks, and a map over the caller's items."""
 
 from __future__ import annotations
+
+import json
 
 import pytest
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from baton.model_io import Chaos
+from baton.model_io import Chaos, ModelRequest, ModelResponse
 from baton.runs import BranchOutcome, FanOutResult
 from baton.workflows.fanout import merge_branches
 from tests.helpers import fast_catalogue, finish, run, start, worker
+from tests.scripted import scripted_offline
 
 QUESTION = "Is durable execution worth it for LLM agents?"
 
@@ -118,3 +122,92 @@ async def test_large_fan_out_runs_through_shards(env: WorkflowEnvironment,
     assert len(result.branches) == 30 and all(b.ok for b in result.branches)
     assert result.usage["academic"].calls == 10
     assert progress == "30/30 branches finished"
+
+
+async def children_of(env: WorkflowEnvironment, workflow_id: str) -> list[str]:
+    return sorted([w.id async for w in env.client.list_workflows(
+        f"WorkflowId STARTS_WITH '{workflow_id}/'")])
+
+
+async def test_coordinator_splits_the_request_into_child_branches(env: WorkflowEnvironment,
+                                                                  task_queue: str) -> None:
+    async with worker(env.client, task_queue):
+        handle = await start(env.client, task_queue, "research_coordinator", QUESTION,
+                             result_type=FanOutResult)
+        result = await finish(handle)
+    assert result.status == "ok"
+    assert result.plan is not None and len(result.plan) == 3
+    assert [t.member for t in result.plan] == ["academic", "industry", "news"]
+    assert all(t.task and QUESTION in t.task for t in result.plan)
+    # one child workflow per subtask, each with its subtask as its prompt
+    assert await children_of(env, handle.id) == [
+        f"{handle.id}/academic", f"{handle.id}/industry", f"{handle.id}/news"]
+    assert [b.task for b in result.branches] == [t.task for t in result.plan]
+    assert any(s.kind == "plan" for s in result.trace)
+    assert "Focus on the evidence so far" in result.answer or result.branches[0].ok
+
+
+async def test_plan_longer_than_max_branches_is_cut_and_said(env: WorkflowEnvironment,
+                                                             task_queue: str) -> None:
+    def six_subtasks(request: ModelRequest) -> ModelResponse | None:
+        if request.agent != "coordinator":
+            return None
+        plan = {"subtasks": [{"task": f"part {i}", "member": "news"} for i in range(6)]}
+        return ModelResponse(model=request.model, text=json.dumps(plan), parsed=plan)
+
+    async with worker(env.client, task_queue):
+        with scripted_offline(six_subtasks):
+            handle = await start(env.client, task_queue, "research_coordinator", QUESTION,
+                                 result_type=FanOutResult)
+            result = await finish(handle)
+    assert result.plan is not None and len(result.plan) == 4
+    assert result.plan_note == "the planner proposed 6 subtasks; cut to max_branches 4"
+    assert len(await children_of(env, handle.id)) == 4
+    assert result.status == "degraded" and result.plan_note in result.reasons
+
+
+async def test_empty_plan_is_a_typed_failure_or_the_declared_branches(
+        env: WorkflowEnvironment, task_queue: str) -> None:
+    def no_subtasks(request: ModelRequest) -> ModelResponse | None:
+        if request.agent != "coordinator":
+            return None
+        return ModelResponse(model=request.model, text='{"subtasks": []}',
+                             parsed={"subtasks": []})
+
+    cat = fast_catalogue()
+    async with worker(env.client, task_queue):
+        with scripted_offline(no_subtasks):
+            with pytest.raises(WorkflowFailureError) as caught:
+                await run(env.client, task_queue, "research_coordinator", QUESTION, cat=cat,
+                          result_type=FanOutResult)
+            cause = caught.value.cause
+            assert isinstance(cause, ApplicationError) and cause.type == "PlanFailed"
+            assert "subtasks: List should have at least 1 item" in cause.message
+            team = cat.teams["research_coordinator"]
+            team.branches = ["academic", "news"]  # type: ignore[union-attr]
+            result = await run(env.client, task_queue, "research_coordinator", QUESTION,
+                               cat=cat, result_type=FanOutResult)
+    assert result.status == "degraded" and result.plan is None
+    assert [b.branch for b in result.branches] == ["academic", "news"]
+    assert "ran the declared branches" in result.reasons[0]
+
+
+async def test_map_runs_one_member_over_the_callers_items(env: WorkflowEnvironment,
+                                                          task_queue: str) -> None:
+    import baton
+
+    analyst = baton.Agent("analyst", "Summarise one document.", model="offline:fast")
+    writer = baton.Agent("editor", "Merge the summaries.", model="offline:fast")
+    team = baton.Map("summaries", analyst, synthesizer=writer)
+    items = ["Doc one: durable execution", "Doc two: circuit breakers", "Doc three: budgets"]
+    async with worker(env.client, task_queue):
+        outcome = await baton.run(team, "Summarise these documents", items=items,
+                                  client=env.client, task_queue=task_queue)
+        children = await children_of(env, outcome.workflow_id)
+    assert len(children) == 3
+    result = outcome.result
+    assert isinstance(result, FanOutResult)
+    assert [b.task for b in result.branches] == items
+    assert all(item in b.answer for item, b in zip(items, result.branches, strict=True))
+    with pytest.raises(ValueError, match="runs 'analyst' over a list of items; give them"):
+        await baton.start(team, "no items", client=env.client, task_queue=task_queue)

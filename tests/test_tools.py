@@ -102,7 +102,7 @@ def test_agent_naming_an_unknown_tool_is_refused() -> None:
     with pytest.raises(ValueError, match="unknown tool 'missing'; known tools: none"):
         baton.load_catalogue().model_validate(
             {"agents": {"a": {"instructions": "x", "tools": ["missing"]}}})
-    with pytest.raises(TypeError, match="must be @baton.tool functions"):
+    with pytest.raises(TypeError, match=r"must be @baton\.tool functions"):
         baton.Agent("a", "x", tools=[print])  # type: ignore[list-item]
 
 

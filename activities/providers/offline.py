@@ -38,6 +38,9 @@ ROUTING_KEYWORDS: dict[str, tuple[str, ...]] = {
     "research": ("research", "analyze", "analysis", "compare", "investigate", "study"),
 }
 FALLBACK_ROUTE_HINT = "general"
+# What each subtask of an offline plan focuses on.
+SUBTASK_ASPECTS = ("the evidence so far", "how teams use it in practice",
+                   "recent developments", "risks and open questions", "costs")
 
 
 def _words(text: str) -> set[str]:
@@ -192,8 +195,11 @@ def _request_text(request: ModelRequest) -> str:
 
 
 def _choose(name: str, options: list[Any], request: ModelRequest) -> Any:
-    """Pick an enum value the way a literal-minded model would: by keywords."""
-    text = _words(_request_text(request))
+    """Pick an enum value the way a literal-minded model would: by keywords (of the
+    quoted request, when the prompt quotes one after listing the options)."""
+    prompt = _request_text(request)
+    quoted = re.search(r"^Request: (.+)$", prompt, re.M)
+    text = _words(quoted.group(1) if quoted else prompt)
     best, best_score = None, 0
     for option in options:
         label = str(option).lower()
@@ -206,6 +212,8 @@ def _choose(name: str, options: list[Any], request: ModelRequest) -> Any:
             best, best_score = option, score
     if best is not None:
         return best
+    if name.endswith("]"):  # one of several items (a plan's subtasks): spread them out
+        return options[int(name.rsplit("[", 1)[1].rstrip("]")) % len(options)]
     hinted = [o for o in options if FALLBACK_ROUTE_HINT in str(o).lower()]
     return hinted[0] if hinted else options[0]
 
@@ -214,7 +222,11 @@ def _write(name: str, min_len: int, request: ModelRequest, prompt: str) -> str:
     first_line = prompt.split("\n", 1)[0]
     topic = shorten(re.sub(r"^(request|question|task):\s*", "", first_line, flags=re.I), 80)
     base = name.split("[")[0]
+    quoted = re.search(r"^Request: (.+)$", prompt, re.M)
+    request_topic = shorten(quoted.group(1), 100) if quoted else topic
+    index = int(name.rsplit("[", 1)[1].rstrip("]")) if name.endswith("]") else 0
     templates = {
+        "task": f"{request_topic} Focus on {SUBTASK_ASPECTS[index % len(SUBTASK_ASPECTS)]}.",
         "reason": f"The request mentions terms that match this choice: \"{topic}\".",
         "title": f"On {topic}",
         "summary": f"[offline] {request.agent} finds that \"{topic}\" has clear, known answers.",
@@ -227,9 +239,8 @@ def _write(name: str, min_len: int, request: ModelRequest, prompt: str) -> str:
     results = [m.content for m in request.messages if m.role == "tool"]
     if results and base not in templates:
         text += f"; tools said: {shorten(' | '.join(results), 160)}"
-    if "[" in name:
-        index = name.split("[", 1)[1].rstrip("]")
-        text = f"{base} {int(index) + 1}: {text}"
+    if "[" in name and base != "task":
+        text = f"{base} {index + 1}: {text}"
     while len(text) < min_len:
         text += " (offline)"
     return text

@@ -45,7 +45,10 @@ def build_instance(
             kind = next((k for k in kind if k != "null"), "null")
         if kind == "object":
             properties: dict[str, Any] = node.get("properties", {})
-            return {key: build(sub, key) for key, sub in properties.items()}
+            # Inside an array item, keep the item's index on each property name
+            # ("task[1]") so the writer can make items differ.
+            index = name[name.index("["):] if name.endswith("]") else ""
+            return {key: build(sub, key + index) for key, sub in properties.items()}
         if kind == "array":
             count = max(int(node.get("minItems", 0)), min(3, int(node.get("maxItems", 3))))
             item = node.get("items", {"type": "string"})
