@@ -1,0 +1,115 @@
+"""The Python API (baton/api.py): teams built in code, composed, run with typed outputs."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+from pydantic import BaseModel, Field
+from temporalio.testing import WorkflowEnvironment
+
+import baton
+from baton.contracts import ContractError, register_contract
+from baton.model_io import Chaos
+from baton.runs import PipelineResult, RunOptions, SupervisorResult, TriageResult
+from tests.helpers import worker
+
+FAST = {"max_attempts": 2, "initial_interval_s": 0.1, "backoff": 1.0, "max_interval_s": 0.1}
+
+
+class Ticket(BaseModel):
+    """A support ticket extracted from a message."""
+
+    customer: str = Field(min_length=1)
+    topic: str = Field(min_length=1)
+    urgent: bool
+
+
+class Reply(BaseModel):
+    subject: str = Field(min_length=1)
+    body: str = Field(min_length=20)
+
+
+def agents() -> dict[str, baton.Agent]:
+    billing = baton.Agent("billing", "Billing questions.", model="offline:standard",
+                          output=Reply, retry=FAST)
+    general = baton.Agent("general", "Anything else.", model="offline:standard", retry=FAST)
+    router = baton.Agent("router", "Route the request.", model="offline:fast",
+                         handoffs=[billing, general], default_handoff=general, retry=FAST)
+    return {"billing": billing, "general": general, "router": router}
+
+
+async def run(env: WorkflowEnvironment, task_queue: str, target: baton.Team | baton.Agent,
+              prompt: str, **options: Any) -> baton.RunOutcome[Any]:
+    async with worker(env.client, task_queue):
+        return await asyncio.wait_for(
+            baton.run(target, prompt, client=env.client, task_queue=task_queue, **options), 60)
+
+
+async def test_triage_built_in_python_returns_the_specialists_typed_output(
+        env: WorkflowEnvironment, task_queue: str) -> None:
+    desk = baton.Triage("desk", agents()["router"])
+    outcome = await run(env, task_queue, desk, "I was charged twice on my invoice")
+    assert isinstance(outcome.result, TriageResult)
+    assert outcome.result.handled_by == "billing"
+    assert isinstance(outcome.output, Reply)  # the specialist's contract, as its model
+
+
+async def test_teams_compose_as_members_of_teams(env: WorkflowEnvironment,
+                                                 task_queue: str) -> None:
+    parts = agents()
+    desk = baton.Triage("desk", parts["router"])
+    extractor = baton.Agent("extractor", "Extract the ticket.", output=Ticket, retry=FAST)
+    lead = baton.Agent("lead", "Plan and delegate.", model="offline:strong", retry=FAST)
+    crew = baton.Supervisor("crew", lead, workers=[extractor, desk], max_rounds=4)
+    outcome = await run(env, task_queue, crew, "Customer Ann: refund my invoice")
+    result = outcome.result
+    assert isinstance(result, SupervisorResult)
+    assert [d.worker for d in result.delegations] == ["extractor", "desk"]
+    assert result.usage["billing"].calls == 1  # the nested triage ran as a child workflow
+    assert outcome.output is None  # a supervisor answers in text
+
+
+async def test_user_contract_is_repaired_then_escalated_to_a_fallback(
+        env: WorkflowEnvironment, task_queue: str) -> None:
+    extractor = baton.Agent("extractor", "Extract the ticket.", model="offline:flaky",
+                            fallback_models=["offline:backup"], output=Ticket, max_repairs=1,
+                            retry=FAST)
+    pipeline = baton.Pipeline("intake", [extractor])
+    # Every answer of the primary model is malformed; the fallback's are fine.
+    chaos = Chaos(malformed_rate=1.0, models=["offline:flaky"], seed=3)
+    catalogue = pipeline.catalogue()
+    from baton.launch import plan_run, start_run
+    from baton.model_io import Message
+
+    planned = plan_run(catalogue, "intake", [Message(role="user", content="Bob: app down!")],
+                       RunOptions(chaos=chaos))
+    async with worker(env.client, task_queue):
+        handle = await start_run(env.client, task_queue, planned)
+        result = await asyncio.wait_for(handle.result(), 60)
+    assert isinstance(result, PipelineResult)
+    kinds = [(s.kind, s.model) for s in result.trace if s.agent == "extractor"]
+    assert kinds[:3] == [("repair", "offline:flaky"), ("repair", "offline:flaky"),
+                         ("fallback", "offline:backup")]
+    assert result.status == "degraded"
+    ticket = Ticket.model_validate(result.stages[0].output)
+    assert ticket.customer
+
+
+def test_contract_names_are_unique_per_model() -> None:
+    class Ticket(BaseModel):  # another model with the same class name
+        x: int
+
+    with pytest.raises(ContractError, match="two contracts are named 'Ticket'"):
+        register_contract(Ticket)
+
+
+def test_bad_definitions_are_refused_before_anything_starts() -> None:
+    with pytest.raises(ValueError, match="must be written 'provider:model'"):
+        baton.Agent("a", "x", model="gpt-5")
+    one, other = baton.Agent("twin", "x"), baton.Agent("twin", "y")
+    with pytest.raises(ValueError, match="two different agents or teams are named 'twin'"):
+        baton.FanOut("f", branches=[one, other], synthesizer=baton.Agent("s", "x")).catalogue()
+    with pytest.raises(ValueError, match="needs `branches`, a `planner` with `members`"):
+        baton.FanOut("f", synthesizer=baton.Agent("s", "x")).catalogue()
