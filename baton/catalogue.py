@@ -66,9 +66,12 @@ def parse_catalogue(raw: dict[str, Any], source: str = "catalogue") -> Catalogue
         for name, spec in agents.items()
     }
     try:
-        return Catalogue.model_validate(raw)
+        catalogue = Catalogue.model_validate(raw)
     except ValidationError as exc:
         raise CatalogueError(f"{source} is invalid:\n{describe_errors(exc)}") from None
+    if problems := catalogue.unknown_contracts():
+        raise CatalogueError(f"{source} is invalid:\n" + "\n".join(f"  - {p}" for p in problems))
+    return catalogue
 
 
 def _app_tools(modules: str | list[str], source: str) -> dict[str, Any]:

@@ -74,17 +74,6 @@ class AgentSpec(BaseModel):
             split_model(value)
         return values
 
-    @field_validator("contract")
-    @classmethod
-    def _contract_is_known(cls, value: str | None) -> str | None:
-        if value is not None and value not in CONTRACTS:
-            raise ValueError(
-                f"unknown contract {value!r}; known contracts: {', '.join(sorted(CONTRACTS))}"
-                " (a contract of your own is a pydantic model in a module given with --app "
-                "or the catalogue's `app`)"
-            )
-        return value
-
     @model_validator(mode="after")
     def _router_is_consistent(self) -> AgentSpec:
         if self.handoffs:
@@ -277,11 +266,13 @@ class Catalogue(BaseModel):
         if stage.gate_field is None:
             return
         agent = self.agents.get(stage.agent)
-        model = CONTRACTS.get(agent.contract) if agent and agent.contract else None
         where = f"team {team!r}: stage {stage.agent!r} gate_field {stage.gate_field!r}"
-        if model is None or agent is None:
+        if agent is None or agent.contract is None:
             raise ValueError(f"{where}: a gate needs a stage that is an agent with a contract")
-        field = model.model_fields.get(stage.gate_field)
+        model = CONTRACTS.get(agent.contract)
+        if model is None:
+            return  # reported by unknown_contracts() where the catalogue is loaded
+        field = model.model_fields.get(stage.gate_field)  # unknown contracts: see below
         if field is None or field.annotation is not bool:
             fields = [n for n, f in model.model_fields.items() if f.annotation is bool]
             raise ValueError(f"{where} is not a boolean field of {agent.contract}; boolean "
@@ -340,6 +331,20 @@ class Catalogue(BaseModel):
             prices={m: p for m, p in self.prices.items() if m in models},
             breakers={m: b for m, b in self.breakers.items() if m in models or m == "default"},
         )
+
+    def unknown_contracts(self) -> list[str]:
+        """Problems with contracts this process does not know.
+
+        Checked where a catalogue is loaded (the starter, `baton.Agent`), not when a
+        run's input is decoded: a worker that lacks a user's module must fail the
+        run with a clear `UnknownContract`, not fail to decode its input (a workflow
+        task that would retry forever).
+        """
+        known = ", ".join(sorted(CONTRACTS))
+        return [f"agents.{a.name}.contract: unknown contract {a.contract!r}; known contracts: "
+                f"{known} (a contract of your own is a pydantic model in a module given "
+                "with --app or the catalogue's `app`)"
+                for a in self.agents.values() if a.contract and a.contract not in CONTRACTS]
 
     def breaker_for(self, model: str) -> BreakerPolicy:
         return self.breakers.get(model) or self.breakers.get("default") or BreakerPolicy()

@@ -21,6 +21,7 @@ sys.path.insert(0, str(ROOT))
 
 from temporalio.client import WorkflowFailureError  # noqa: E402
 
+from baton.app import load_app  # noqa: E402
 from baton.catalogue import load_catalogue  # noqa: E402
 from baton.model_io import Chaos, Message  # noqa: E402
 from baton.runs import (  # noqa: E402
@@ -40,12 +41,20 @@ CASES = [
      Chaos(rejection_rate=1.0, agents=["editor"], faulty_tries=1), ""),
     ("composed", "concierge_desk", "Research and compare vector databases", None, ""),
     ("pipeline-failed", "article_pipeline", "Durable execution", None, "offline:fast"),
+    ("coordinator", "research_coordinator", "Is Rust faster than Go?", None, ""),
+    ("tools", "support", "Status of order A-1001, with a report", None, ""),
 ]
+# The app whose tools the "tools" case uses (its agents join the default catalogue).
+TOOL_APP = "tests.data.tool_app"
 
 
 async def main() -> int:
     env = await start_dev_environment()
-    catalogue = load_catalogue()
+    app = load_app(TOOL_APP)
+    default = load_catalogue()
+    tools = app.catalogue()
+    catalogue = default.model_copy(update={"agents": {**default.agents, **tools.agents},
+                                           "tools": tools.tools})
     for spec in catalogue.agents.values():
         spec.retry.max_attempts = 2
         spec.retry.initial_interval_s = 0.1
@@ -53,7 +62,7 @@ async def main() -> int:
     for old in OUT.glob("*.json"):
         old.unlink()
     try:
-        async with build_worker(env.client, "record"):
+        async with build_worker(env.client, "record", tools=app.tools):
             for name, member, prompt, chaos, outage in CASES:
                 os.environ["BATON_OFFLINE_OUTAGE"] = outage
                 run = RunInput(member=member, messages=[Message(role="user", content=prompt)],

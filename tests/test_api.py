@@ -113,3 +113,27 @@ def test_bad_definitions_are_refused_before_anything_starts() -> None:
         baton.FanOut("f", branches=[one, other], synthesizer=baton.Agent("s", "x")).catalogue()
     with pytest.raises(ValueError, match="needs `branches`, a `planner` with `members`"):
         baton.FanOut("f", synthesizer=baton.Agent("s", "x")).catalogue()
+
+
+async def test_worker_without_the_contract_fails_the_run_at_once(
+        env: WorkflowEnvironment, task_queue: str) -> None:
+    """A contract the worker never imported fails the run with a clear, non-retryable
+    error (not a workflow task that cannot decode its input and retries forever)."""
+    from temporalio.client import WorkflowFailureError
+    from temporalio.exceptions import ApplicationError
+
+    from baton.launch import plan_run, start_run
+    from baton.model_io import Message
+    from baton.specs import Catalogue
+
+    catalogue = Catalogue.model_validate(
+        {"agents": {"solo": {"instructions": "x", "contract": "NeverImported"}}})
+    planned = plan_run(catalogue, "solo", [Message(role="user", content="hi")], RunOptions())
+    async with worker(env.client, task_queue):
+        handle = await start_run(env.client, task_queue, planned)
+        with pytest.raises(WorkflowFailureError) as caught:
+            await asyncio.wait_for(handle.result(), 30)
+    cause = caught.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "UnknownContract"
+    assert "contract 'NeverImported' is not known to this worker" in cause.message
+    assert "python worker.py --app MODULE" in cause.message

@@ -12,6 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from baton import recovery
 from baton.runs import PipelineResult, TriageResult
+from baton.app import load_app
 from tests.helpers import fast_catalogue, finish, start, worker
 from tests.test_starter import run_starter
 
@@ -21,11 +22,13 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 def test_committed_histories_exist_for_every_pattern() -> None:
     names = {p.stem.rsplit("-", 1)[0] for p in HISTORIES}
     assert names == {"triage", "fanout", "supervisor", "pipeline", "composed",
-                     "pipeline-failed"}
+                     "pipeline-failed", "coordinator", "tools"}
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_committed_history_replays_with_todays_code(path: Path) -> None:
+    # The "tools" run used an app's contract: replay, like its worker, imports the app.
+    load_app("tests.data.tool_app")
     history = recovery.load_history(path.name, path.read_text())
     [report] = await recovery.replay([history])
     assert report.ok, report.error
