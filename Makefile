@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: setup server worker demo down test bench lint clean histories
+.PHONY: setup server worker demo down test bench bench-quick lint clean histories
 
 # Bytecode is written even where PYTHONDONTWRITEBYTECODE is set: Temporal's sandbox
 # re-imports workflow modules for every run, and compiling them each time was the
@@ -35,8 +35,14 @@ down:
 test: setup
 	$(BIN)/python -m pytest -q
 
+# One benchmark at a time (2 cores): each prints JSON lines with its baseline.
 bench: setup
+	$(BIN)/python bench/tool_bench.py
 	$(BIN)/python bench/fanout_bench.py
+
+bench-quick: setup
+	$(BIN)/python bench/tool_bench.py --runs 6
+	$(BIN)/python bench/fanout_bench.py --n 10 100 --repeat 1
 
 lint: setup
 	$(BIN)/ruff check .

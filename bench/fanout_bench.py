@@ -119,6 +119,7 @@ async def main() -> int:
                     raws.append(await run_raw(env.client, n, args.latency))
                 wall, base = statistics.median(walls), statistics.median(bases)
                 print(json.dumps({
+                    "bench": "fanout",
                     "case": f"fanout-{'memory' if args.in_memory else 'sqlite-file'}",
                     "n": n, "latency_s": args.latency, "wall_s": round(wall, 3),
                     "baseline_s": round(base, 3), "ratio": round(wall / base, 2),

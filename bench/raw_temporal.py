@@ -1,4 +1,4 @@
-"""The raw-Temporal reference for the fan-out benchmark: no Baton code at all.
+"""The raw-Temporal references for the benchmarks: no Baton code at all.
 
 A parent workflow starts N children at once; each child runs one activity that
 sleeps. Registered on its own task queue and worker with the SDK's defaults, so
@@ -39,6 +39,23 @@ class RawParent:
             workflow.execute_child_workflow(RawChild.run, seconds, id=f"{parent}/{i}")
             for i in range(n)))
         return len(results)
+
+
+@activity.defn
+async def raw_noop(value: str) -> str:
+    return value
+
+
+@workflow.defn
+class RawSequence:
+    """`count` no-op activities one after another (the tool and step benchmarks' baseline)."""
+
+    @workflow.run
+    async def run(self, count: int) -> int:
+        for _ in range(count):
+            await workflow.execute_activity(raw_noop, "x",
+                                            start_to_close_timeout=timedelta(seconds=30))
+        return count
 
 
 RAW_WORKFLOWS = [RawParent, RawChild]

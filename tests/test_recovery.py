@@ -11,8 +11,8 @@ from temporalio.client import WorkflowFailureError, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
 from baton import recovery
-from baton.runs import PipelineResult, TriageResult
 from baton.app import load_app
+from baton.runs import PipelineResult, TriageResult
 from tests.helpers import fast_catalogue, finish, start, worker
 from tests.test_starter import run_starter
 
