@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import json
 import random
 import sys
@@ -38,6 +39,7 @@ from temporalio.service import RPCError
 from baton import launch, recovery
 from baton.app import AppError, app_catalogue
 from baton.catalogue import CatalogueError, describe_errors, load_catalogue
+from baton.cli.common import UsageError, connect_or_explain
 from baton.model_io import BreakerState, Chaos, Message
 from baton.runs import (
     FanOutResult,
@@ -49,7 +51,7 @@ from baton.runs import (
     TriageResult,
 )
 from baton.specs import Catalogue
-from baton.temporal import Settings, connect, exit_now
+from baton.temporal import Settings, exit_now
 
 # What each command runs from the catalogue unless --team says otherwise.
 COMMAND_TEAMS = {
@@ -66,10 +68,6 @@ DEMO_PROMPTS = {
     "pipeline": "Why multi-agent systems need durable execution",
     "composed": "Please research and compare open-source vector databases for our product",
 }
-
-
-class UsageError(Exception):
-    """Bad input from the user: printed as one message, exit status 2, nothing started."""
 
 
 @dataclass
@@ -222,6 +220,8 @@ def build_parser() -> argparse.ArgumentParser:
                        help="restart a failed run after its last completed model call")
     p.add_argument("workflow_id")
     p.add_argument("--force", action="store_true", help="also reset a run still running")
+    for name in COMMAND_MODULES:
+        importlib.import_module(name).register(sub, common)
     return parser
 
 
@@ -297,16 +297,6 @@ def show_catalogue(args: argparse.Namespace) -> None:
             where = "local activity" if tool.local else "activity"
             print(f"  {name:<18} {where}, timeout {tool.timeout_s:g} s, "
                   f"{tool.max_attempts} attempts: {tool.description.splitlines()[0]}")
-
-
-async def connect_or_explain(settings: Settings) -> Client:
-    try:
-        return await connect(settings)
-    except RuntimeError as err:
-        raise UsageError(
-            f"cannot reach Temporal at {settings.address} (namespace {settings.namespace}): "
-            f"{err}\nStart the embedded server with `make server`, or set TEMPORAL_ADDRESS."
-        ) from None
 
 
 async def execute(args: argparse.Namespace, runs: Sequence[PlannedRun]) -> int:
@@ -413,9 +403,16 @@ def _print_replays(reports: list[recovery.ReplayReport], as_json: bool) -> int:
     return 0 if all(r.ok for r in reports) else 1
 
 
+# Modules adding subcommands of their own (see baton/cli/common.py).
+COMMAND_MODULES: list[str] = []
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        handler = getattr(args, "handler", None)
+        if handler is not None:
+            return int(asyncio.run(handler(args)))
         if args.command == "catalogue":
             show_catalogue(args)
             return 0
