@@ -10,7 +10,11 @@ from baton.model_io import MAX_PROMPT_BYTES, Chaos, Message
 from baton.specs import Catalogue
 from baton.usage import Budget, Usage
 
-Status = Literal["ok", "degraded", "budget_exhausted", "failed"]
+Status = Literal["ok", "degraded", "budget_exhausted", "blocked", "failed"]
+# A run's status while it lives and after: what `BatonStatus` and `starter.py list` show.
+RunStatus = Literal["running", "waiting_approval", "ok", "degraded", "budget_exhausted",
+                    "blocked", "failed"]
+RUN_STATUSES: tuple[str, ...] = RunStatus.__args__  # type: ignore[attr-defined]
 
 # The workflow type that runs each pattern (the names the worker registers).
 PATTERN_WORKFLOWS = {
@@ -78,7 +82,8 @@ class RunInput(BaseModel):
 
 StepKind = Literal[
     "model_call", "repair", "fallback", "handoff", "branch", "synthesis",
-    "delegation", "review", "stage", "gate", "error", "tool_call", "plan",
+    "delegation", "review", "stage", "gate", "error", "tool_call", "plan", "approval",
+    "guardrail",
 ]
 
 
@@ -111,6 +116,14 @@ class RunResult(BaseModel):
     @property
     def total_usage(self) -> Usage:
         return Usage.sum(self.usage.values())
+
+
+class RunState(BaseModel):
+    """A live run's status (the `state` query)."""
+
+    status: RunStatus
+    phase: str
+    usage: Usage = Field(default_factory=Usage)
 
 
 class TriageResult(RunResult):

@@ -8,6 +8,7 @@ call.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from temporalio import workflow
@@ -32,11 +33,16 @@ class RunLedger:
         self.exhausted: str | None = None
         self._calls: dict[str, int] = {}
         self._children: dict[str, int] = {}
+        # Told of every step as it is recorded (live progress).
+        self.on_step: Callable[[Step], None] | None = None
 
     def step(self, kind: StepKind, agent: str, detail: str, *, ok: bool = True,
              model: str | None = None, usage: Usage | None = None) -> None:
-        self.trace.append(Step(kind=kind, agent=agent, detail=detail, ok=ok, model=model,
-                               path=self.run.path, usage=usage))
+        step = Step(kind=kind, agent=agent, detail=detail, ok=ok, model=model,
+                    path=self.run.path, usage=usage)
+        self.trace.append(step)
+        if self.on_step is not None:
+            self.on_step(step)
 
     def degrade(self, reason: str) -> None:
         self.reasons.append(reason)
