@@ -19,7 +19,14 @@ from pydantic import ValidationError
 from temporalio import activity
 
 from baton.activities.heartbeat import heartbeating
-from baton.tools import Tool, ToolContext, ToolInvocation, ToolOutcome, render_result
+from baton.tools import (
+    APPROVAL_POLICY_ACTIVITY,
+    Tool,
+    ToolContext,
+    ToolInvocation,
+    ToolOutcome,
+    render_result,
+)
 
 
 def tool_activities(tools: Sequence[Tool]) -> list[Callable[..., Any]]:
@@ -30,7 +37,25 @@ def tool_activities(tools: Sequence[Tool]) -> list[Callable[..., Any]]:
             raise ValueError(f"two tools are named {tool.name!r}: {seen[tool.name].fn!r} and "
                              f"{tool.fn!r}; give one another name with @tool(name=...)")
         seen[tool.name] = tool
-    return [_activity_for(tool) for tool in seen.values()]
+    activities = [_activity_for(tool) for tool in seen.values()]
+    policies = {name: tool for name, tool in seen.items() if tool.approval_policy is not None}
+    if policies:
+        activities.append(_policy_activity(policies))
+    return activities
+
+
+def _policy_activity(tools: dict[str, Tool]) -> Callable[..., Any]:
+    @activity.defn(name=APPROVAL_POLICY_ACTIVITY)
+    async def approval_policy(invocation: ToolInvocation) -> bool:
+        """Whether this call needs a person; invalid arguments need none (they never run)."""
+        tool = tools[invocation.tool]
+        try:
+            arguments = tool.validate(invocation.arguments)
+        except ValidationError:
+            return False
+        return tool.needs_approval(arguments)
+
+    return approval_policy
 
 
 def _activity_for(tool: Tool) -> Callable[..., Any]:

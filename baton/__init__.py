@@ -25,6 +25,7 @@ _EXPORTS = {
     "Pipeline": "baton.api", "Stage": "baton.api", "Team": "baton.api",
     "RunOutcome": "baton.api", "RunHandle": "baton.api",
     "run": "baton.api", "start": "baton.api", "worker": "baton.api",
+    "approve": "baton.approvals", "reject": "baton.approvals", "pending": "baton.approvals",
     "tool": "baton.tools", "Tool": "baton.tools", "ToolContext": "baton.tools",
     "ToolDefinitionError": "baton.tools",
     "Budget": "baton.usage", "Usage": "baton.usage", "Message": "baton.model_io",
@@ -54,6 +55,7 @@ if TYPE_CHECKING:
         start,
         worker,
     )
+    from baton.approvals import approve, pending, reject
     from baton.catalogue import load_catalogue
     from baton.errors import (
         AgentFailed,

@@ -216,11 +216,18 @@ def Map(name: str, member: Member, *, synthesizer: Agent, max_branches: int = 10
 
 
 def Supervisor(name: str, supervisor: Agent, workers: Sequence[Member], *,
-               max_rounds: int = 6, max_revisions: int = 1, description: str = "") -> Team:
-    """A supervisor delegates to workers exposed as tools and reviews each result."""
+               max_rounds: int = 6, max_revisions: int = 1, approve_acceptance: bool = False,
+               approval_timeout_s: float = 86_400.0,
+               approval_default: Literal["approve", "reject"] = "reject",
+               description: str = "") -> Team:
+    """A supervisor delegates to workers exposed as tools and reviews each result
+    (with `approve_acceptance`, a person confirms each result it accepts)."""
     return Team(name, {"pattern": "supervisor", "supervisor": supervisor.name,
                        "workers": [w.name for w in workers], "max_rounds": max_rounds,
-                       "max_revisions": max_revisions, "description": description},
+                       "max_revisions": max_revisions, "description": description,
+                       "approve_acceptance": approve_acceptance,
+                       "approval_timeout_s": approval_timeout_s,
+                       "approval_default": approval_default},
                 [supervisor, *workers], None)
 
 
@@ -232,6 +239,10 @@ class Stage:
     member: Member
     gate_field: str | None = None
     loop_back_to: Member | None = None
+    # A person approves the stage before it runs.
+    approval: bool = False
+    approval_timeout_s: float = 86_400.0
+    approval_default: Literal["approve", "reject"] = "reject"
 
 
 def Pipeline(name: str, stages: Sequence[Member | Stage], *,
@@ -240,7 +251,9 @@ def Pipeline(name: str, stages: Sequence[Member | Stage], *,
     steps = [s if isinstance(s, Stage) else Stage(s) for s in stages]
     spec = {"pattern": "pipeline", "max_attempts": max_attempts, "description": description,
             "stages": [{"agent": s.member.name, "gate_field": s.gate_field,
-                        "loop_back_to": s.loop_back_to.name if s.loop_back_to else None}
+                        "loop_back_to": s.loop_back_to.name if s.loop_back_to else None,
+                        "approval": s.approval, "approval_timeout_s": s.approval_timeout_s,
+                        "approval_default": s.approval_default}
                        for s in steps]}
     return Team(name, spec, [s.member for s in steps], steps[-1].member if steps else None)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field, field_validator
@@ -100,6 +101,49 @@ class Step(BaseModel):
     usage: Usage | None = None
 
 
+ApprovalKind = Literal["tool", "stage", "acceptance"]
+ApprovalDefault = Literal["approve", "reject"]
+
+
+class ApprovalRequest(BaseModel):
+    """A step waiting for a person: who asks, for what, and why."""
+
+    request_id: str
+    workflow_id: str
+    kind: ApprovalKind
+    agent: str
+    # The tool, the stage, or the worker whose result is to be accepted.
+    subject: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    why: str
+    asked_at: datetime
+    timeout_s: float
+    # What happens when nobody decides within timeout_s.
+    default: ApprovalDefault = "reject"
+
+
+class Decision(BaseModel):
+    """A person's decision (the `decide` update); no request_id: every pending request."""
+
+    request_id: str | None = None
+    approve: bool
+    note: str = Field(default="", max_length=4000)
+    reason: str = Field(default="", max_length=4000)
+    by: str = Field(default="", max_length=200)
+
+
+class ApprovalRecord(BaseModel):
+    """A decided request, as the run's history and result record it."""
+
+    request: ApprovalRequest
+    approved: bool
+    note: str = ""
+    reason: str = ""
+    decided_by: str = ""
+    decided_at: datetime
+    timed_out: bool = False
+
+
 class RunResult(BaseModel):
     """What any run returns; pattern results add their own fields."""
 
@@ -112,6 +156,8 @@ class RunResult(BaseModel):
     usage: dict[str, Usage] = Field(default_factory=dict)
     trace: list[Step] = Field(default_factory=list)
     reasons: list[str] = Field(default_factory=list)
+    # Every decision a person (or an approval timeout) made in this run and its children.
+    approvals: list[ApprovalRecord] = Field(default_factory=list)
 
     @property
     def total_usage(self) -> Usage:

@@ -154,6 +154,10 @@ class SupervisorTeam(BaseModel):
     workers: list[str] = Field(min_length=1)
     max_rounds: int = Field(default=6, ge=1, le=50)
     max_revisions: int = Field(default=1, ge=0, le=10)
+    # A person confirms each result the supervisor accepts; a rejection is a revision.
+    approve_acceptance: bool = False
+    approval_timeout_s: float = Field(default=86_400.0, gt=0, le=365 * 86_400)
+    approval_default: Literal["approve", "reject"] = "reject"
 
 
 class StageSpec(BaseModel):
@@ -164,6 +168,10 @@ class StageSpec(BaseModel):
     gate_field: str | None = None
     # Stage to send the failure reason back to; defaults to this stage.
     loop_back_to: str | None = None
+    # A person approves the stage before it runs (it sees the stage's input).
+    approval: bool = False
+    approval_timeout_s: float = Field(default=86_400.0, gt=0, le=365 * 86_400)
+    approval_default: Literal["approve", "reject"] = "reject"
 
 
 class PipelineTeam(BaseModel):

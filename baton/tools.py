@@ -35,8 +35,10 @@ TOOL_NAME = r"^[A-Za-z0-9_-]{1,64}$"
 # result is stored in history and sent back with each later model call, and Temporal
 # refuses payloads above 2 MB.
 MAX_RESULT_CHARS = 32_000
-# What a model sees when Baton decides (approvals and repairs arrive with issue 9).
+# What happens when a tool still fails after its retries.
 OnFailure = Literal["report", "fail_agent"]
+# The activity that runs tools' approval policies (one per worker).
+APPROVAL_POLICY_ACTIVITY = "baton_approval_policy"
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -61,6 +63,11 @@ class ToolDef(BaseModel):
     # "fail_agent" fails the agent (its fallbacks, then the run's, apply).
     on_failure: OnFailure = "report"
     max_result_chars: int = Field(default=MAX_RESULT_CHARS, ge=100, le=1_000_000)
+    # "always": a person decides every call; "policy": the tool's policy function
+    # decides from the arguments (run as a local activity, so its answer is recorded).
+    approval: Literal["never", "always", "policy"] = "never"
+    approval_timeout_s: float = Field(default=86_400.0, gt=0, le=365 * 86_400)
+    approval_default: Literal["approve", "reject"] = "reject"
 
     def spec(self) -> ToolSpec:
         return ToolSpec(name=self.name, description=self.description,
@@ -115,8 +122,12 @@ class Tool:
                  description: str | None = None, timeout: float = 60.0,
                  max_attempts: int = 3, heartbeat: float | None = 10.0, local: bool = False,
                  on_failure: OnFailure = "report",
-                 max_result_chars: int = MAX_RESULT_CHARS) -> None:
+                 max_result_chars: int = MAX_RESULT_CHARS,
+                 approval: bool | Callable[..., bool] = False,
+                 approval_timeout: float = 86_400.0,
+                 approval_default: Literal["approve", "reject"] = "reject") -> None:
         self.fn = fn
+        self.approval_policy = approval if callable(approval) else None
         self.is_async = inspect.iscoroutinefunction(fn)
         tool_name = name or fn.__name__
         self.context_parameter, self.arguments_model = _arguments_model(fn, tool_name)
@@ -134,7 +145,9 @@ class Tool:
                 name=tool_name, description=description or summary or f"The {tool_name} tool.",
                 parameters=schema, timeout_s=timeout, max_attempts=max_attempts,
                 heartbeat_s=heartbeat, local=local, on_failure=on_failure,
-                max_result_chars=max_result_chars)
+                max_result_chars=max_result_chars,
+                approval="policy" if callable(approval) else "always" if approval else "never",
+                approval_timeout_s=approval_timeout, approval_default=approval_default)
         except ValidationError as err:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
                                  for e in err.errors())
@@ -154,6 +167,13 @@ class Tool:
         """The arguments as the function's types; ValidationError when they do not fit."""
         return self.arguments_model.model_validate(arguments)
 
+    def needs_approval(self, arguments: BaseModel) -> bool:
+        """Whether a person must approve a call with these (validated) arguments."""
+        if self.approval_policy is None:
+            return self.definition.approval == "always"
+        kwargs = {field: getattr(arguments, field) for field in type(arguments).model_fields}
+        return bool(self.approval_policy(**kwargs))
+
     async def invoke(self, arguments: BaseModel, context: ToolContext) -> Any:
         """Call the function (a sync one in a thread, so heartbeats keep flowing)."""
         kwargs = {field: getattr(arguments, field)
@@ -172,8 +192,9 @@ def tool(fn: F, /) -> Tool: ...
 @overload
 def tool(*, name: str | None = None, description: str | None = None, timeout: float = 60.0,
          max_attempts: int = 3, heartbeat: float | None = 10.0, local: bool = False,
-         on_failure: OnFailure = "report",
-         max_result_chars: int = MAX_RESULT_CHARS) -> Callable[[F], Tool]: ...
+         on_failure: OnFailure = "report", max_result_chars: int = MAX_RESULT_CHARS,
+         approval: bool | Callable[..., bool] = False, approval_timeout: float = 86_400.0,
+         approval_default: Literal["approve", "reject"] = "reject") -> Callable[[F], Tool]: ...
 
 
 def tool(fn: Callable[..., Any] | None = None, /, **options: Any) -> Tool | Callable[[F], Tool]:
@@ -182,7 +203,10 @@ def tool(fn: Callable[..., Any] | None = None, /, **options: Any) -> Tool | Call
     Keywords: `name`, `description` (default: from the docstring), `timeout` (seconds
     per attempt), `max_attempts`, `heartbeat` (seconds; None for none), `local`
     (a cheap pure tool as a local activity), `on_failure` ("report" or
-    "fail_agent"), `max_result_chars`.
+    "fail_agent"), `max_result_chars`, `approval` (True, or a function of the
+    tool's arguments returning whether a person must approve the call),
+    `approval_timeout` (seconds) and `approval_default` ("reject" or "approve":
+    what happens when nobody decides in time).
     """
     if fn is not None:
         return Tool(fn, **options)

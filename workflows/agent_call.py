@@ -32,11 +32,13 @@ with workflow.unsafe.imports_passed_through():
     from baton.contracts import contract_model
     from baton.errors import AgentFailed, ContractViolation, ToolFailed, ToolUnavailable
     from baton.model_io import Message, ModelRequest, ModelResponse, ToolCall, ToolSpec
+    from baton.runs import ApprovalRecord
     from baton.specs import AgentSpec
     from baton.text import shorten
-    from baton.tools import ToolDef, ToolInvocation, ToolOutcome
+    from baton.tools import APPROVAL_POLICY_ACTIVITY, ToolDef, ToolInvocation, ToolOutcome
     from baton.usage import Usage
 
+from baton.workflows.approval import current_desk
 from baton.workflows.ledger import RunLedger
 
 CALL_MODEL = "call_model"
@@ -176,11 +178,17 @@ async def run_function_tool(ledger: RunLedger, agent: AgentSpec, tool: ToolDef,
     fails after its retries is reported to the model, or fails the agent where the
     tool says so; a tool no worker has fails the run at once (non-retryable).
     """
-    budget = ledger.check_budget()
-    ledger.charge(agent.name, Usage(tool_calls=1))
+    ledger.check_budget()
     invocation = ToolInvocation(tool=tool.name, agent=agent.name, call_id=call.id,
                                 arguments=call.arguments, max_result_chars=tool.max_result_chars)
     arguments = ", ".join(f"{k}={shorten(json.dumps(v), 40)}" for k, v in call.arguments.items())
+    if tool.approval != "never":
+        decision = await _approval(ledger, agent, tool, invocation)
+        if decision is not None and not decision.approved:
+            return (f"Rejected by a person: {decision.reason}. The tool {tool.name} did not "
+                    "run; do not call it again with these arguments.")
+    budget = ledger.check_budget()  # again: a person may have taken the deadline
+    ledger.charge(agent.name, Usage(tool_calls=1))
     summary = shorten(f"{agent.name} · {tool.name}({arguments})", 200)
     # An unregistered activity fails with NotFoundError: no retry can fix that.
     policy = retry_policy(tool.max_attempts, 1.0, 2.0, 30.0, non_retryable=["NotFoundError"])
@@ -216,6 +224,24 @@ async def run_function_tool(ledger: RunLedger, agent: AgentSpec, tool: ToolDef,
                 f"{tool.name}({arguments}) -> {shorten(outcome.content, 120)}", ok=outcome.ok,
                 usage=Usage(tool_calls=1, tool_seconds=outcome.elapsed_s))
     return outcome.content
+
+
+async def _approval(ledger: RunLedger, agent: AgentSpec, tool: ToolDef,
+                    invocation: ToolInvocation) -> ApprovalRecord | None:
+    """A person's decision when the tool asks for one (always, or when its policy says
+    so for these arguments); None when no decision is needed."""
+    why = f"{tool.name} requires approval"
+    if tool.approval == "policy":
+        needed = await workflow.execute_local_activity(
+            APPROVAL_POLICY_ACTIVITY, invocation, result_type=bool,
+            start_to_close_timeout=timedelta(seconds=10),
+            summary=f"approval policy of {tool.name}")
+        if not needed:
+            return None
+        why = f"the approval policy of {tool.name} asks a person for these arguments"
+    return await current_desk().ask(
+        ledger, kind="tool", agent=agent.name, subject=tool.name, arguments=invocation.arguments,
+        why=why, timeout_s=tool.approval_timeout_s, default=tool.approval_default)
 
 
 def function_toolbox(ledger: RunLedger, agent: AgentSpec) -> Toolbox | None:

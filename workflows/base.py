@@ -20,12 +20,13 @@ with workflow.unsafe.imports_passed_through():
     from baton.runs import RunInput, RunResult, RunState, RunStatus
     from baton.usage import Usage
 
+from baton.workflows.approval import ApprovalDesk
 from baton.workflows.ledger import RunLedger
 
 R = TypeVar("R", bound=RunResult)
 
 
-class PatternWorkflow:
+class PatternWorkflow(ApprovalDesk):
     """Base of the pattern workflows (handlers defined here are inherited)."""
 
     pattern = "agent"

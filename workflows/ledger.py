@@ -15,7 +15,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from baton.errors import BudgetExhausted
-    from baton.runs import RunInput, RunResult, Step, StepKind
+    from baton.runs import ApprovalRecord, RunInput, RunResult, Step, StepKind
     from baton.text import shorten
     from baton.usage import Budget, Usage
 
@@ -31,6 +31,7 @@ class RunLedger:
         # (who, answer) of every agent or nested run that answered: the partial result.
         self.partials: list[tuple[str, str]] = []
         self.exhausted: str | None = None
+        self.approvals: list[ApprovalRecord] = []
         self._calls: dict[str, int] = {}
         self._children: dict[str, int] = {}
         # Told of every step as it is recorded (live progress).
@@ -77,6 +78,7 @@ class RunLedger:
             self.charge(agent, usage)
         self.trace.extend(child.trace)
         self.reasons.extend(f"{child.member}: {r}" for r in child.reasons)
+        self.approvals.extend(child.approvals)
 
     def child_id(self, member: str) -> str:
         count = self._children.get(member, 0) + 1
@@ -92,7 +94,7 @@ class RunLedger:
 
     def result_fields(self) -> dict[str, Any]:
         return {"member": self.run.member, "usage": self.usage, "trace": self.trace,
-                "reasons": self.reasons, "status": self.status}
+                "reasons": self.reasons, "status": self.status, "approvals": self.approvals}
 
     def stopped_by_budget(self, err: BudgetExhausted) -> dict[str, Any]:
         """Result fields for a run its budget ended: the answers gathered so far."""

@@ -22,6 +22,7 @@ with workflow.unsafe.imports_passed_through():
     from baton.model_io import Message
     from baton.runs import PipelineResult, RunInput, RunResult, StageOutcome
     from baton.specs import PipelineTeam
+    from baton.text import shorten
 
 from baton.workflows.base import PatternWorkflow
 from baton.workflows.ledger import RunLedger
@@ -60,6 +61,17 @@ class PipelineWorkflow(PatternWorkflow):
             self.set_phase(f"stage {index + 1}/{len(names)}: {self._stage}")
             previous = results.get(names[index - 1]) if index else None
             message = _stage_message(run.prompt, previous, feedback.pop(stage.agent, None))
+            if stage.approval:
+                decision = await self.ask(
+                    ledger, kind="stage", agent=stage.agent, subject=stage.agent,
+                    arguments={"input": shorten(message.content, 1000)},
+                    why=f"stage {stage.agent} runs only with a person's approval",
+                    timeout_s=stage.approval_timeout_s, default=stage.approval_default)
+                if not decision.approved:
+                    # The stage escalates: it never runs, and the pipeline stops here.
+                    ledger.degrade(f"stage {stage.agent} rejected by {decision.decided_by}: "
+                                   f"{decision.reason}; the pipeline stopped before it")
+                    break
             result = await run_member(ledger, stage.agent, [message])
             results[stage.agent] = result
             ledger.step("stage", stage.agent, f"attempt {attempts[stage.agent]} done")
@@ -78,10 +90,15 @@ class PipelineWorkflow(PatternWorkflow):
                     ledger.degrade(f"gate {stage.agent}.{stage.gate_field} still failing after "
                                    f"{attempts[target]} attempts of {target}; escalated")
             index += 1
-        last = results[names[-1]]
+        done = [n for n in names if n in results]
         stages = [StageOutcome(stage=n, attempts=attempts[n], output=results[n].output,
-                               answer=results[n].answer) for n in names]
-        final = stage_output(run, names[-1], last)
+                               answer=results[n].answer) for n in done]
+        if not done:
+            return PipelineResult(pattern="pipeline", stages=stages,
+                                  answer="The pipeline stopped before its first stage: "
+                                         + "; ".join(ledger.reasons), **ledger.result_fields())
+        last = results[done[-1]]
+        final = stage_output(run, done[-1], last)
         answer = final.markdown if isinstance(final, Article) else last.answer
         return PipelineResult(pattern="pipeline", answer=answer, output=last.output,
                               stages=stages, **ledger.result_fields())

@@ -26,6 +26,7 @@ with workflow.unsafe.imports_passed_through():
     from baton.model_io import Message, ToolCall, ToolSpec
     from baton.runs import Delegation, RunInput, SupervisorResult
     from baton.specs import AgentSpec, SupervisorTeam
+    from baton.text import shorten
 
 from baton.workflows.agent_call import NO_TOOLS, Toolbox, function_toolbox, run_agent
 from baton.workflows.base import PatternWorkflow
@@ -119,6 +120,15 @@ class SupervisorWorkflow(PatternWorkflow):
                 continue
             review = await self._review(supervisor, worker, task, result.answer)
             ledger.step("review", supervisor.name, f"{worker}: {review.verdict}")
+            if review.verdict == "accept" and team.approve_acceptance:
+                decision = await self.ask(
+                    ledger, kind="acceptance", agent=supervisor.name, subject=worker,
+                    arguments={"task": shorten(task, 500), "answer": shorten(result.answer, 1000)},
+                    why=f"{supervisor.name} accepted the work of {worker}; a person confirms",
+                    timeout_s=team.approval_timeout_s, default=team.approval_default)
+                if not decision.approved:
+                    review = Review(verdict="revise", feedback=(
+                        f"A person rejected this result: {decision.reason}"))
             bounded = revisions >= team.max_revisions
             if review.verdict == "accept" or bounded:
                 verdict = "accept" if review.verdict == "accept" else "forced_accept"

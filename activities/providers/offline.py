@@ -270,7 +270,8 @@ def _try_json(text: str) -> dict[str, Any] | None:
 ID_NAMES = ("id", "number", "code", "sku", "ref", "reference")
 TEXT_NAMES = ("query", "question", "text", "topic", "prompt", "q", "search", "keywords",
               "message", "request")
-ID_TOKEN = re.compile(r"\b([A-Z]{1,5}-?\d{2,}|\d{3,})\b")
+ID_TOKEN = re.compile(r"\b([A-Z]{1,5}-?\d{1,})\b")
+NUMBER_ID = re.compile(r"#(\d+)\b")
 NUMBER = re.compile(r"(?<![\w.-])(\d+(?:\.\d+)?)(?![\w-])")
 
 
@@ -287,14 +288,15 @@ def _next_tool_call(request: ModelRequest, prompt: str) -> ToolCall | None:
             base = name.split("[")[0].lower()
             if base == "task":  # a supervisor's delegation
                 return f"As {tool_name}, handle your part of: {shorten(original, 200)}"
-            if base.endswith(ID_NAMES) and (token := ID_TOKEN.search(original)):
+            if base.endswith(ID_NAMES) and (
+                    token := ID_TOKEN.search(original) or NUMBER_ID.search(original)):
                 return token.group(1)
             if base in TEXT_NAMES:
                 return shorten(original, 200)
             return _write(name, min_len, request, prompt)
 
         def number(name: str, node: dict[str, Any]) -> float | None:
-            found = NUMBER.findall(ID_TOKEN.sub(" ", original))
+            found = NUMBER.findall(NUMBER_ID.sub(" ", ID_TOKEN.sub(" ", original)))
             if not found:
                 return None
             value = float(found[0])

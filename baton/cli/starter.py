@@ -404,7 +404,9 @@ def _print_replays(reports: list[recovery.ReplayReport], as_json: bool) -> int:
 
 
 # Modules adding subcommands of their own (see baton/cli/common.py).
-COMMAND_MODULES: list[str] = []
+COMMAND_MODULES: list[str] = [
+    "baton.cli.approvals",
+]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

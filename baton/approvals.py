@@ -1,0 +1,117 @@
+"""Deciding approvals from outside a run: `pending`, `approve`, `reject`.
+
+A request may wait in the run itself or in one of its nested runs (a fan-out
+branch, a supervisor's team): these functions look through the run and its
+running descendants (child ids start with the run's id) for the request, and send
+the `decide` update to exactly the workflow that holds it. Each is one call, so a
+web handler or a chat bot that holds no connection can decide and get the record.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from temporalio.client import Client, WorkflowUpdateFailedError
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
+
+from baton.runs import ApprovalRecord, ApprovalRequest, Decision
+
+
+class ApprovalError(ValueError):
+    """A decision that cannot be delivered; the message says why, nothing changed."""
+
+
+@dataclass
+class Waiting:
+    """A run waiting for people, and what it waits for."""
+
+    workflow_id: str
+    requests: list[ApprovalRequest]
+
+
+async def _pending_in(client: Client, workflow_id: str) -> list[ApprovalRequest]:
+    handle = client.get_workflow_handle(workflow_id)
+    try:
+        requests: list[ApprovalRequest] = await handle.query(
+            "pending_approvals", result_type=list[ApprovalRequest])
+    except RPCError as err:
+        if err.status == RPCStatusCode.NOT_FOUND:
+            raise ApprovalError(f"no run {workflow_id!r} in namespace "
+                                f"{client.namespace!r}") from None
+        raise
+    return requests
+
+
+async def pending_in_tree(client: Client, workflow_id: str) -> list[ApprovalRequest]:
+    """Pending requests of a run and of its running nested runs."""
+    found = await _pending_in(client, workflow_id)
+    query = f"WorkflowId STARTS_WITH '{workflow_id}/' AND ExecutionStatus = 'Running'"
+    async for child in client.list_workflows(query):
+        found += await _pending_in(client, child.id)
+    return found
+
+
+async def pending(client: Client) -> list[Waiting]:
+    """Every running run (top level) that waits for a person, with its requests."""
+    waiting: dict[str, list[ApprovalRequest]] = {}
+    async for execution in client.list_workflows("ExecutionStatus = 'Running'"):
+        try:
+            requests = await _pending_in(client, execution.id)
+        except (ApprovalError, RPCError):
+            continue  # not a Baton run, or one that ended meanwhile
+        if requests:
+            top = execution.id.split("/", 1)[0]
+            waiting.setdefault(top, []).extend(requests)
+    return [Waiting(workflow_id=w, requests=r) for w, r in sorted(waiting.items())]
+
+
+async def decide(client: Client, workflow_id: str, decision: Decision) -> list[ApprovalRecord]:
+    """Deliver `decision` to the workflow(s) of this run that hold the request(s)."""
+    requests = await pending_in_tree(client, workflow_id)
+    if decision.request_id is not None:
+        holders = {r.workflow_id for r in requests if r.request_id == decision.request_id}
+        if not holders:
+            known = ", ".join(r.request_id for r in requests) or "none"
+            raise ApprovalError(f"run {workflow_id!r} has no pending request "
+                                f"{decision.request_id!r}; pending: {known}")
+        if len(holders) > 1:
+            raise ApprovalError(f"request {decision.request_id!r} is pending in several "
+                                f"nested runs ({', '.join(sorted(holders))}); name the nested "
+                                "run's workflow id")
+    else:
+        holders = {r.workflow_id for r in requests}
+        if not holders:
+            raise ApprovalError(f"run {workflow_id!r} is not waiting for a decision")
+    records: list[ApprovalRecord] = []
+    for holder in sorted(holders):
+        try:
+            records += await client.get_workflow_handle(holder).execute_update(
+                "decide", decision, result_type=list[ApprovalRecord])
+        except WorkflowUpdateFailedError as err:
+            cause = err.cause
+            message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+            raise ApprovalError(f"{holder}: {message}") from None
+    return records
+
+
+async def approve(workflow_id: str, request: str | None = None, note: str = "", *,
+                  by: str = "", client: Client | None = None) -> list[ApprovalRecord]:
+    """Approve one pending request of a run, or all of them."""
+    from baton.temporal import connect
+
+    client = client or await connect()
+    return await decide(client, workflow_id,
+                        Decision(request_id=request, approve=True, note=note, by=by))
+
+
+async def reject(workflow_id: str, reason: str, request: str | None = None, *,
+                 by: str = "", client: Client | None = None) -> list[ApprovalRecord]:
+    """Reject one pending request of a run, or all of them; the agent is told `reason`."""
+    from baton.temporal import connect
+
+    if not reason.strip():
+        raise ApprovalError("a rejection needs a reason (it is what the agent is told)")
+    client = client or await connect()
+    return await decide(client, workflow_id,
+                        Decision(request_id=request, approve=False, reason=reason, by=by))
