@@ -26,6 +26,8 @@ _EXPORTS = {
     "RunOutcome": "baton.api", "RunHandle": "baton.api",
     "run": "baton.api", "start": "baton.api", "worker": "baton.api",
     "approve": "baton.approvals", "reject": "baton.approvals", "pending": "baton.approvals",
+    "guardrail": "baton.guardrails", "Guardrail": "baton.guardrails",
+    "GuardrailVerdict": "baton.contracts", "GuardrailTripped": "baton.errors",
     "tool": "baton.tools", "Tool": "baton.tools", "ToolContext": "baton.tools",
     "ToolDefinitionError": "baton.tools",
     "Budget": "baton.usage", "Usage": "baton.usage", "Message": "baton.model_io",
@@ -57,16 +59,19 @@ if TYPE_CHECKING:
     )
     from baton.approvals import approve, pending, reject
     from baton.catalogue import load_catalogue
+    from baton.contracts import GuardrailVerdict
     from baton.errors import (
         AgentFailed,
         BatonError,
         BudgetExhausted,
         ContractViolation,
         FanOutPolicyNotMet,
+        GuardrailTripped,
         PlanFailed,
         ToolFailed,
         ToolUnavailable,
     )
+    from baton.guardrails import Guardrail, guardrail
     from baton.model_io import Message
     from baton.runs import RunResult
     from baton.specs import Catalogue, RetrySpec

@@ -19,6 +19,7 @@ from pydantic import BaseModel
 
 from baton.catalogue import parse_catalogue
 from baton.contracts import register_contract
+from baton.guardrails import BUILTIN_GUARDRAILS, Guardrail
 from baton.model_io import Message
 from baton.runs import RunResult
 from baton.specs import AgentSpec, Catalogue, RetrySpec
@@ -44,6 +45,10 @@ class Member:
     def tools(self) -> list[Tool]:
         return []
 
+    def guardrails(self) -> list[Guardrail | Agent]:
+        """Function guardrails and guardrail agents this member names."""
+        return []
+
     def output_model(self, result: RunResult | None = None) -> type[BaseModel] | None:
         """The model of the structured output a run of this member returns, if any."""
         return None
@@ -56,6 +61,7 @@ class Member:
         agents: dict[str, Any] = {}
         teams: dict[str, Any] = {}
         tools: dict[str, Tool] = {}
+        guardrails: dict[str, Any] = {}
         seen: dict[str, Member] = {}
         stack: list[Member] = [self]
         while stack:
@@ -72,9 +78,16 @@ class Member:
             for tool in member.tools():
                 if tools.setdefault(tool.name, tool) is not tool:
                     raise ValueError(f"two different tools are named {tool.name!r}")
+            for guard in member.guardrails():
+                if isinstance(guard, Agent):
+                    guardrails[guard.name] = {"name": guard.name, "kind": "agent",
+                                              "agent": guard.name}
+                    stack.append(guard)
+                elif guard.name not in BUILTIN_GUARDRAILS:
+                    guardrails[guard.name] = guard.definition.model_dump()
             stack.extend(member.members())
         return parse_catalogue({
-            "agents": agents, "teams": teams,
+            "agents": agents, "teams": teams, "guardrails": guardrails,
             "tools": {name: t.definition.model_dump() for name, t in tools.items()}},
             source=f"{type(self).__name__} {self.name!r}")
 
@@ -97,8 +110,11 @@ class Agent(Member):
                  timeout_s: float = 60.0, heartbeat_s: float = 10.0,
                  retry: RetrySpec | dict[str, Any] | None = None,
                  max_output_tokens: int = 1024, temperature: float | None = None,
-                 max_repairs: int = 2, max_tool_turns: int = 8) -> None:
+                 max_repairs: int = 2, max_tool_turns: int = 8,
+                 input_guardrails: Sequence[Guardrail | Agent] = (),
+                 output_guardrails: Sequence[Guardrail | Agent] = ()) -> None:
         self.name = name
+        self._guardrails = [*input_guardrails, *output_guardrails]
         for item in tools:
             if not isinstance(item, Tool):
                 raise TypeError(f"agent {name!r}: tools must be @baton.tool functions; got "
@@ -115,13 +131,18 @@ class Agent(Member):
             "fallback_models": list(fallback_models), "timeout_s": timeout_s,
             "heartbeat_s": heartbeat_s, "retry": retry or RetrySpec(),
             "max_output_tokens": max_output_tokens, "temperature": temperature,
-            "max_repairs": max_repairs, "max_tool_turns": max_tool_turns})
+            "max_repairs": max_repairs, "max_tool_turns": max_tool_turns,
+            "input_guardrails": [g.name for g in input_guardrails],
+            "output_guardrails": [g.name for g in output_guardrails]})
 
     def members(self) -> list[Member]:
         return list(self._handoffs)
 
     def tools(self) -> list[Tool]:
         return list(self._tools)
+
+    def guardrails(self) -> list[Guardrail | Agent]:
+        return list(self._guardrails)
 
     def output_model(self, result: RunResult | None = None) -> type[BaseModel] | None:
         return self.output
@@ -139,9 +160,21 @@ class Team(Member):
         self._spec = spec
         self._members = list(members)
         self._answerer = answerer
+        self._guardrails: list[Guardrail | Agent] = []
 
     def members(self) -> list[Member]:
         return list(self._members)
+
+    def guardrails(self) -> list[Guardrail | Agent]:
+        return list(self._guardrails)
+
+    def guarded(self, *, input: Sequence[Guardrail | Agent] = (),
+                output: Sequence[Guardrail | Agent] = ()) -> Team:
+        """This team with guardrails on its run's input and on its answer."""
+        self._spec["input_guardrails"] = [g.name for g in input]
+        self._spec["output_guardrails"] = [g.name for g in output]
+        self._guardrails = [*input, *output]
+        return self
 
     def output_model(self, result: RunResult | None = None) -> type[BaseModel] | None:
         answerer = self._answerer
@@ -355,11 +388,12 @@ async def worker(*apps: Member | Tool | ModuleType | str, client: Client | None 
     `apps` are agents, teams, tools, or modules (objects or names) whose tools and
     contracts the worker registers.
     """
-    from baton.app import collect_tools
+    from baton.app import collect_guardrails, collect_tools
     from baton.temporal import Settings, build_worker, connect
 
     settings = Settings.from_env()
     client = client or await connect(settings)
     async with build_worker(client, task_queue or settings.task_queue,
-                            tools=collect_tools(apps), **options) as running:
+                            tools=collect_tools(apps), guardrails=collect_guardrails(apps),
+                            **options) as running:
         yield running

@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from baton.api import Member, _reach
 from baton.catalogue import CatalogueError
 from baton.contracts import ContractError, register_contract
+from baton.guardrails import Guardrail
 from baton.specs import Catalogue
 from baton.tools import Tool, ToolDefinitionError
 
@@ -40,6 +41,7 @@ class App:
     module: str
     tools: list[Tool] = field(default_factory=list)
     members: list[Member] = field(default_factory=list)
+    guardrails: list[Guardrail] = field(default_factory=list)
     contracts: list[type[BaseModel]] = field(default_factory=list)
 
     def catalogue(self) -> Catalogue:
@@ -49,14 +51,16 @@ class App:
         agents: dict[str, Any] = {}
         teams: dict[str, Any] = {}
         tools = {t.name: t.definition.model_dump() for t in self.tools}
+        guardrails = {g.name: g.definition.model_dump() for g in self.guardrails}
         for member in self.members:
             part = member.catalogue()
             agents.update({n: a.model_dump(exclude={"name"}) for n, a in part.agents.items()})
             teams.update({n: t.model_dump() for n, t in part.teams.items()})
             tools.update({n: t.model_dump() for n, t in part.tools.items()})
+            guardrails.update({n: g.model_dump() for n, g in part.guardrails.items()})
         try:
-            return parse_catalogue({"agents": agents, "teams": teams, "tools": tools},
-                                   source=f"app {self.module}")
+            return parse_catalogue({"agents": agents, "teams": teams, "tools": tools,
+                                    "guardrails": guardrails}, source=f"app {self.module}")
         except CatalogueError as err:
             raise AppError(str(err)) from None
 
@@ -89,6 +93,8 @@ def load_app(name: str) -> App:
     for value in vars(module).values():
         if isinstance(value, Tool):
             app.tools.append(value)
+        elif isinstance(value, Guardrail):
+            app.guardrails.append(value)
         elif isinstance(value, Member):
             app.members.append(value)
         elif (isinstance(value, type) and issubclass(value, BaseModel)
@@ -99,10 +105,11 @@ def load_app(name: str) -> App:
             register_contract(model)
         except ContractError as err:
             raise AppError(f"app module {name!r}: {err}") from None
-    if not app.tools and not app.members:
+    if not app.tools and not app.members and not app.guardrails:
         raise AppError(f"app module {name!r} defines nothing runnable: no @baton.tool "
-                       "function, baton.Agent or team at its top level")
+                       "function, @baton.guardrail, baton.Agent or team at its top level")
     app.tools = collect_tools([*app.tools, *app.members])
+    app.guardrails = collect_guardrails([*app.guardrails, *app.members])
     return app
 
 
@@ -128,6 +135,22 @@ def collect_tools(apps: Iterable[Member | Tool | ModuleType | str]) -> list[Tool
             for member in _reach(item):
                 for tool in member.tools():
                     add(tool)
+    return list(found.values())
+
+
+def collect_guardrails(apps: Iterable[Any]) -> list[Guardrail]:
+    """The function guardrails of agents, teams, modules (objects or names) and guardrails."""
+    found: dict[str, Guardrail] = {}
+    for item in apps:
+        if isinstance(item, Guardrail):
+            found[item.name] = item
+        elif isinstance(item, str | ModuleType):
+            name = item if isinstance(item, str) else item.__name__
+            found.update({g.name: g for g in load_app(name).guardrails})
+        elif isinstance(item, Member):
+            for member in _reach(item):
+                found.update({g.name: g for g in member.guardrails()
+                              if isinstance(g, Guardrail)})
     return list(found.values())
 
 

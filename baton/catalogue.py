@@ -56,7 +56,9 @@ def parse_catalogue(raw: dict[str, Any], source: str = "catalogue") -> Catalogue
     defaults = raw.pop("defaults", {})
     modules = raw.pop("app", [])
     if modules:
-        raw["tools"] = {**_app_tools(modules, source), **raw.get("tools", {})}
+        tools, guardrails = _app_parts(modules, source)
+        raw["tools"] = {**tools, **raw.get("tools", {})}
+        raw["guardrails"] = {**guardrails, **raw.get("guardrails", {})}
     agents = raw.get("agents")
     if not isinstance(agents, dict) or not agents:
         raise CatalogueError(f"{source} declares no agents: add at least one [agents.<name>] table")
@@ -74,9 +76,10 @@ def parse_catalogue(raw: dict[str, Any], source: str = "catalogue") -> Catalogue
     return catalogue
 
 
-def _app_tools(modules: str | list[str], source: str) -> dict[str, Any]:
-    """Tool definitions of the modules a catalogue names (importing them registers
-    their contracts too)."""
+def _app_parts(modules: str | list[str],
+               source: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Tool and guardrail definitions of the modules a catalogue names (importing them
+    registers their contracts too)."""
     from baton.app import AppError, load_app
 
     if isinstance(modules, str):
@@ -84,13 +87,15 @@ def _app_tools(modules: str | list[str], source: str) -> dict[str, Any]:
     if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
         raise CatalogueError(f"{source}: `app` must be a module name or a list of them")
     tools: dict[str, Any] = {}
+    guardrails: dict[str, Any] = {}
     for module in modules:
         try:
             app = load_app(module)
         except AppError as err:
             raise CatalogueError(f"{source}: {err}") from None
         tools.update({t.name: t.definition.model_dump() for t in app.tools})
-    return tools
+        guardrails.update({g.name: g.definition.model_dump() for g in app.guardrails})
+    return tools, guardrails
 
 
 def describe_errors(exc: ValidationError) -> str:

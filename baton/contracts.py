@@ -78,8 +78,15 @@ class Plan(BaseModel):
     subtasks: list[Subtask] = Field(min_length=1)
 
 
+class GuardrailVerdict(BaseModel):
+    """A guardrail's answer: `allowed` false trips it."""
+
+    allowed: bool = Field(description="True when the text may pass.")
+    reason: str = Field(default="", description="Why it may not pass (or why it may).")
+
+
 BUILTIN_CONTRACTS: tuple[type[BaseModel], ...] = (
-    RouteDecision, Findings, Review, Outline, Draft, EditedDraft, Article, Plan)
+    RouteDecision, Findings, Review, Outline, Draft, EditedDraft, Article, Plan, GuardrailVerdict)
 # Every contract this process knows by name: the built-ins and the user's own.
 CONTRACTS: dict[str, type[BaseModel]] = {model.__name__: model for model in BUILTIN_CONTRACTS}
 

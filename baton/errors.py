@@ -12,6 +12,10 @@ from __future__ import annotations
 
 from temporalio.exceptions import ApplicationError
 
+# The key under which a failed run's ApplicationError details carry what it spent
+# ({agent: Usage as a dict}), so a parent's totals include a failed child's spending.
+SPENT_DETAIL = "baton_spent"
+
 
 class BatonError(ApplicationError):
     """Base of Baton's typed failures; `TYPE` is the ApplicationError type name."""
@@ -99,6 +103,18 @@ class ToolFailed(AgentFailed):
     def __init__(self, agent: str, tool: str, reason: str) -> None:
         super().__init__(agent, f"tool {tool!r} failed: {reason}")
         self.tool = tool
+
+
+class GuardrailTripped(BatonError):
+    """A guardrail refused a run's (or an agent's) input or output: the run is blocked."""
+
+    TYPE = "GuardrailTripped"
+
+    def __init__(self, guardrail: str, where: str, reason: str) -> None:
+        super().__init__(f"blocked by guardrail {guardrail!r} on the {where}: {reason}")
+        self.guardrail = guardrail
+        self.where = where
+        self.reason = reason
 
 
 class UnknownContract(BatonError):

@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from baton.contracts import CONTRACTS
+from baton.guardrails import BUILTIN_GUARDRAILS, GuardrailDef
 from baton.model_io import BreakerPolicy, ModelRef, ProviderConfig
 from baton.tools import ToolDef
 from baton.usage import Budget, Price
@@ -60,6 +61,9 @@ class AgentSpec(BaseModel):
     tools: list[str] = Field(default_factory=list)
     # Model turns that may ask for tools; then the agent must answer without them.
     max_tool_turns: int = Field(default=8, ge=1, le=100)
+    # Guardrails (names of the catalogue's guardrails, or built-in "pii").
+    input_guardrails: list[str] = Field(default_factory=list)
+    output_guardrails: list[str] = Field(default_factory=list)
 
     @field_validator("model")
     @classmethod
@@ -90,7 +94,14 @@ class AgentSpec(BaseModel):
         return self
 
 
-class TriageTeam(BaseModel):
+class Guarded(BaseModel):
+    """Guardrails on a team's run: its input before anything runs, its answer at the end."""
+
+    input_guardrails: list[str] = Field(default_factory=list)
+    output_guardrails: list[str] = Field(default_factory=list)
+
+
+class TriageTeam(Guarded):
     """A router agent hands the conversation to exactly one of its declared handoffs."""
 
     pattern: Literal["triage"] = "triage"
@@ -100,7 +111,7 @@ class TriageTeam(BaseModel):
     nest_handoff_history: bool = False
 
 
-class FanOutTeam(BaseModel):
+class FanOutTeam(Guarded):
     """Branches run in parallel as child workflows; a synthesizer writes the answer.
 
     Three ways to make the branches: `branches` (every member gets the request),
@@ -145,7 +156,7 @@ class FanOutTeam(BaseModel):
         return self
 
 
-class SupervisorTeam(BaseModel):
+class SupervisorTeam(Guarded):
     """A supervisor delegates to workers exposed as tools and reviews each result."""
 
     pattern: Literal["supervisor"] = "supervisor"
@@ -174,7 +185,7 @@ class StageSpec(BaseModel):
     approval_default: Literal["approve", "reject"] = "reject"
 
 
-class PipelineTeam(BaseModel):
+class PipelineTeam(Guarded):
     """Stages in a fixed order, each validated against its contract, gates that loop back."""
 
     pattern: Literal["pipeline"] = "pipeline"
@@ -207,6 +218,9 @@ class Catalogue(BaseModel):
     agents: dict[str, AgentSpec]
     # Function tools by name (from @baton.tool in the modules the catalogue names).
     tools: dict[str, ToolDef] = Field(default_factory=dict)
+    # Guardrails by name besides the built-in "pii" (functions from the modules the
+    # catalogue names, or agents that answer a GuardrailVerdict).
+    guardrails: dict[str, GuardrailDef] = Field(default_factory=dict)
     teams: dict[str, TeamSpec] = Field(default_factory=dict)
     # USD per million tokens by "provider:model" (see baton/pricing.py).
     prices: dict[str, Price] = Field(default_factory=dict)
@@ -227,6 +241,8 @@ class Catalogue(BaseModel):
     def _references_resolve(self) -> Catalogue:
         for name, agent in self.agents.items():
             agent.name = name
+        for name, guard in self.guardrails.items():
+            guard.name = name
         clash = sorted(set(self.agents) & set(self.teams))
         if clash:
             raise ValueError(f"names used for both an agent and a team: {clash}")
@@ -265,9 +281,26 @@ class Catalogue(BaseModel):
                     self._check_gate(name, stage)
             if isinstance(team, TriageTeam) and not self.agents[team.router].handoffs:
                 raise ValueError(f"team {name!r}: router {team.router!r} declares no handoffs")
+        for name, guarded in [*self.agents.items(), *self.teams.items()]:
+            for guard in [*guarded.input_guardrails, *guarded.output_guardrails]:
+                self._require_guardrail(guard, name)
         for name in self.teams:
             self._reject_cycle(name, [])
         return self
+
+    def guardrail(self, name: str) -> GuardrailDef:
+        return self.guardrails.get(name) or BUILTIN_GUARDRAILS[name].definition
+
+    def _require_guardrail(self, name: str, owner: str) -> None:
+        if name in BUILTIN_GUARDRAILS:
+            return
+        guard = self.guardrails.get(name)
+        if guard is None:
+            known = ", ".join(sorted({*self.guardrails, *BUILTIN_GUARDRAILS}))
+            raise ValueError(f"{owner!r} names unknown guardrail {name!r}; known: {known}")
+        if guard.kind == "agent" and (guard.agent is None or guard.agent not in self.agents):
+            raise ValueError(f"guardrail {name!r} is judged by agent {guard.agent!r}, which "
+                             "is not declared")
 
     def _check_gate(self, team: str, stage: StageSpec) -> None:
         """A gate reads a boolean field of its stage agent's contract."""
@@ -327,6 +360,10 @@ class Catalogue(BaseModel):
                 continue
             needed.add(current)
             stack.extend(self.members_of(current))
+        guards = {g for n in needed for owner in (self.agents.get(n), self.teams.get(n))
+                  if owner is not None
+                  for g in [*owner.input_guardrails, *owner.output_guardrails]}
+        needed |= {d.agent for g, d in self.guardrails.items() if g in guards and d.agent}
         agents = {n: a for n, a in self.agents.items() if n in needed}
         models = {m for a in agents.values() for m in [a.model, *a.fallback_models]}
         tools = {t for a in agents.values() for t in a.tools}
@@ -335,6 +372,7 @@ class Catalogue(BaseModel):
                        if any(m.startswith(f"{p}:") for m in models)},
             agents=agents,
             tools={n: t for n, t in self.tools.items() if n in tools},
+            guardrails={n: g for n, g in self.guardrails.items() if n in guards},
             teams={n: t for n, t in self.teams.items() if n in needed},
             prices={m: p for m, p in self.prices.items() if m in models},
             breakers={m: b for m, b in self.breakers.items() if m in models or m == "default"},
@@ -379,7 +417,7 @@ class Catalogue(BaseModel):
         }
         return Catalogue.model_validate(
             {"providers": self.providers, "agents": agents, "teams": self.teams,
-             "tools": self.tools,
+             "tools": self.tools, "guardrails": self.guardrails,
              "prices": self.prices, "breakers": self.breakers, "budget": self.budget}
         )
 

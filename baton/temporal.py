@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from temporalio.testing import WorkflowEnvironment
     from temporalio.worker import Replayer, Worker
 
+    from baton.guardrails import Guardrail
     from baton.tools import Tool
 
 DEFAULT_ADDRESS = "localhost:7233"
@@ -76,10 +77,12 @@ async def connect(settings: Settings | None = None) -> Client:
 
 
 def build_worker(client: Client, task_queue: str, *, tools: Sequence[Tool] = (),
-                 **options: Any) -> Worker:
-    """A worker with every Baton workflow, the model activity and `tools` registered."""
+                 guardrails: Sequence[Guardrail] = (), **options: Any) -> Worker:
+    """A worker with every Baton workflow, the model activity, `tools` and the built-in
+    and given function guardrails registered."""
     from temporalio.worker import Worker
 
+    from baton.activities.guardrails import guardrail_activities
     from baton.activities.model import ModelCalls
     from baton.activities.tools import tool_activities
     from baton.workflows.registry import ALL_WORKFLOWS
@@ -91,7 +94,8 @@ def build_worker(client: Client, task_queue: str, *, tools: Sequence[Tool] = (),
     options.setdefault("max_concurrent_workflow_tasks", 200)
     calls = ModelCalls()  # this worker's circuit breakers, shared by all its runs
     activities: list[Callable[..., Any]] = [calls.call_model, calls.breaker_states,
-                                            *tool_activities(tools)]
+                                            *tool_activities(tools),
+                                            *guardrail_activities(guardrails)]
     return Worker(client, task_queue=task_queue, workflows=ALL_WORKFLOWS,
                   activities=activities, **options)
 

@@ -20,7 +20,7 @@ import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any
+from typing import Any, Literal
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
@@ -277,6 +277,9 @@ async def run_agent(
     contract = contract or agent.contract
     if contract is not None and schema is None:
         schema = contract_model(contract).model_json_schema()
+    if agent.input_guardrails:
+        await _guardrails(ledger, agent.input_guardrails, "input", messages[-1].content,
+                          agent.name)
     if toolbox is None:
         toolbox = function_toolbox(ledger, agent)
     conversation = list(messages)  # grows with tool turns, kept across fallback models
@@ -330,6 +333,9 @@ async def run_agent(
                                    f"{failures[-1]}")
                 reply = AgentReply(agent.name, model, response.text, output=output,
                                    tool_calls=response.tool_calls, tool_turns=turns)
+                if agent.output_guardrails:
+                    await _guardrails(ledger, agent.output_guardrails, "output", reply.answer,
+                                      agent.name)
                 if reply.answer:
                     ledger.partials.append((agent.name, reply.answer))
                 return reply
@@ -349,6 +355,14 @@ async def run_agent(
     if violation is not None and contract is not None:
         raise ContractViolation(agent.name, contract, violation)
     raise AgentFailed(agent.name, "; ".join(failures[-3:]))
+
+
+async def _guardrails(ledger: RunLedger, names: Sequence[str], where: Literal["input", "output"],
+                      text: str, agent: str) -> None:
+    # Imported here: workflows/guardrails.py calls run_agent for agent guardrails.
+    from baton.workflows.guardrails import check_guardrails
+
+    await check_guardrails(ledger, names, where, text, agent)
 
 
 def _check(contract: str, response: ModelResponse,

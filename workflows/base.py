@@ -10,17 +10,20 @@ run's status changes (running, waiting_approval, then its final status).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from baton.errors import BudgetExhausted
+    from baton.errors import SPENT_DETAIL, BudgetExhausted, GuardrailTripped
     from baton.runs import RunInput, RunResult, RunState, RunStatus
     from baton.usage import Usage
 
 from baton.workflows.approval import ApprovalDesk
+from baton.workflows.guardrails import check_guardrails
 from baton.workflows.ledger import RunLedger
 
 R = TypeVar("R", bound=RunResult)
@@ -68,13 +71,48 @@ class PatternWorkflow(ApprovalDesk):
         self._ledger = ledger = RunLedger(run)
         self.set_status("running")
         try:
-            result = await body(ledger)
+            result = await self._guarded(ledger, body)
         except BudgetExhausted as err:
             result = result_type(pattern=self.pattern, **ledger.stopped_by_budget(err),
                                  **self.partial_fields())
+        except GuardrailTripped as err:
+            result = result_type(pattern=self.pattern, answer=f"Blocked: {err.message}",
+                                 **ledger.result_fields(), **self.partial_fields())
+        except ApplicationError as err:
+            self.set_status("failed")
+            raise failure_with_spending(err, ledger) from err
         except BaseException:
             self.set_status("failed")
             raise
         self._phase = "done"
         self.set_status(result.status)
         return result
+
+    async def _guarded(self, ledger: RunLedger, body: Callable[[RunLedger], Awaitable[R]]) -> R:
+        """The body between the team's input and output guardrails (an agent's own are
+        checked by run_agent)."""
+        run = ledger.run
+        team = run.catalogue.teams.get(run.member)
+        if team is None or not (team.input_guardrails or team.output_guardrails):
+            return await body(ledger)
+        alongside = [g for g in team.input_guardrails if run.catalogue.guardrail(g).parallel]
+        before = [g for g in team.input_guardrails if g not in alongside]
+        await check_guardrails(ledger, before, "input", run.prompt, run.member)
+        task = asyncio.ensure_future(body(ledger))
+        try:
+            await check_guardrails(ledger, alongside, "input", run.prompt, run.member)
+        except GuardrailTripped:
+            task.cancel()
+            raise
+        result = await task
+        await check_guardrails(ledger, team.output_guardrails, "output", result.answer,
+                               run.member)
+        result.trace = list(ledger.trace)  # with the output checks, made after the result
+        return result
+
+
+def failure_with_spending(err: ApplicationError, ledger: RunLedger) -> ApplicationError:
+    """The same failure, carrying what the run spent, so a parent still counts it."""
+    spent = {agent: usage.model_dump() for agent, usage in ledger.usage.items()}
+    return ApplicationError(err.message, {SPENT_DETAIL: spent}, type=err.type,
+                            non_retryable=err.non_retryable)

@@ -31,6 +31,7 @@ class RunLedger:
         # (who, answer) of every agent or nested run that answered: the partial result.
         self.partials: list[tuple[str, str]] = []
         self.exhausted: str | None = None
+        self.blocked: str | None = None  # which guardrail stopped the run, and why
         self.approvals: list[ApprovalRecord] = []
         self._calls: dict[str, int] = {}
         self._children: dict[str, int] = {}
@@ -88,6 +89,8 @@ class RunLedger:
 
     @property
     def status(self) -> str:
+        if self.blocked is not None:
+            return "blocked"
         if self.exhausted is not None:
             return "budget_exhausted"
         return "degraded" if self.reasons else "ok"

@@ -14,9 +14,17 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    from baton.errors import AgentFailed, BudgetExhausted, ToolUnavailable, UnknownContract
+    from baton.errors import (
+        SPENT_DETAIL,
+        AgentFailed,
+        BudgetExhausted,
+        GuardrailTripped,
+        ToolUnavailable,
+        UnknownContract,
+    )
     from baton.model_io import Message
     from baton.runs import DEADLINE_GRACE_S, PATTERN_WORKFLOWS, RunInput, RunResult
+    from baton.usage import Usage
 
 from baton.workflows.agent_call import run_agent
 from baton.workflows.base import PatternWorkflow
@@ -55,6 +63,8 @@ async def run_member(ledger: RunLedger, member: str, messages: list[Message], *,
     except ChildWorkflowError as err:
         cause = err.cause
         reason = cause.message if isinstance(cause, ApplicationError) else str(err)
+        if isinstance(cause, ApplicationError):
+            charge_spending(ledger, cause)
         ledger.step("error", member, f"{pattern} run failed: {reason}", ok=False)
         if isinstance(cause, ApplicationError) and cause.type in (ToolUnavailable.TYPE,
                                                                    UnknownContract.TYPE):
@@ -62,10 +72,25 @@ async def run_member(ledger: RunLedger, member: str, messages: list[Message], *,
             raise ApplicationError(cause.message, type=cause.type, non_retryable=True) from err
         raise AgentFailed(member, reason) from err
     ledger.absorb(result)
+    if result.status == "blocked":
+        tripped = [s for s in result.trace if s.kind == "guardrail" and not s.ok]
+        name, _, rest = tripped[-1].detail.partition(" on the ") if tripped else (
+            member, "", "run: tripped")
+        where, _, why = rest.partition(": tripped: ")
+        ledger.blocked = f"in {member}: {result.answer}"
+        raise GuardrailTripped(name, f"{where} in {member}", why or result.answer)
     if result.status == "budget_exhausted":
         raise BudgetExhausted(f"in {member}: {result.reasons[-1] if result.reasons else ''}")
     ledger.partials.append((member, result.answer))
     return result
+
+
+def charge_spending(ledger: RunLedger, failure: ApplicationError) -> None:
+    """Count what a failed nested run spent (its failure's details carry it)."""
+    for detail in failure.details:
+        if isinstance(detail, dict) and isinstance(detail.get(SPENT_DETAIL), dict):
+            for agent, usage in detail[SPENT_DETAIL].items():
+                ledger.charge(agent, Usage.model_validate(usage))
 
 
 @workflow.defn(sandboxed=False)

@@ -1,10 +1,14 @@
 """Adapter for Anthropic's Messages API.
 
-Structured output is a forced tool whose input schema is the contract; tool calls
-are `tool_use` blocks answered by `tool_result` blocks. The system prompt, and the
-conversation before the newest turn, carry `cache_control` so repeated prefixes
-(a supervisor's growing conversation, a pipeline's long inputs) are read from the
-prompt cache.
+Structured output is a tool whose input schema is the contract: forced when it is
+the only tool; offered beside the agent's own tools with `tool_choice` "any" when
+there are both, so every reply either asks for tools or is the answer. Tool calls
+are `tool_use` blocks answered by `tool_result` blocks, except in a request that
+defines no tools (the tool-turn limit reached, or a conversation handed to an agent
+without tools): the API refuses tool blocks there, so past calls and results are
+replayed as text. The system prompt, and the conversation before the newest turn,
+carry `cache_control` so repeated prefixes (a supervisor's growing conversation, a
+pipeline's long inputs) are read from the prompt cache.
 """
 
 from __future__ import annotations
@@ -21,6 +25,9 @@ from baton.model_io import Message, ModelRequest, ModelResponse, ProviderConfig,
 from baton.usage import Usage
 
 EPHEMERAL = {"type": "ephemeral"}
+# The schema tool's description: what tells the model (and tests/fake_llm.py) that
+# using this tool is giving the final answer.
+SCHEMA_TOOL_DESCRIPTION = "Record your final answer in this structure."
 
 
 class AnthropicMessagesProvider:
@@ -46,19 +53,23 @@ class AnthropicMessagesProvider:
             "max_tokens": request.max_output_tokens,
             "system": [{"type": "text", "text": request.instructions,
                         "cache_control": EPHEMERAL}],
-            "messages": to_anthropic_messages(request.messages),
             "timeout": request.timeout_s,
         }
         if request.temperature is not None:
             kwargs["temperature"] = min(request.temperature, 1.0)
-        schema_tool = request.output_schema_name or "output"
+        schema_tool = schema_tool_name(request)
+        tools = [{"name": t.name, "description": t.description, "input_schema": t.parameters}
+                 for t in request.tools]
         if request.output_schema is not None:
-            kwargs["tools"] = [{"name": schema_tool, "input_schema": request.output_schema,
-                                "description": "Record your answer in this structure."}]
-            kwargs["tool_choice"] = {"type": "tool", "name": schema_tool}
-        elif request.tools:
-            kwargs["tools"] = [{"name": t.name, "description": t.description,
-                                "input_schema": t.parameters} for t in request.tools]
+            tools.append({"name": schema_tool, "input_schema": request.output_schema,
+                          "description": SCHEMA_TOOL_DESCRIPTION})
+            # "any": the model must use a tool, so it cannot answer in free text, yet
+            # may still pick one of the agent's tools before giving the answer.
+            kwargs["tool_choice"] = ({"type": "any"} if request.tools
+                                     else {"type": "tool", "name": schema_tool})
+        if tools:
+            kwargs["tools"] = tools
+        kwargs["messages"] = to_anthropic_messages(request.messages, tool_blocks=bool(tools))
         try:
             reply = await client.messages.create(**kwargs)
         except (anthropic.APIError, ValueError) as err:
@@ -74,17 +85,18 @@ class AnthropicMessagesProvider:
         texts = [b.text for b in blocks if b.type == "text"]
         uses = [b for b in blocks if b.type == "tool_use"]
         parsed: dict[str, Any] | None = None
-        tool_calls: list[ToolCall] = []
-        if request.output_schema is not None:
+        is_answer = request.output_schema is not None
+        tool_calls = [ToolCall(id=b.id, name=b.name,
+                               arguments=b.input if isinstance(b.input, dict) else {})
+                      for b in uses if not (is_answer and b.name == schema_tool)]
+        text = "".join(texts)
+        # An answer given beside calls for tools was written before their results, so
+        # the calls win and the model answers again once it has read them.
+        if is_answer and not tool_calls:
             answer = next((b for b in uses if b.name == schema_tool), None)
             if answer is not None and isinstance(answer.input, dict):
                 parsed = answer.input
-            text = json.dumps(parsed) if parsed is not None else "".join(texts)
-        else:
-            text = "".join(texts)
-            tool_calls = [ToolCall(id=b.id, name=b.name,
-                                   arguments=b.input if isinstance(b.input, dict) else {})
-                          for b in uses]
+                text = json.dumps(parsed)
         usage = reply.usage
         cache_read = getattr(usage, "cache_read_input_tokens", 0) or 0
         cache_write = getattr(usage, "cache_creation_input_tokens", 0) or 0
@@ -103,20 +115,44 @@ class AnthropicMessagesProvider:
         )
 
 
-def to_anthropic_messages(messages: list[Message]) -> list[dict[str, Any]]:
-    """Baton's turns as alternating user/assistant messages of content blocks."""
+def schema_tool_name(request: ModelRequest) -> str:
+    """The output schema's tool name, kept apart from every tool the agent has."""
+    name = request.output_schema_name or "output"
+    taken = {t.name for t in request.tools}
+    while name in taken:
+        name += "_answer"
+    return name
+
+
+def to_anthropic_messages(messages: list[Message], *,
+                          tool_blocks: bool = True) -> list[dict[str, Any]]:
+    """Baton's turns as alternating user/assistant messages of content blocks.
+
+    `tool_blocks=False` (a request defining no tools) says past tool calls and their
+    results in text, which the API accepts where it would refuse the blocks.
+    """
     result: list[dict[str, Any]] = []
+    names: dict[str, str] = {}  # call id -> tool name, to say whose result is whose
     for message in messages:
         role = "assistant" if message.role == "assistant" else "user"
         blocks: list[dict[str, Any]] = []
-        if message.role == "tool":
+        names.update((c.id, c.name) for c in message.tool_calls)
+        if message.role == "tool" and tool_blocks:
             blocks.append({"type": "tool_result", "tool_use_id": message.tool_call_id,
                            "content": message.content})
+        elif message.role == "tool":
+            name = names.get(message.tool_call_id or "", "a tool")
+            blocks.append({"type": "text", "text": f"[result of {name}]\n{message.content}"})
         else:
             if message.content:
                 blocks.append({"type": "text", "text": message.content})
-            blocks += [{"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments}
-                       for c in message.tool_calls]
+            if tool_blocks:
+                blocks += [{"type": "tool_use", "id": c.id, "name": c.name,
+                            "input": c.arguments} for c in message.tool_calls]
+            elif message.tool_calls:
+                said = "\n".join(f"[called {c.name} with {json.dumps(c.arguments)}]"
+                                  for c in message.tool_calls)
+                blocks.append({"type": "text", "text": said})
         if not blocks:
             blocks.append({"type": "text", "text": "(empty)"})
         if result and result[-1]["role"] == role:

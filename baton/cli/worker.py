@@ -18,13 +18,15 @@ import signal
 from collections.abc import Sequence
 
 from baton.app import AppError, load_app
+from baton.guardrails import Guardrail
 from baton.temporal import Settings, build_worker, connect, exit_now
 from baton.tools import Tool
 
 
-async def serve(settings: Settings, tools: Sequence[Tool] = ()) -> None:
+async def serve(settings: Settings, tools: Sequence[Tool] = (),
+                guardrails: Sequence[Guardrail] = ()) -> None:
     client = await connect(settings)
-    worker = build_worker(client, settings.task_queue, tools=tools)
+    worker = build_worker(client, settings.task_queue, tools=tools, guardrails=guardrails)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -50,14 +52,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=os.environ.get("BATON_LOG_LEVEL", "INFO"),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     tools: list[Tool] = []
+    guardrails: list[Guardrail] = []
     try:
         for module in args.app:
-            tools += load_app(module).tools
+            app = load_app(module)
+            tools += app.tools
+            guardrails += app.guardrails
     except AppError as err:
         print(f"error: {err}", flush=True)
         return 2
     try:
-        asyncio.run(serve(Settings.from_env(), tools))
+        asyncio.run(serve(Settings.from_env(), tools, guardrails))
     except RuntimeError as err:
         logging.error("worker stopped: %s", err)
         return 1
