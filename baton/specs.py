@@ -282,8 +282,8 @@ class Catalogue(BaseModel):
             if isinstance(team, TriageTeam) and not self.agents[team.router].handoffs:
                 raise ValueError(f"team {name!r}: router {team.router!r} declares no handoffs")
         for name, guarded in [*self.agents.items(), *self.teams.items()]:
-            for guard in [*guarded.input_guardrails, *guarded.output_guardrails]:
-                self._require_guardrail(guard, name)
+            for guard_name in [*guarded.input_guardrails, *guarded.output_guardrails]:
+                self._require_guardrail(guard_name, name)
         for name in self.teams:
             self._reject_cycle(name, [])
         return self
