@@ -15,11 +15,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
 from temporalio import workflow
+from temporalio.contrib.workflow_streams import WorkflowStream
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from baton.errors import SPENT_DETAIL, BudgetExhausted, GuardrailTripped
-    from baton.runs import RunInput, RunResult, RunState, RunStatus
+    from baton.events import EVENTS_TOPIC, EventKind, RunEvent
+    from baton.runs import RunInput, RunResult, RunState, RunStatus, Step
     from baton.usage import Usage
 
 from baton.workflows.approval import ApprovalDesk
@@ -38,6 +40,22 @@ class PatternWorkflow(ApprovalDesk):
         self._phase = "starting"
         self._status: RunStatus = "running"
         self._ledger: RunLedger | None = None
+        # Live progress for watchers; costs no history until someone subscribes.
+        self._stream = WorkflowStream()
+        self._events = self._stream.topic(EVENTS_TOPIC, type=RunEvent)
+
+    def emit(self, kind: EventKind, **fields: Any) -> None:
+        """Publish a progress event (with the spending so far) to the run's stream."""
+        ledger = self._ledger
+        started = workflow.info().start_time
+        self._events.publish(RunEvent(
+            kind=kind, path=ledger.run.path if ledger else "",
+            spent=ledger.spent if ledger else Usage(),
+            at_s=(workflow.now() - started).total_seconds(), at=workflow.now(), **fields))
+
+    def progress_counts(self) -> tuple[int, int] | None:
+        """(done, total) for patterns that count parts, e.g. a fan-out's branches."""
+        return None
 
     @workflow.query
     def phase(self) -> str:
@@ -52,6 +70,7 @@ class PatternWorkflow(ApprovalDesk):
 
     def set_status(self, status: RunStatus) -> None:
         self._status = status
+        self.emit("status", status=status)
 
     @workflow.query
     def usage(self) -> Usage:
@@ -61,6 +80,12 @@ class PatternWorkflow(ApprovalDesk):
     def set_phase(self, phase: str, details: str | None = None) -> None:
         self._phase = phase
         workflow.set_current_details(details or phase)
+        counts = self.progress_counts()
+        self.emit("phase", detail=phase, done=counts[0] if counts else None,
+                  total=counts[1] if counts else None)
+
+    def _on_step(self, step: Step) -> None:
+        self.emit("step", step=step.kind, agent=step.agent, detail=step.detail, ok=step.ok)
 
     def partial_fields(self) -> dict[str, Any]:
         """Pattern-specific result fields worth keeping when a budget stops the run."""
@@ -69,6 +94,7 @@ class PatternWorkflow(ApprovalDesk):
     async def execute(self, run: RunInput, result_type: type[R],
                       body: Callable[[RunLedger], Awaitable[R]]) -> R:
         self._ledger = ledger = RunLedger(run)
+        ledger.on_step = self._on_step
         self.set_status("running")
         try:
             result = await self._guarded(ledger, body)
@@ -86,6 +112,7 @@ class PatternWorkflow(ApprovalDesk):
             raise
         self._phase = "done"
         self.set_status(result.status)
+        self.emit("result", status=result.status, detail=result.answer[:2000])
         return result
 
     async def _guarded(self, ledger: RunLedger, body: Callable[[RunLedger], Awaitable[R]]) -> R:

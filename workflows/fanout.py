@@ -55,6 +55,9 @@ class FanOutWorkflow(PatternWorkflow):
     def progress(self) -> str:
         return f"{self._finished}/{self._total} branches finished"
 
+    def progress_counts(self) -> tuple[int, int] | None:
+        return (self._finished, self._total) if self._total else None
+
     @workflow.run
     async def run(self, run: RunInput) -> FanOutResult:
         return await self.execute(run, FanOutResult, self._fan_out)
@@ -150,6 +153,7 @@ class FanOutWorkflow(PatternWorkflow):
 
     def _count(self) -> None:
         self._finished += 1
+        self.emit("progress", done=self._finished, total=self._total)
 
     async def _sharded(self, ledger: RunLedger, tasks: list[BranchTask]) -> list[BranchOutcome]:
         shards = [tasks[i:i + SHARD_SIZE] for i in range(0, len(tasks), SHARD_SIZE)]

@@ -173,6 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
     common.add_argument("--model", metavar="PROVIDER:MODEL",
                         help="run every agent on this model (recorded in the run's input)")
     common.add_argument("--json", action="store_true", help="print typed results as JSON")
+    common.add_argument("--follow", action="store_true",
+                        help="with --no-wait: watch the run as it happens (see `watch`)")
     common.add_argument("--no-wait", action="store_true",
                         help="print the workflow id and link, do not wait for the result")
     common.add_argument("--catalogue", metavar="FILE",
@@ -332,8 +334,15 @@ async def execute(args: argparse.Namespace, runs: Sequence[PlannedRun]) -> int:
                 "workflow_id": planned.workflow_id, "link": link})
             if not args.json:
                 print(render(planned, outcome, settings) + "\n")
-    if args.json:
+    if args.json and not args.follow:
         print(json.dumps(collected if len(collected) != 1 else collected[0], indent=2))
+    if args.follow and args.no_wait:
+        from baton.cli.watch import watch
+
+        for planned in runs:
+            followed = argparse.Namespace(**{**vars(args), "workflow_id": planned.workflow_id,
+                                             "from_start": True})
+            status = max(status, await watch(followed))
     return status
 
 
@@ -406,6 +415,7 @@ def _print_replays(reports: list[recovery.ReplayReport], as_json: bool) -> int:
 # Modules adding subcommands of their own (see baton/cli/common.py).
 COMMAND_MODULES: list[str] = [
     "baton.cli.approvals",
+    "baton.cli.watch",
 ]
 
 

@@ -1,0 +1,73 @@
+"""`starter.py watch WORKFLOW_ID`: a run as it happens, then its result."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from typing import Any
+
+from baton.cli.common import connect_or_explain
+from baton.events import RunEvent
+from baton.temporal import Settings
+from baton.text import shorten
+from baton.watch import Cursor, events
+
+BAR_WIDTH = 24
+
+
+def register(sub: Any, common: argparse.ArgumentParser) -> None:
+    p = sub.add_parser("watch", parents=[common],
+                       help="show a run (and its nested runs) as it happens")
+    p.add_argument("workflow_id")
+    p.add_argument("--from-start", action="store_true",
+                   help="replay every event, not only those this terminal has not seen")
+    p.set_defaults(handler=watch)
+
+
+async def watch(args: argparse.Namespace) -> int:
+    settings = Settings.from_env()
+    client = await connect_or_explain(settings)
+    cursor = Cursor(args.workflow_id)
+    if args.from_start:
+        cursor.offsets = {}
+    status = 0
+    try:
+        async for workflow_id, offset, event in events(client, args.workflow_id,
+                                                       from_offsets=cursor.offsets):
+            cursor.advance(workflow_id, offset)
+            if args.json:
+                print(json.dumps({"workflow_id": workflow_id, "offset": offset,
+                                  **event.model_dump(mode="json")}), flush=True)
+            else:
+                print(render(workflow_id == args.workflow_id, event), flush=True)
+            if workflow_id == args.workflow_id and event.kind == "status" and \
+                    event.status == "failed":
+                status = 1
+    finally:
+        cursor.save()
+    if not args.json:
+        print(f"web ui: {settings.workflow_link(args.workflow_id)}")
+    return status
+
+
+def render(top: bool, event: RunEvent) -> str:
+    where = f"{event.path}: " if event.path else ""
+    spent = event.spent
+    cost = "" if spent.cost_usd is None else f" ${spent.cost_usd:.6f}"
+    money = f"[{spent.calls} calls {spent.total_tokens} tok{cost}]"
+    clock = f"{event.at:%H:%M:%S.%f}"[:12] if event.at else f"{event.at_s:7.2f}s"
+    if event.kind == "progress" and event.total:
+        filled = round(BAR_WIDTH * (event.done or 0) / event.total)
+        bar = "#" * filled + "." * (BAR_WIDTH - filled)
+        return f"{clock} {where}branches [{bar}] {event.done}/{event.total}"
+    if event.kind == "step":
+        mark = "  " if event.ok else "! "
+        return f"{clock} {mark}{where}{event.step:<10} {event.agent}: {event.detail}  {money}"
+    if event.kind == "status":
+        return f"{clock} {where}status {event.status}"
+    if event.kind == "phase":
+        return f"{clock} {where}{event.detail}"
+    if not top:
+        return f"{clock} {where}finished ({event.status}) {money}: {shorten(event.detail, 120)}"
+    return f"{clock} result ({event.status}) {money}:\n" + "\n".join(
+        f"    {line}" for line in event.detail.splitlines())
