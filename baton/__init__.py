@@ -33,6 +33,8 @@ _EXPORTS = {
     "Budget": "baton.usage", "Usage": "baton.usage", "Message": "baton.model_io",
     "RetrySpec": "baton.specs", "Catalogue": "baton.specs",
     "load_catalogue": "baton.catalogue", "RunResult": "baton.runs",
+    "TriageResult": "baton.runs", "FanOutResult": "baton.runs",
+    "SupervisorResult": "baton.runs", "PipelineResult": "baton.runs",
     "BatonError": "baton.errors", "AgentFailed": "baton.errors",
     "ContractViolation": "baton.errors", "BudgetExhausted": "baton.errors",
     "ToolUnavailable": "baton.errors", "ToolFailed": "baton.errors",
@@ -42,47 +44,122 @@ __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
     from baton.api import (
-        Agent,
-        Coordinator,
-        FanOut,
-        Map,
-        Pipeline,
-        RunHandle,
-        RunOutcome,
-        Stage,
-        Supervisor,
-        Team,
-        Triage,
-        run,
-        start,
-        worker,
+        Agent as Agent,
     )
-    from baton.approvals import approve, pending, reject
-    from baton.catalogue import load_catalogue
-    from baton.contracts import GuardrailVerdict
+    from baton.api import (
+        Coordinator as Coordinator,
+    )
+    from baton.api import (
+        FanOut as FanOut,
+    )
+    from baton.api import (
+        Map as Map,
+    )
+    from baton.api import (
+        Pipeline as Pipeline,
+    )
+    from baton.api import (
+        RunHandle as RunHandle,
+    )
+    from baton.api import (
+        RunOutcome as RunOutcome,
+    )
+    from baton.api import (
+        Stage as Stage,
+    )
+    from baton.api import (
+        Supervisor as Supervisor,
+    )
+    from baton.api import (
+        Team as Team,
+    )
+    from baton.api import (
+        Triage as Triage,
+    )
+    from baton.api import (
+        run as run,
+    )
+    from baton.api import (
+        start as start,
+    )
+    from baton.api import (
+        worker as worker,
+    )
+    from baton.approvals import approve as approve
+    from baton.approvals import pending as pending
+    from baton.approvals import reject as reject
+    from baton.catalogue import load_catalogue as load_catalogue
+    from baton.contracts import GuardrailVerdict as GuardrailVerdict
     from baton.errors import (
-        AgentFailed,
-        BatonError,
-        BudgetExhausted,
-        ContractViolation,
-        FanOutPolicyNotMet,
-        GuardrailTripped,
-        PlanFailed,
-        ToolFailed,
-        ToolUnavailable,
+        AgentFailed as AgentFailed,
     )
-    from baton.guardrails import Guardrail, guardrail
-    from baton.model_io import Message
-    from baton.runs import RunResult
-    from baton.specs import Catalogue, RetrySpec
-    from baton.tools import Tool, ToolContext, ToolDefinitionError, tool
-    from baton.usage import Budget, Usage
+    from baton.errors import (
+        BatonError as BatonError,
+    )
+    from baton.errors import (
+        BudgetExhausted as BudgetExhausted,
+    )
+    from baton.errors import (
+        ContractViolation as ContractViolation,
+    )
+    from baton.errors import (
+        FanOutPolicyNotMet as FanOutPolicyNotMet,
+    )
+    from baton.errors import (
+        GuardrailTripped as GuardrailTripped,
+    )
+    from baton.errors import (
+        PlanFailed as PlanFailed,
+    )
+    from baton.errors import (
+        ToolFailed as ToolFailed,
+    )
+    from baton.errors import (
+        ToolUnavailable as ToolUnavailable,
+    )
+    from baton.guardrails import Guardrail as Guardrail
+    from baton.guardrails import guardrail as guardrail
+    from baton.model_io import Message as Message
+    from baton.runs import (
+        FanOutResult as FanOutResult,
+    )
+    from baton.runs import (
+        PipelineResult as PipelineResult,
+    )
+    from baton.runs import (
+        RunResult as RunResult,
+    )
+    from baton.runs import (
+        SupervisorResult as SupervisorResult,
+    )
+    from baton.runs import (
+        TriageResult as TriageResult,
+    )
+    from baton.specs import Catalogue as Catalogue
+    from baton.specs import RetrySpec as RetrySpec
+    from baton.tools import (
+        Tool as Tool,
+    )
+    from baton.tools import (
+        ToolContext as ToolContext,
+    )
+    from baton.tools import (
+        ToolDefinitionError as ToolDefinitionError,
+    )
+    from baton.tools import (
+        tool as tool,
+    )
+    from baton.usage import Budget as Budget
+    from baton.usage import Usage as Usage
 
 
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
-        raise AttributeError(f"module 'baton' has no attribute {name!r}")
+        try:  # a submodule, e.g. baton.guardrails.pii or baton.watch.events
+            return import_module(f"baton.{name}")
+        except ModuleNotFoundError:
+            raise AttributeError(f"module 'baton' has no attribute {name!r}") from None
     value = getattr(import_module(module), name)
     globals()[name] = value
     return value

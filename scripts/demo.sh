@@ -1,14 +1,24 @@
 #!/usr/bin/env bash
-# Run every pattern once: start a worker, run `starter.py demo`, stop the worker.
-# The server stays up so the runs can be inspected in the Web UI.
+# Run every pattern once: start a worker, run `starter.py demo`, then the support desk
+# of examples/support_desk.py (your own tools and agents, loaded with --app), stop the
+# worker. The server stays up so the runs can be inspected in the Web UI.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 mkdir -p .temporal
-.venv/bin/python worker.py >.temporal/worker.log 2>&1 &
+# The example's refunds go to a fresh file each demo, so its refund is always issued.
+export SUPPORT_DESK_REFUNDS="$PWD/.temporal/demo-refunds.json"
+rm -f "$SUPPORT_DESK_REFUNDS"
+.venv/bin/python worker.py --app examples.support_desk >.temporal/worker.log 2>&1 &
 WORKER=$!
 trap 'kill -TERM $WORKER 2>/dev/null; wait $WORKER 2>/dev/null || true' EXIT
 status=0
 .venv/bin/python starter.py demo "$@" || status=$?
+echo
+echo "== your own code: examples/support_desk.py, on the same worker (--app examples.support_desk)"
+.venv/bin/python starter.py run support_desk \
+    "I was charged twice for order A-1002. Please refund the extra 25 USD." \
+    --app examples.support_desk || status=$?
+echo "refunds written by the issue_refund tool: $SUPPORT_DESK_REFUNDS"
 echo
 echo "Inspect the runs: ${TEMPORAL_UI_URL:-http://localhost:8233}/namespaces/${TEMPORAL_NAMESPACE:-default}/workflows"
 echo "The Temporal server keeps running; stop it with: make down"

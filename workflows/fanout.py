@@ -100,15 +100,16 @@ class FanOutWorkflow(PatternWorkflow):
         synthesizer = run.catalogue.agents[team.synthesizer]
         request = Message(role="user", content=(
             f"Question: {run.prompt}\n\nFindings from {len(succeeded)} researchers:\n{merged}"))
+        output = None
         try:
             reply = await run_agent(ledger, synthesizer, [request])
-            answer = reply.answer
+            answer, output = reply.answer, reply.output_json
             ledger.step("synthesis", synthesizer.name, f"merged {len(succeeded)} branches")
         except AgentFailed as err:
             answer = merged
             ledger.degrade(f"synthesizer failed ({err.reason}); answer is the merged findings")
-        return FanOutResult(pattern="fanout", answer=answer, branches=outcomes, plan=plan,
-                            plan_note=note, **ledger.result_fields())
+        return FanOutResult(pattern="fanout", answer=answer, output=output, branches=outcomes,
+                            plan=plan, plan_note=note, **ledger.result_fields())
 
     async def _plan(self, ledger: RunLedger,
                     team: FanOutTeam) -> tuple[list[BranchTask] | None, str | None]:

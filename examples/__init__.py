@@ -1,0 +1,1 @@
+"""Single-file apps to copy: `python examples/NAME.py`, or `--app examples.NAME`."""
