@@ -70,7 +70,9 @@ def read_refunds() -> dict[str, dict[str, Any]]:
     return json.loads(path.read_text()) if path.exists() else {}
 
 
-@baton.tool(max_attempts=5, on_failure="fail_agent")  # a failed refund fails the agent
+# Refunds above 100 USD wait for a person: `python starter.py approve WORKFLOW_ID`.
+@baton.tool(max_attempts=5, on_failure="fail_agent",  # a failed refund fails the agent
+            approval=lambda order_id, amount_usd, reason: amount_usd > 100)
 def issue_refund(order_id: OrderId,
                  amount_usd: Annotated[float, Field(gt=0, le=10_000)],
                  reason: str, context: baton.ToolContext) -> dict[str, Any]:

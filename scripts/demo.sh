@@ -20,6 +20,21 @@ echo "== your own code: examples/support_desk.py, on the same worker (--app exam
     --app examples.support_desk || status=$?
 echo "refunds written by the issue_refund tool: $SUPPORT_DESK_REFUNDS"
 echo
+echo "== people in the loop: a refund above 100 USD waits for a person"
+RUN=$(.venv/bin/python starter.py run support_desk \
+    "Order A-1004 arrived broken. Please refund the 149 USD." \
+    --app examples.support_desk --no-wait --json |
+    .venv/bin/python -c 'import json, sys; print(json.load(sys.stdin)["workflow_id"])')
+for _ in $(seq 1 60); do
+  .venv/bin/python starter.py pending | grep "$RUN" >/dev/null && break
+  sleep 0.5
+done
+.venv/bin/python starter.py pending
+echo "A person approves from a second terminal with (the demo runs it for you):"
+echo "  .venv/bin/python starter.py approve $RUN --note 'ok, manager'"
+.venv/bin/python starter.py approve "$RUN" --note "ok, manager" || status=$?
+.venv/bin/python starter.py watch "$RUN" --from-start | tail -n 8 || status=$?
+echo
 echo "Inspect the runs: ${TEMPORAL_UI_URL:-http://localhost:8233}/namespaces/${TEMPORAL_NAMESPACE:-default}/workflows"
 echo "The Temporal server keeps running; stop it with: make down"
 exit $status

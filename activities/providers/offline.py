@@ -269,7 +269,7 @@ def _try_json(text: str) -> dict[str, Any] | None:
 # ("order A-1001" -> "A-1001"), or with the request itself.
 ID_NAMES = ("id", "number", "code", "sku", "ref", "reference")
 TEXT_NAMES = ("query", "question", "text", "topic", "prompt", "q", "search", "keywords",
-              "message", "request")
+              "message", "request", "reason", "note", "description")
 ID_TOKEN = re.compile(r"\b([A-Z]{1,5}-?\d{1,})\b")
 NUMBER_ID = re.compile(r"#(\d+)\b")
 NUMBER = re.compile(r"(?<![\w.-])(\d+(?:\.\d+)?)(?![\w-])")
