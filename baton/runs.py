@@ -207,6 +207,8 @@ class ShardInput(BaseModel):
 
     run: RunInput
     tasks: list[BranchTask] = Field(min_length=1)
+    # Single-agent branches as child workflows (else as agent calls in the shard).
+    as_children: bool = True
 
 
 class Delegation(BaseModel):

@@ -127,6 +127,11 @@ class FanOutTeam(Guarded):
     members: list[str] = Field(default_factory=list)
     map_member: str | None = None
     max_branches: int = Field(default=8, ge=1, le=2000)
+    # How a single-agent branch runs: its own child workflow, or an agent call (its
+    # model calls are activities, retried and recorded one by one) inside the fan-out
+    # or its shard. "auto": children up to the shard size, activities above it, where
+    # a child per branch costs the server most. A team branch is always a child.
+    branch_runs: Literal["child", "activity", "auto"] = "auto"
     synthesizer: str
     policy: Literal["all", "quorum", "best_effort"] = "all"
     quorum: int | None = Field(default=None, ge=1)

@@ -5,7 +5,10 @@
 each request into a `ModelRequest`, lets the offline model answer it (so routing,
 schemas and tool calls behave as in every other test), and translates the answer
 back to the provider's wire format. Queued faults (an error status with headers, a
-hang, a malformed body) are served first. Every request is recorded.
+hang, a malformed body) are served first; then a request the real Messages API
+would refuse (tool blocks without tools) gets its 400; then scripted replies
+(`reply_next`: a chosen text, structured answer, or tool calls, several in one turn
+if wanted); then the offline model. Every request is recorded.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from baton.activities.providers.anthropic_messages import SCHEMA_TOOL_DESCRIPTION
 from baton.activities.providers.offline import OfflineProvider
 from baton.model_io import Message, ModelRequest, ModelResponse, ToolCall, ToolSpec
 
@@ -42,10 +46,23 @@ class Recorded:
     at: float
 
 
+def tool_calls(*calls: ToolCall) -> ModelResponse:
+    """A scripted turn asking for `calls`, all in one reply (parallel calls)."""
+    return ModelResponse(model=f"fake:{MODEL_NAME}", tool_calls=list(calls),
+                         finish_reason="tool_calls")
+
+
+def final(text: str = "", parsed: dict[str, Any] | None = None) -> ModelResponse:
+    """A scripted final answer: text, or a structured answer for the request's schema."""
+    return ModelResponse(model=f"fake:{MODEL_NAME}", parsed=parsed,
+                         text=json.dumps(parsed) if parsed is not None else text)
+
+
 class FakeLLMServer:
     def __init__(self) -> None:
         self.requests: list[Recorded] = []
         self.faults: deque[Fault] = deque()
+        self.scripted: deque[ModelResponse] = deque()
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -64,6 +81,16 @@ class FakeLLMServer:
 
     def fail_next(self, *faults: Fault) -> None:
         self.faults.extend(faults)
+
+    def reply_next(self, *replies: ModelResponse) -> None:
+        """Answer the next requests with `replies`, in order, before the offline model."""
+        self.scripted.extend(replies)
+
+    def _take_scripted(self) -> ModelResponse | None:
+        try:
+            return self.scripted.popleft()
+        except IndexError:  # none left: the offline model answers
+            return None
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
@@ -85,7 +112,11 @@ class FakeLLMServer:
                         self._send(fault.status, fault.body if fault.body is not None
                                    else _error_body(fault.status, anthropic), fault.headers)
                         return
-                answer = _answer(body, anthropic)
+                if anthropic and (problem := _refused_by_anthropic(body)):
+                    self._send(400, json.dumps({"type": "error", "error": {
+                        "type": "invalid_request_error", "message": problem}}), {})
+                    return
+                answer = _answer(body, anthropic, fake._take_scripted())
                 self._send(200, json.dumps(answer), {})
 
             def _send(self, status: int, text: str, headers: dict[str, str]) -> None:
@@ -112,9 +143,22 @@ def _error_body(status: int, anthropic: bool) -> str:
                                  "code": None}})
 
 
-def _answer(body: dict[str, Any], anthropic: bool) -> dict[str, Any]:
-    request = _anthropic_request(body) if anthropic else _openai_request(body)
-    response = asyncio.run(OfflineProvider().complete(request))
+def _refused_by_anthropic(body: dict[str, Any]) -> str | None:
+    """Why the real Messages API would refuse this request, for the rules adapters trip on."""
+    blocks = [b for m in body["messages"] if isinstance(m["content"], list)
+              for b in m["content"]]
+    if not body.get("tools") and any(b["type"] in ("tool_use", "tool_result") for b in blocks):
+        return "Requests which include `tool_use` or `tool_result` blocks must define tools."
+    return None
+
+
+def _answer(body: dict[str, Any], anthropic: bool,
+            scripted: ModelResponse | None) -> dict[str, Any]:
+    if scripted is not None:
+        response = scripted
+    else:
+        request = _anthropic_request(body) if anthropic else _openai_request(body)
+        response = asyncio.run(OfflineProvider().complete(request))
     return _anthropic_reply(body, response) if anthropic else _openai_reply(body, response)
 
 
@@ -177,31 +221,42 @@ def _anthropic_request(body: dict[str, Any]) -> ModelRequest:
                                     agent=MODEL_NAME))
         elif text:
             messages.append(Message(role="user", content=text))
-    forced = body.get("tool_choice", {}).get("name")
     tools = body.get("tools", [])
-    schema = next((t["input_schema"] for t in tools if t["name"] == forced), None)
-    specs = [] if forced else [ToolSpec(name=t["name"], description=t.get("description", ""),
-                                        parameters=t["input_schema"]) for t in tools]
+    answer_tool = _answer_tool(body)
+    schema = next((t["input_schema"] for t in tools if t["name"] == answer_tool), None)
+    specs = [ToolSpec(name=t["name"], description=t.get("description", ""),
+                      parameters=t["input_schema"]) for t in tools if t["name"] != answer_tool]
     return ModelRequest(agent=MODEL_NAME, model=f"offline:{body['model']}",
                         instructions=instructions, messages=messages, output_schema=schema,
-                        output_schema_name=forced, tools=specs)
+                        output_schema_name=answer_tool, tools=specs)
+
+
+def _answer_tool(body: dict[str, Any]) -> str | None:
+    """The tool that carries the structured answer: the forced one, or the one whose
+    description says so when the model may choose among several."""
+    choice = body.get("tool_choice", {})
+    if choice.get("type") == "tool":
+        return str(choice["name"])
+    return next((t["name"] for t in body.get("tools", [])
+                 if t.get("description") == SCHEMA_TOOL_DESCRIPTION), None)
 
 
 def _anthropic_reply(body: dict[str, Any], response: ModelResponse) -> dict[str, Any]:
-    forced = body.get("tool_choice", {}).get("name")
-    if forced and response.parsed is not None:
-        content = [{"type": "tool_use", "id": "toolu_fake", "name": forced,
-                    "input": response.parsed}]
-    elif forced:  # malformed output: say it as text, as a confused model would
-        content = [{"type": "text", "text": response.text}]
-    else:
+    answer_tool = _answer_tool(body)
+    content: list[dict[str, Any]] = []
+    if response.tool_calls:
         content = ([{"type": "text", "text": response.text}] if response.text else []) + [
             {"type": "tool_use", "id": c.id, "name": c.name, "input": c.arguments}
             for c in response.tool_calls]
+    elif answer_tool and response.parsed is not None:
+        content = [{"type": "tool_use", "id": "toolu_fake", "name": answer_tool,
+                    "input": response.parsed}]
+    elif response.text or answer_tool:  # for a schema: malformed, as a confused model says it
+        content = [{"type": "text", "text": response.text}]
     return {
         "id": "msg_fake", "type": "message", "role": "assistant", "model": body["model"],
         "content": content,
-        "stop_reason": "tool_use" if response.tool_calls or forced else "end_turn",
+        "stop_reason": "tool_use" if response.tool_calls or answer_tool else "end_turn",
         "stop_sequence": None,
         "usage": {"input_tokens": USAGE["input"] - USAGE["cached"],
                   "output_tokens": USAGE["output"],

@@ -107,6 +107,7 @@ async def test_large_fan_out_runs_through_shards(env: WorkflowEnvironment,
     panel = cat.teams["research_panel"]
     panel.branches = ["academic", "industry", "news"] * 10  # type: ignore[union-attr]
     panel.quorum = 20  # type: ignore[union-attr]
+    panel.branch_runs = "child"  # type: ignore[union-attr]
     async with worker(env.client, task_queue):
         handle = await start(env.client, task_queue, "research_panel", QUESTION, cat=cat,
                              result_type=FanOutResult)
@@ -122,6 +123,34 @@ async def test_large_fan_out_runs_through_shards(env: WorkflowEnvironment,
     assert len(result.branches) == 30 and all(b.ok for b in result.branches)
     assert result.usage["academic"].calls == 10
     assert progress == "30/30 branches finished"
+
+
+async def test_large_fan_out_runs_agent_branches_as_activities_in_shards(
+        env: WorkflowEnvironment, task_queue: str) -> None:
+    cat = fast_catalogue()
+    panel = cat.teams["research_panel"]
+    panel.branches = ["academic", "industry", "news"] * 10  # type: ignore[union-attr]
+    panel.policy = "best_effort"  # type: ignore[union-attr]
+    # Every news branch fails, on a model of its own (its breaker opens, no one else's).
+    cat.agents["news"].model = "offline:flaky"
+    chaos = Chaos(failure_rate=1.0, agents=["news"])
+    async with worker(env.client, task_queue):
+        handle = await start(env.client, task_queue, "research_panel", QUESTION, cat=cat,
+                             chaos=chaos, result_type=FanOutResult)
+        result = await finish(handle)
+        children = await children_of(env, handle.id)
+        shard = await env.client.get_workflow_handle(f"{handle.id}/shard-1").fetch_history()
+    assert children == [f"{handle.id}/shard-1", f"{handle.id}/shard-2"]  # no child per branch
+    assert len(result.branches) == 30
+    assert [b.ok for b in result.branches].count(False) == 10  # news failed alone
+    # each branch's calls are its own activities, retried on their own: siblings of the
+    # failed branches never ran again (the open breaker cut some news retries short)
+    assert result.usage["academic"].calls == result.usage["industry"].calls == 10
+    assert 10 <= result.usage["news"].calls <= 20
+    summaries = [e.user_metadata.summary.data.decode() for e in shard.events
+                 if e.HasField("activity_task_scheduled_event_attributes")]
+    assert len(summaries) == 25 and '"academic · offline:standard"' in summaries
+    assert result.status == "degraded"
 
 
 async def children_of(env: WorkflowEnvironment, workflow_id: str) -> list[str]:

@@ -79,10 +79,12 @@ class FanOutWorkflow(PatternWorkflow):
         self._total = len(tasks)
         self.set_phase(f"running {self._total} branches")
 
+        as_children = team.branch_runs == "child" or (
+            team.branch_runs == "auto" and len(tasks) <= SHARD_SIZE)
         if len(tasks) <= SHARD_SIZE:
-            outcomes = await run_branches(ledger, tasks, self._count)
+            outcomes = await run_branches(ledger, tasks, self._count, as_children)
         else:
-            outcomes = await self._sharded(ledger, tasks)
+            outcomes = await self._sharded(ledger, tasks, as_children)
 
         succeeded = [o for o in outcomes if o.ok]
         needed = _required(team, len(tasks))
@@ -156,7 +158,8 @@ class FanOutWorkflow(PatternWorkflow):
         self._finished += 1
         self.emit("progress", done=self._finished, total=self._total)
 
-    async def _sharded(self, ledger: RunLedger, tasks: list[BranchTask]) -> list[BranchOutcome]:
+    async def _sharded(self, ledger: RunLedger, tasks: list[BranchTask],
+                       as_children: bool) -> list[BranchOutcome]:
         shards = [tasks[i:i + SHARD_SIZE] for i in range(0, len(tasks), SHARD_SIZE)]
         share = ledger.check_budget().share(len(shards))
         shard_run = ledger.run.model_copy(
@@ -165,7 +168,7 @@ class FanOutWorkflow(PatternWorkflow):
         async def shard(index: int, members: list[BranchTask]) -> list[BranchOutcome]:
             result: FanOutResult = await workflow.execute_child_workflow(
                 FanOutShardWorkflow.run,
-                ShardInput(run=shard_run, tasks=members),
+                ShardInput(run=shard_run, tasks=members, as_children=as_children),
                 id=f"{workflow.info().workflow_id}/shard-{index + 1}",
                 static_summary=f"fan-out shard {index + 1}/{len(shards)}: "
                                f"{len(members)} branches",
@@ -188,7 +191,7 @@ class FanOutShardWorkflow:
     async def run(self, shard: ShardInput) -> FanOutResult:
         ledger = RunLedger(shard.run)
         try:
-            outcomes = await run_branches(ledger, shard.tasks, lambda: None)
+            outcomes = await run_branches(ledger, shard.tasks, lambda: None, shard.as_children)
         except BudgetExhausted as err:
             return FanOutResult(pattern="fanout-shard", **ledger.stopped_by_budget(err))
         return FanOutResult(pattern="fanout-shard", answer="", branches=outcomes,
@@ -196,8 +199,10 @@ class FanOutShardWorkflow:
 
 
 async def run_branches(ledger: RunLedger, tasks: list[BranchTask],
-                       on_finish: Callable[[], None]) -> list[BranchOutcome]:
-    """Every branch as its own child workflow, all at once; failures become outcomes."""
+                       on_finish: Callable[[], None],
+                       as_children: bool = True) -> list[BranchOutcome]:
+    """Every branch at once, each a child workflow (a team always; an agent when
+    `as_children`) or an agent call in this workflow; failures become outcomes."""
     catalogue = ledger.run.catalogue
 
     async def branch(task: BranchTask) -> BranchOutcome:
@@ -205,7 +210,7 @@ async def run_branches(ledger: RunLedger, tasks: list[BranchTask],
                     else [Message(role="user", content=task.task)])
         agent = catalogue.agents.get(task.member)
         try:
-            result = await run_member(ledger, task.member, messages, as_child=True,
+            result = await run_member(ledger, task.member, messages, as_child=as_children,
                                       concurrent=len(tasks))
         except AgentFailed as err:
             outcome = BranchOutcome(branch=task.member, ok=False, error=err.reason,
