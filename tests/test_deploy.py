@@ -33,3 +33,14 @@ def test_dockerfile_copies_every_package_the_project_ships() -> None:
         assert (ROOT / "baton" / linked).resolve() == ROOT / linked
         assert f"COPY {linked} ./{linked}" in dockerfile, linked
     assert "COPY worker.py starter.py ./" in dockerfile
+
+
+def test_compose_server_gets_the_dev_servers_dynamic_config() -> None:
+    from baton.temporal import DEV_SERVER_DYNAMIC_CONFIG
+
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    server = compose["services"]["temporal"]
+    assert server["environment"]["DYNAMIC_CONFIG_FILE_PATH"] == "config/dynamicconfig/baton.yaml"
+    assert "./deploy/dynamicconfig:/etc/temporal/config/dynamicconfig" in server["volumes"]
+    config = yaml.safe_load((ROOT / "deploy" / "dynamicconfig" / "baton.yaml").read_text())
+    assert {k: v[0]["value"] for k, v in config.items()} == DEV_SERVER_DYNAMIC_CONFIG
