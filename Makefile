@@ -35,14 +35,32 @@ down:
 test: setup
 	$(BIN)/python -m pytest -q
 
-# One benchmark at a time (2 cores): each prints JSON lines with its baseline.
-bench: setup
-	$(BIN)/python bench/tool_bench.py
-	$(BIN)/python bench/fanout_bench.py
+# One benchmark at a time (2 cores): each prints JSON lines with its baseline from the
+# same run; bench/report.py prints the table and draws docs/fanout.png.
+# BENCH_ADDRESS=host:port runs them against any Temporal cluster instead.
+BENCH_OUT := .bench/results.jsonl
+export BENCH_ADDRESS
 
+bench: setup
+	@$(BIN)/python -c "import matplotlib" 2>/dev/null || $(BIN)/python -m pip install --quiet matplotlib
+	@mkdir -p .bench && : > $(BENCH_OUT)
+	$(BIN)/python bench/step_bench.py --runs 20 | tee -a $(BENCH_OUT)
+	$(BIN)/python bench/tool_bench.py --runs 20 | tee -a $(BENCH_OUT)
+	$(BIN)/python bench/throughput_bench.py --runs 500 --workers 1 2 | tee -a $(BENCH_OUT)
+	$(BIN)/python bench/fanout_bench.py --n 10 100 500 | tee -a $(BENCH_OUT)
+	@test ! -f bench/session_bench.py || $(BIN)/python bench/session_bench.py | tee -a $(BENCH_OUT)
+	$(BIN)/python bench/waiting_bench.py --runs 10000 | tee -a $(BENCH_OUT)
+	$(BIN)/python bench/report.py $(BENCH_OUT)
+
+# About a minute: the same figures, smaller.
 bench-quick: setup
-	$(BIN)/python bench/tool_bench.py --runs 6
-	$(BIN)/python bench/fanout_bench.py --n 10 100 --repeat 1
+	@mkdir -p .bench && : > $(BENCH_OUT)
+	$(BIN)/python bench/step_bench.py --runs 4 | tee -a $(BENCH_OUT)
+	$(BIN)/python bench/tool_bench.py --runs 4 | tee -a $(BENCH_OUT)
+	$(BIN)/python bench/throughput_bench.py --runs 100 | tee -a $(BENCH_OUT)
+	$(BIN)/python bench/fanout_bench.py --n 10 100 --repeat 1 | tee -a $(BENCH_OUT)
+	$(BIN)/python bench/waiting_bench.py --runs 300 --checkpoints 100 300 | tee -a $(BENCH_OUT)
+	$(BIN)/python bench/report.py $(BENCH_OUT) --chart .bench/fanout.png
 
 lint: setup
 	$(BIN)/ruff check .

@@ -40,7 +40,8 @@ from baton.catalogue import parse_catalogue  # noqa: E402
 from baton.model_io import Chaos, Message, ModelRequest  # noqa: E402
 from baton.runs import FanOutResult, RunInput, RunOptions  # noqa: E402
 from baton.specs import Catalogue  # noqa: E402
-from baton.temporal import build_worker, exit_now, start_dev_environment  # noqa: E402
+from baton.temporal import build_worker, exit_now  # noqa: E402
+from bench.common import bench_environment  # noqa: E402
 from bench.raw_temporal import run_raw  # noqa: E402
 
 PROMPT = "Summarise the trade-offs of durable execution"
@@ -105,7 +106,7 @@ async def main() -> int:
     with tempfile.TemporaryDirectory() as tmp:
         extra = [] if args.in_memory else [
             "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
-        env = await start_dev_environment(
+        env = await bench_environment(
             dev_server_database_filename=None if args.in_memory else f"{tmp}/bench.db",
             dev_server_extra_args=extra,
         )

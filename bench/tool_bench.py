@@ -34,7 +34,8 @@ from temporalio.client import Client, WorkflowHistory  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
 import baton  # noqa: E402
-from baton.temporal import build_worker, exit_now, start_dev_environment  # noqa: E402
+from baton.temporal import build_worker, exit_now  # noqa: E402
+from bench.common import bench_environment  # noqa: E402
 from bench.raw_temporal import RawSequence, raw_noop  # noqa: E402
 
 SCHEDULED = EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
@@ -98,7 +99,7 @@ async def main() -> int:
     parser.add_argument("--runs", type=int, default=20)
     parser.add_argument("--tools", type=int, default=5)
     args = parser.parse_args()
-    env = await start_dev_environment()
+    env = await bench_environment()
     try:
         tools = make_tools(args.tools)
         await baton_runs(env.client, 2, tools)  # warm-up

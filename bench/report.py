@@ -1,0 +1,97 @@
+"""Turn the benchmarks' JSON lines into a human table and the fan-out chart.
+
+    python bench/report.py .bench/results.jsonl [--chart docs/fanout.png]
+
+Prints a table of every figure beside its baseline from the same run, and draws fan-out
+wall time against N for Baton, raw Temporal and plain asyncio (matplotlib, installed
+by `make bench`; without it the chart is skipped with a note).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+def rows(figures: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
+    """(figure, Baton, baseline, ratio or note) for each measured line."""
+    table = []
+    for f in figures:
+        kind = f.get("bench")
+        if kind == "fanout":
+            table.append((f"fan-out N={f['n']} ({f['latency_s']} s calls)",
+                          f"{f['wall_s']} s", f"asyncio {f['baseline_s']} s, raw {f['raw_s']} s",
+                          f"{f['ratio']}x asyncio"))
+        elif kind == "step":
+            table.append((f"step, {f['pattern']} (p50 / p95)",
+                          f"{f['ms_per_step_p50']} / {f['ms_per_step_p95']} ms",
+                          f"raw {f['raw_ms_per_step_p50']} / {f['raw_ms_per_step_p95']} ms",
+                          f"{f['ms_per_step_p50'] / f['raw_ms_per_step_p50']:.2f}x raw"))
+        elif kind == "throughput":
+            table.append((f"throughput, {f['runs']} triage runs, {f['workers']} worker(s)",
+                          f"{f['runs_per_s']} runs/s", f"raw {f['raw_runs_per_s']} runs/s",
+                          f"{f['ratio']}x raw"))
+        elif kind == "tool":
+            table.append(("tool call orchestration (p50)", f"{f['ms_per_call']} ms",
+                          f"plain activity {f['raw_ms_per_activity']} ms",
+                          f"{f['ratio']}x plain"))
+        elif kind == "waiting":
+            extra = (f", {f['resumes_per_s']} resumes/s, {f['db_kb_per_run']} KB/run in the db"
+                     if "resumes_per_s" in f else "")
+            table.append((f"{f['runs']} runs waiting for a person",
+                          f"worker {f['worker_rss_mb']} MB RSS{extra}", "", ""))
+        elif kind == "session":
+            table.append((f"session: {f.get('figure', '')}",
+                          json.dumps({k: v for k, v in f.items()
+                                      if k not in ("bench", "figure")})[:90], "", ""))
+    return table
+
+
+def chart(figures: list[dict[str, Any]], path: Path) -> str:
+    fanout = sorted((f for f in figures if f.get("bench") == "fanout"), key=lambda f: f["n"])
+    if not fanout:
+        return "no fan-out figures: chart skipped"
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return "matplotlib is not installed: chart skipped (pip install matplotlib)"
+    ns = [f["n"] for f in fanout]
+    fig, ax = plt.subplots(figsize=(7, 4.2), dpi=120)
+    ax.plot(ns, [f["wall_s"] for f in fanout], "o-", label="Baton (fan-out workflow)")
+    ax.plot(ns, [f["raw_s"] for f in fanout], "s--", label="raw Temporal (child per branch)")
+    ax.plot(ns, [f["baseline_s"] for f in fanout], "^:", label="plain asyncio.gather")
+    ax.set_xlabel("branches (N), each a model call of 1 s")
+    ax.set_ylabel("wall time (s)")
+    ax.set_title("Fan-out wall time against N (2-core machine, embedded server)")
+    ax.grid(True, alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    return f"chart written to {path}"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("results")
+    parser.add_argument("--chart", default="docs/fanout.png")
+    args = parser.parse_args()
+    figures = [json.loads(line) for line in Path(args.results).read_text().splitlines()
+               if line.startswith("{")]
+    table = rows(figures)
+    widths = [max(len(r[i]) for r in [("figure", "Baton", "baseline", "ratio"), *table])
+              for i in range(4)]
+    for row in [("figure", "Baton", "baseline (same run)", "ratio"), *table]:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)))
+    print(chart(figures, Path(args.chart)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
