@@ -54,6 +54,9 @@ def fast_catalogue(**agent_updates: dict[str, Any]) -> Catalogue:
 
 
 def worker(client: Client, task_queue: str, **options: Any) -> Worker:
+    """A worker as production builds it, but with workflows in Temporal's sandbox, so the
+    suite catches nondeterministic workflow code (production runs them unsandboxed)."""
+    options.setdefault("sandboxed", True)
     return build_worker(client, task_queue, **options)
 
 
