@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from temporalio.client import Client
+from temporalio.service import TLSConfig
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 
@@ -50,6 +51,13 @@ class Settings:
     namespace: str = "default"
     task_queue: str = DEFAULT_TASK_QUEUE
     ui_url: str = DEFAULT_UI
+    # A cluster beyond this machine (Temporal Cloud, a self-hosted cluster): mTLS client
+    # certificate and key (and a CA for a private one), or an API key. The same
+    # variable names as the Temporal CLI uses.
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    tls_ca: str | None = None
+    api_key: str | None = None
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -58,7 +66,29 @@ class Settings:
             namespace=os.environ.get("TEMPORAL_NAMESPACE", "default"),
             task_queue=os.environ.get("BATON_TASK_QUEUE", DEFAULT_TASK_QUEUE),
             ui_url=os.environ.get("TEMPORAL_UI_URL", DEFAULT_UI).rstrip("/"),
+            tls_cert=os.environ.get("TEMPORAL_TLS_CERT") or None,
+            tls_key=os.environ.get("TEMPORAL_TLS_KEY") or None,
+            tls_ca=os.environ.get("TEMPORAL_TLS_CA") or None,
+            api_key=os.environ.get("TEMPORAL_API_KEY") or None,
         )
+
+    def tls(self) -> TLSConfig | bool:
+        """mTLS from the certificate files; plain TLS for an API key; else none."""
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("set both TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY (file paths) "
+                             "for mTLS, or neither")
+        if self.tls_cert is None:
+            return self.api_key is not None  # API keys travel over TLS only
+        assert self.tls_key is not None
+        try:
+            return TLSConfig(
+                client_cert=Path(self.tls_cert).read_bytes(),
+                client_private_key=Path(self.tls_key).read_bytes(),
+                server_root_ca_cert=Path(self.tls_ca).read_bytes() if self.tls_ca else None)
+        except OSError as err:
+            raise ValueError(f"cannot read a TLS file ({err.filename}): {err.strerror}; "
+                             "TEMPORAL_TLS_CERT, TEMPORAL_TLS_KEY and TEMPORAL_TLS_CA are "
+                             "paths to PEM files") from None
 
     def workflow_link(self, workflow_id: str) -> str:
         return f"{self.ui_url}/namespaces/{self.namespace}/workflows/{workflow_id}"
@@ -72,8 +102,13 @@ def data_converter() -> DataConverter:
 async def connect(settings: Settings | None = None) -> Client:
     """A client for `settings` (default: from the environment)."""
     settings = settings or Settings.from_env()
+    try:
+        tls = settings.tls()
+    except ValueError as err:
+        raise RuntimeError(str(err)) from None
     return await Client.connect(settings.address, namespace=settings.namespace,
-                                data_converter=data_converter())
+                                data_converter=data_converter(), tls=tls,
+                                api_key=settings.api_key)
 
 
 def build_worker(client: Client, task_queue: str, *, tools: Sequence[Tool] = (),

@@ -27,6 +27,10 @@ class UsageError(Exception):
 async def connect_or_explain(settings: Settings | None = None) -> Client:
     settings = settings or Settings.from_env()
     try:
+        settings.tls()
+    except ValueError as err:
+        raise UsageError(str(err)) from None
+    try:
         return await connect(settings)
     except RuntimeError as err:
         raise UsageError(
