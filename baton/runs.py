@@ -99,6 +99,8 @@ class Step(BaseModel):
     # The nested run the step happened in ("" for the top-level run).
     path: str = ""
     usage: Usage | None = None
+    # For failed steps: the failure's type (baton.errors / provider error type names).
+    error_type: str | None = None
 
 
 ApprovalKind = Literal["tool", "stage", "acceptance"]

@@ -299,7 +299,10 @@ async def run_agent(
                                                  schema_name=contract, tools=offered)
             except ActivityError as err:
                 reason = f"{model}: {_describe(err)}"
-                ledger.step("error", agent.name, reason, ok=False, model=model)
+                cause = err.cause
+                ledger.step("error", agent.name, reason, ok=False, model=model,
+                            error_type=cause.type if isinstance(cause, ApplicationError)
+                            else type(cause).__name__)
                 failures.append(reason)
                 violation = None
                 break

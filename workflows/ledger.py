@@ -39,9 +39,10 @@ class RunLedger:
         self.on_step: Callable[[Step], None] | None = None
 
     def step(self, kind: StepKind, agent: str, detail: str, *, ok: bool = True,
-             model: str | None = None, usage: Usage | None = None) -> None:
+             model: str | None = None, usage: Usage | None = None,
+             error_type: str | None = None) -> None:
         step = Step(kind=kind, agent=agent, detail=detail, ok=ok, model=model,
-                    path=self.run.path, usage=usage)
+                    path=self.run.path, usage=usage, error_type=error_type)
         self.trace.append(step)
         if self.on_step is not None:
             self.on_step(step)

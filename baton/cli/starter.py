@@ -40,6 +40,7 @@ from baton import launch, recovery
 from baton.app import AppError, app_catalogue
 from baton.catalogue import CatalogueError, describe_errors, load_catalogue
 from baton.cli.common import UsageError, connect_or_explain
+from baton.errors import CircuitOpen
 from baton.model_io import BreakerState, Chaos, Message
 from baton.runs import (
     FanOutResult,
@@ -153,8 +154,10 @@ def _incidents(result: RunResult) -> str:
     retries = sum(s.usage.calls - 1 for s in steps if s.usage and s.usage.calls > 1)
     counts = {
         "retried attempts": retries,
-        "failed calls": sum(s.kind == "error" and "CircuitOpen" not in s.detail for s in steps),
-        "calls refused by an open circuit": sum("CircuitOpen" in s.detail for s in steps),
+        "failed calls": sum(s.kind == "error" and s.error_type != CircuitOpen.TYPE
+                            for s in steps),
+        "calls refused by an open circuit": sum(s.error_type == CircuitOpen.TYPE
+                                                for s in steps),
         "contract repairs": sum(s.kind == "repair" for s in steps),
         "fallbacks": sum(s.kind == "fallback" for s in steps),
         "gate rejections": sum(s.kind == "gate" and not s.ok for s in steps),
@@ -416,6 +419,7 @@ def _print_replays(reports: list[recovery.ReplayReport], as_json: bool) -> int:
 COMMAND_MODULES: list[str] = [
     "baton.cli.approvals",
     "baton.cli.watch",
+    "baton.cli.chat",
 ]
 
 
