@@ -49,6 +49,7 @@ bench: setup
 	$(BIN)/python bench/throughput_bench.py --runs 500 --workers 1 2 | tee -a $(BENCH_OUT)
 	$(BIN)/python bench/fanout_bench.py --n 10 100 500 | tee -a $(BENCH_OUT)
 	@test ! -f bench/session_bench.py || $(BIN)/python bench/session_bench.py | tee -a $(BENCH_OUT)
+	$(BIN)/python bench/overhead_bench.py | tee -a $(BENCH_OUT)
 	$(BIN)/python bench/waiting_bench.py --runs 10000 | tee -a $(BENCH_OUT)
 	$(BIN)/python bench/report.py $(BENCH_OUT)
 

@@ -43,6 +43,11 @@ def rows(figures: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
                      if "resumes_per_s" in f else "")
             table.append((f"{f['runs']} runs waiting for a person",
                           f"worker {f['worker_rss_mb']} MB RSS{extra}", "", ""))
+        elif kind == "overhead":
+            table.append((f"{f['feature']}: pipeline step / fan-out N=100",
+                          f"{f['step_ms']} ms / {f['fanout100_s']} s",
+                          f"without {f['plain_step_ms']} ms / {f['plain_fanout100_s']} s",
+                          f"{f['step_ratio']}x / {f['fanout100_ratio']}x"))
         elif kind == "session":
             table.append((f"session: {f.get('figure', '')}",
                           json.dumps({k: v for k, v in f.items()

@@ -100,11 +100,14 @@ def pct(values: list[float], q: int) -> float:
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--patterns", nargs="+", choices=sorted(PATTERNS),
+                        default=sorted(PATTERNS))
     args = parser.parse_args()
     env = await bench_environment()
     try:
         await baton_steps(env.client, "support_desk", "warm up", 2)
-        for pattern, (member, prompt) in PATTERNS.items():
+        for pattern in args.patterns:
+            member, prompt = PATTERNS[pattern]
             steps, raw = [], []
             for _ in range(2):  # interleaved halves, so drift hits both alike
                 steps += await baton_steps(env.client, member, prompt, args.runs // 2)
