@@ -6,7 +6,8 @@ COPY baton ./baton
 COPY workflows ./workflows
 COPY activities ./activities
 COPY worker.py starter.py ./
-RUN pip install --no-cache-dir .
+# With the tracing extra: OTLP export when OTEL_EXPORTER_OTLP_ENDPOINT is set.
+RUN pip install --no-cache-dir '.[tracing]'
 # Temporal needs the process to exit on SIGTERM after in-flight tasks: worker.py does.
 STOPSIGNAL SIGTERM
 CMD ["python", "worker.py"]

@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: setup server worker demo down test bench bench-quick lint clean histories
+.PHONY: setup server worker demo down test bench bench-quick lint clean histories traces
 
 # Bytecode is written even where PYTHONDONTWRITEBYTECODE is set: Temporal's sandbox
 # re-imports workflow modules for every run, and compiling them each time was the
@@ -62,6 +62,22 @@ bench-quick: setup
 	$(BIN)/python bench/fanout_bench.py --n 10 100 --repeat 1 | tee -a $(BENCH_OUT)
 	$(BIN)/python bench/waiting_bench.py --runs 300 --checkpoints 100 300 | tee -a $(BENCH_OUT)
 	$(BIN)/python bench/report.py $(BENCH_OUT) --chart .bench/fanout.png
+
+# A trace viewer on this machine, no Docker: Arize Phoenix, its UI and its OTLP/HTTP
+# receiver both on TRACES_PORT. It gets a virtualenv of its own because its
+# dependencies would replace Baton's (anthropic 2.x -> 1.x). Ctrl-C stops it.
+PHOENIX := $(VENV)/phoenix
+TRACES_PORT ?= 6006
+
+traces:
+	@test -x $(PHOENIX)/bin/phoenix || { $(PYTHON) -m venv $(PHOENIX) \
+		&& $(PHOENIX)/bin/python -m pip install --quiet --upgrade pip \
+		&& $(PHOENIX)/bin/python -m pip install --quiet arize-phoenix; }
+	@echo "Trace viewer: http://localhost:$(TRACES_PORT)"
+	@echo "Run the worker and the starter with:"
+	@echo "  export OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:$(TRACES_PORT)"
+	PHOENIX_PORT=$(TRACES_PORT) PHOENIX_WORKING_DIR=$(PHOENIX)/data \
+		PHOENIX_TELEMETRY_ENABLED=false $(PHOENIX)/bin/phoenix serve
 
 lint: setup
 	$(BIN)/ruff check .

@@ -17,7 +17,9 @@ from baton.activities.breakers import BreakerBoard, CircuitOpenError
 from baton.activities.heartbeat import heartbeating
 from baton.activities.providers import provider_for
 from baton.errors import CircuitOpen
+from baton.metrics import metered_model_call
 from baton.model_io import BreakerState, ModelRequest, ModelResponse
+from baton.observability import model_call_span
 
 
 class ModelCalls:
@@ -27,24 +29,27 @@ class ModelCalls:
         self.breakers = breakers or BreakerBoard()
 
     @activity.defn(name="call_model")
+    @metered_model_call
     async def call_model(self, request: ModelRequest) -> ModelResponse:
         breaker = self.breakers.for_model(request.model, request.breaker)
-        try:
-            breaker.before_call()
-        except CircuitOpenError as err:
-            raise CircuitOpen(str(err)) from None
-        try:
-            response = await heartbeating(provider_for(request).complete(request))
-        except ApplicationError as err:
-            if not err.non_retryable:
+        with model_call_span(request, breaker) as span:
+            try:
+                breaker.before_call()
+            except CircuitOpenError as err:
+                raise CircuitOpen(str(err)) from None
+            try:
+                response = await heartbeating(provider_for(request).complete(request))
+            except ApplicationError as err:
+                if not err.non_retryable:
+                    breaker.record_failure()
+                raise
+            except BaseException:
+                # Timeouts (cancellation on a missed heartbeat or start-to-close) and
+                # anything unexpected count against the model too.
                 breaker.record_failure()
-            raise
-        except BaseException:
-            # Timeouts (cancellation on a missed heartbeat or start-to-close) and
-            # anything unexpected count against the model too.
-            breaker.record_failure()
-            raise
-        breaker.record_success()
+                raise
+            breaker.record_success()
+            span.response(response)
         # Every attempt was a call to the provider; the run's call budget counts them all.
         attempts = activity.info().attempt
         return response.model_copy(update={

@@ -19,6 +19,8 @@ from pydantic import ValidationError
 from temporalio import activity
 
 from baton.activities.heartbeat import heartbeating
+from baton.metrics import metered_tool
+from baton.observability import tool_call_span
 from baton.tools import (
     APPROVAL_POLICY_ACTIVITY,
     Tool,
@@ -78,10 +80,13 @@ def _activity_for(tool: Tool) -> Callable[..., Any]:
             # per call: the workflow and the activity's id within it.
             idempotency_key=f"{info.workflow_id}/{info.activity_id}")
         started = time.monotonic()
-        value = await heartbeating(tool.invoke(arguments, context))
-        content, truncated = render_result(value, invocation.max_result_chars)
-        return ToolOutcome(content=content, truncated=truncated,
-                           elapsed_s=round(time.monotonic() - started, 6))
+        with tool_call_span(tool, invocation) as span:
+            value = await heartbeating(tool.invoke(arguments, context))
+            content, truncated = render_result(value, invocation.max_result_chars)
+            outcome = ToolOutcome(content=content, truncated=truncated,
+                                  elapsed_s=round(time.monotonic() - started, 6))
+            span.outcome(outcome)
+        return outcome
 
     run_tool.__name__ = run_tool.__qualname__ = f"tool_{tool.name}"
-    return activity.defn(name=tool.name)(run_tool)
+    return activity.defn(name=tool.name)(metered_tool(tool.name, run_tool))

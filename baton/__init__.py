@@ -26,6 +26,7 @@ _EXPORTS = {
     "RunOutcome": "baton.api", "RunHandle": "baton.api",
     "run": "baton.api", "start": "baton.api", "worker": "baton.api",
     "approve": "baton.approvals", "reject": "baton.approvals", "pending": "baton.approvals",
+    "send_turn": "baton.sessions", "end_session": "baton.sessions",
     "guardrail": "baton.guardrails", "Guardrail": "baton.guardrails",
     "GuardrailVerdict": "baton.contracts", "GuardrailTripped": "baton.errors",
     "tool": "baton.tools", "Tool": "baton.tools", "ToolContext": "baton.tools",
@@ -135,6 +136,8 @@ if TYPE_CHECKING:
     from baton.runs import (
         TriageResult as TriageResult,
     )
+    from baton.sessions import end_session as end_session
+    from baton.sessions import send_turn as send_turn
     from baton.specs import Catalogue as Catalogue
     from baton.specs import RetrySpec as RetrySpec
     from baton.tools import (

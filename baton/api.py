@@ -119,6 +119,14 @@ class Agent(Member):
             if not isinstance(item, Tool):
                 raise TypeError(f"agent {name!r}: tools must be @baton.tool functions; got "
                                 f"{item!r} (decorate it with @baton.tool)")
+        for role, items, kinds, what in (
+                ("handoffs", [*handoffs, *([default_handoff] if default_handoff else [])],
+                 Member, "agents or teams (the objects, not their names)"),
+                ("guardrails", self._guardrails, (Guardrail, Agent),
+                 "@baton.guardrail functions, baton.guardrails.pii or judge agents")):
+            for given in items:
+                if not isinstance(given, kinds):
+                    raise TypeError(f"agent {name!r}: {role} must be {what}; got {given!r}")
         self._tools = list(tools)
         self.output = output
         self._handoffs = list(handoffs)

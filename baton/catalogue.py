@@ -53,6 +53,10 @@ def load_catalogue(path: str | Path | None = None,
 
 def parse_catalogue(raw: dict[str, Any], source: str = "catalogue") -> Catalogue:
     """Validate a catalogue given as plain data ([defaults] apply to every agent)."""
+    for table in ("defaults", "tools", "guardrails", "prices"):
+        if not isinstance(raw.get(table, {}), dict):
+            raise CatalogueError(f"{source} is invalid:\n  - {table}: must be a table, not "
+                                 f"{type(raw[table]).__name__} {raw[table]!r:.60}")
     defaults = raw.pop("defaults", {})
     modules = raw.pop("app", [])
     if modules:

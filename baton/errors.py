@@ -123,6 +123,12 @@ class UnknownContract(BatonError):
     TYPE = "UnknownContract"
 
 
+class InvalidRunInput(BatonError):
+    """A run's input names no member of its catalogue, or one another workflow runs."""
+
+    TYPE = "InvalidRunInput"
+
+
 # Provider failure types (activities/providers/errors.py); listed for readers and tests.
 MODEL_ERROR_TYPES = (
     "ModelRateLimited", "ModelUnavailable", "ModelTimeout", "ModelBadResponse",

@@ -26,6 +26,8 @@ from pydantic import BaseModel, Field
 from baton.contracts import GuardrailVerdict
 
 GUARDRAIL_ACTIVITY_PREFIX = "guardrail_"
+# What a guardrail may be named (it names an activity, and a catalogue's key).
+GUARDRAIL_NAME = r"^[A-Za-z0-9_-]{0,64}$"
 Where = Literal["input", "output"]
 
 
@@ -33,7 +35,7 @@ class GuardrailDef(BaseModel):
     """A guardrail as a run's catalogue records it."""
 
     # Filled from the catalogue's key when the catalogue is validated.
-    name: str = Field(default="", pattern=r"^[A-Za-z0-9_-]{0,64}$")
+    name: str = Field(default="", pattern=GUARDRAIL_NAME)
     kind: Literal["function", "agent"] = "function"
     # For kind "agent": the catalogue agent that judges (its contract is the verdict).
     agent: str | None = None

@@ -148,6 +148,9 @@ class ModelRequest(BaseModel):
     # "project_team/research_panel-2" for a nested one): seeds chaos, so the same seed
     # misbehaves the same way in every run, whatever its workflow id.
     call_key: str = ""
+    # The member whose run made the call (its team, or the agent run on its own): the
+    # activity cannot tell it from a top-level workflow id, and metrics label by it.
+    team: str = ""
     # Seconds the provider's own HTTP timeout may use; kept below start-to-close.
     timeout_s: float = 60.0
     chaos: Chaos | None = None

@@ -16,7 +16,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, Field, field_validator, model_validator
 
 from baton.contracts import CONTRACTS
-from baton.guardrails import BUILTIN_GUARDRAILS, GuardrailDef
+from baton.guardrails import BUILTIN_GUARDRAILS, GUARDRAIL_NAME, GuardrailDef
 from baton.model_io import BreakerPolicy, ModelRef, ProviderConfig
 from baton.tools import ToolDef
 from baton.usage import Budget, Price
@@ -225,7 +225,10 @@ class Catalogue(BaseModel):
     tools: dict[str, ToolDef] = Field(default_factory=dict)
     # Guardrails by name besides the built-in "pii" (functions from the modules the
     # catalogue names, or agents that answer a GuardrailVerdict).
-    guardrails: dict[str, GuardrailDef] = Field(default_factory=dict)
+    # Keyed by the guardrail's name, which must fit GuardrailDef.name's pattern (the
+    # key becomes the name, and a run's input is validated again on the worker).
+    guardrails: dict[Annotated[str, Field(pattern=GUARDRAIL_NAME)], GuardrailDef] = Field(
+        default_factory=dict)
     teams: dict[str, TeamSpec] = Field(default_factory=dict)
     # USD per million tokens by "provider:model" (see baton/pricing.py).
     prices: dict[str, Price] = Field(default_factory=dict)

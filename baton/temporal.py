@@ -22,7 +22,11 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.service import TLSConfig
 
+from baton.observability import flush_tracing, tracing_interceptors
+from baton.search import dev_server_search_attribute_args
+
 if TYPE_CHECKING:
+    from temporalio.runtime import Runtime
     from temporalio.testing import WorkflowEnvironment
     from temporalio.worker import Replayer, Worker
 
@@ -99,16 +103,35 @@ def data_converter() -> DataConverter:
     return pydantic_data_converter
 
 
-async def connect(settings: Settings | None = None) -> Client:
-    """A client for `settings` (default: from the environment)."""
+async def connect(settings: Settings | None = None, *,
+                  runtime: Runtime | None = None) -> Client:
+    """A client for `settings` (default: from the environment), on `runtime` (default:
+    the process's; `baton.metrics.metrics_runtime` builds one that serves metrics)."""
     settings = settings or Settings.from_env()
     try:
         tls = settings.tls()
+        interceptors = tracing_interceptors()  # before connecting: a bad endpoint stops here
     except ValueError as err:
         raise RuntimeError(str(err)) from None
     return await Client.connect(settings.address, namespace=settings.namespace,
                                 data_converter=data_converter(), tls=tls,
-                                api_key=settings.api_key)
+                                api_key=settings.api_key, interceptors=interceptors,
+                                runtime=runtime)
+
+
+def workflow_failure_types() -> list[type[BaseException]]:
+    """Exceptions that fail a Baton run instead of its workflow task.
+
+    A pydantic ValidationError in a workflow comes from data, not from a passing
+    condition: an input the worker cannot decode (another client, another Baton
+    version, `temporal workflow start --input`) or a result that does not fit its
+    model. Retrying the workflow task gives the same error forever; failing the run
+    (type "ValidationError", the message saying which field) ends it visibly, and
+    `starter.py reset` can resume it once the code is fixed.
+    """
+    from pydantic import ValidationError
+
+    return [ValidationError]
 
 
 def build_worker(client: Client, task_queue: str, *, tools: Sequence[Tool] = (),
@@ -138,10 +161,16 @@ def build_worker(client: Client, task_queue: str, *, tools: Sequence[Tool] = (),
     # hundreds at once; the SDK's default of 100 would queue a large fan-out.
     options.setdefault("max_concurrent_activities", 500)
     options.setdefault("max_concurrent_workflow_tasks", 200)
+    options.setdefault("workflow_failure_exception_types", workflow_failure_types())
     calls = ModelCalls()  # this worker's circuit breakers, shared by all its runs
     activities: list[Callable[..., Any]] = [calls.call_model, calls.breaker_states,
                                             *tool_activities(tools),
                                             *guardrail_activities(guardrails)]
+    traced = tracing_interceptors()
+    if traced and not any(i in client.config()["interceptors"] for i in traced):
+        # A client from connect() already hands them to its workers; twice would
+        # record every span twice.
+        options["interceptors"] = [*options.get("interceptors", ()), *traced]
     return Worker(client, task_queue=task_queue, workflows=ALL_WORKFLOWS,
                   activities=activities, **options)
 
@@ -152,7 +181,10 @@ def build_replayer() -> Replayer:
 
     from baton.workflows.registry import ALL_WORKFLOWS
 
-    return Replayer(workflows=ALL_WORKFLOWS, data_converter=data_converter())
+    # Traced like a worker, so replay runs the tracing code and shows it emits nothing.
+    return Replayer(workflows=ALL_WORKFLOWS, data_converter=data_converter(),
+                    workflow_failure_exception_types=workflow_failure_types(),
+                    interceptors=tracing_interceptors())
 
 
 def temporal_binary() -> str:
@@ -165,11 +197,12 @@ def temporal_binary() -> str:
 
 
 def dev_server_args() -> list[str]:
-    """Extra `temporal server start-dev` arguments Baton uses everywhere."""
+    """Extra `temporal server start-dev` arguments Baton uses everywhere: its dynamic
+    config and its search attributes (runs fail their workflow tasks without them)."""
     args: list[str] = []
     for key, value in DEV_SERVER_DYNAMIC_CONFIG.items():
         args += ["--dynamic-config-value", f"{key}={value}"]
-    return args
+    return args + dev_server_search_attribute_args()
 
 
 async def start_dev_environment(**options: Any) -> WorkflowEnvironment:
@@ -190,8 +223,10 @@ def exit_now(status: int) -> None:
 
     A process that used a Temporal client aborts at interpreter exit about half the
     time on our machines (sdk-python issue 300, exit 134); leaving with os._exit
-    keeps the true status.
+    keeps the true status. os._exit also skips the span exporter's exit hook, so the
+    spans still batched are exported first.
     """
+    flush_tracing()
     sys.stdout.flush()
     sys.stderr.flush()
     os._exit(status)

@@ -82,6 +82,7 @@ class ToolInvocation(BaseModel):
     call_id: str
     arguments: dict[str, Any] = Field(default_factory=dict)
     max_result_chars: int = MAX_RESULT_CHARS
+    team: str = ""  # as ModelRequest.team
 
 
 class ToolOutcome(BaseModel):
@@ -255,13 +256,20 @@ def _arguments_model(fn: Callable[..., Any], name: str) -> tuple[str | None, typ
         if annotation is ToolContext:
             context = parameter.name
             continue
+        if parameter.name.startswith("_"):
+            # pydantic would take it for a private attribute and leave it out of the
+            # schema: the model could never pass it.
+            raise ToolDefinitionError(
+                f"tool {name!r}: parameter {parameter.name!r} starts with '_'; name it "
+                "without the underscore (tool arguments are public)")
         # A default may be a plain value or a pydantic Field(...); both are kept.
         default = ... if parameter.default is inspect.Parameter.empty else parameter.default
         fields[parameter.name] = (annotation, default)
     try:
         model = create_model(f"{name}_arguments", __config__=ConfigDict(extra="forbid"),
                              **fields)
-        model.model_json_schema()
+        # Strict JSON, as providers take it (a NaN or infinite default is not).
+        json.dumps(model.model_json_schema(), allow_nan=False)
     except Exception as err:  # pydantic raises several kinds for unusable types
         raise ToolDefinitionError(
             f"tool {name!r}: its parameters cannot become a JSON schema: {err}") from None

@@ -8,6 +8,8 @@ from collections.abc import Iterable
 from pydantic import BaseModel, Field, StrictFloat, StrictInt
 
 Amount = StrictFloat | StrictInt
+# The longest whole-run deadline: ten years.
+MAX_DEADLINE_S = 10 * 365 * 86_400
 
 
 class Price(BaseModel):
@@ -72,10 +74,13 @@ class Budget(BaseModel):
 
     max_tokens: int | None = Field(default=None, gt=0)
     max_calls: int | None = Field(default=None, gt=0)
-    max_usd: float | None = Field(default=None, gt=0)
+    # Finite: JSON has no NaN or infinity (they would arrive as null, i.e. no limit).
+    max_usd: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     max_tool_calls: int | None = Field(default=None, gt=0)
-    # Whole-run deadline, from the run's start; nested runs get what is left.
-    max_seconds: float | None = Field(default=None, gt=0)
+    # Whole-run deadline, from the run's start; nested runs get what is left. At most
+    # MAX_DEADLINE_S: it becomes the run's execution timeout (a timedelta).
+    max_seconds: float | None = Field(default=None, gt=0, le=MAX_DEADLINE_S,
+                                      allow_inf_nan=False)
 
     def remaining(self, spent: Usage, elapsed_s: float = 0.0) -> Budget:
         """What is left after `spent`; call only while `exceeded_by(spent)` is None."""

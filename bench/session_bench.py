@@ -34,7 +34,12 @@ sys.path.insert(0, str(ROOT))
 from temporalio.client import Client  # noqa: E402
 
 from baton.catalogue import load_catalogue  # noqa: E402
-from baton.session_io import SessionLimits, session_workflow_id  # noqa: E402
+from baton.session_io import (  # noqa: E402
+    SessionLimits,
+    SessionState,
+    TurnAnswer,
+    session_workflow_id,
+)
 from baton.sessions import send_turn, session_state  # noqa: E402
 from baton.temporal import build_worker, exit_now  # noqa: E402
 from bench.common import bench_environment  # noqa: E402
@@ -113,6 +118,26 @@ async def conversation(client: Client, task_queue: str, turns: int,
             "answers": answers, "state": state}
 
 
+def losses(state: SessionState, answers: list[TurnAnswer]) -> dict[str, Any]:
+    """What the specialist no longer sees at the last turn, against the full transcript."""
+    folded = range(state.folded_turns)
+    users = [line for line in state.summary if line.startswith("user: ")]
+    original = sum(len(MESSAGES[i % len(MESSAGES)]) + len(answers[i].answer) for i in folded)
+    limits = SessionLimits()
+    cut_short = sum(1 for line in users[1:] if len(line) <= len("user: ") + limits.old_turn_chars)
+    # The folded turn whose request lost the most, as the summary keeps it.
+    worst = max(folded[1:], key=lambda i: len(MESSAGES[i % len(MESSAGES)]), default=0)
+    dropped = state.dropped_turns
+    kept = users[worst - dropped] if worst > dropped or worst == 0 else "(dropped)"
+    return {"turns_verbatim": len(state.recent), "turns_summarised": state.folded_turns,
+            "turns_cut_to_old_turn_chars": cut_short,
+            "turns_dropped_from_summary": dropped,
+            "chars_of_summarised_turns": original,
+            "chars_kept_in_summary": sum(len(line) for line in state.summary),
+            "example_turn": worst + 1, "example_original": MESSAGES[worst % len(MESSAGES)],
+            "example_kept": kept}
+
+
 def per_turn(sizes: list[tuple[int, int]]) -> dict[str, Any]:
     """Growth of the session's own history per turn: first, middle and last turns."""
     deltas = [b - a for (a, _), (b, _) in zip([(0, 0), *sizes[:-1]], sizes, strict=True)]
@@ -120,6 +145,7 @@ def per_turn(sizes: list[tuple[int, int]]) -> dict[str, Any]:
     return {"bytes_per_turn_p50": int(statistics.median(deltas[1:] or deltas)),
             "bytes_turn_2": deltas[1] if len(deltas) > 1 else deltas[0],
             "bytes_last_turn": deltas[-1], "events_per_turn_p50": statistics.median(events),
+            "bytes_by_turn": deltas,
             "history_bytes": sizes[-1][0], "history_events": sizes[-1][1]}
 
 
@@ -164,22 +190,8 @@ async def main() -> int:
                 "specialist": last_c.handled_by, "compressed": tokens_c, "verbatim": tokens_v,
                 "reduction_pct": round(100 * (1 - tokens_c / tokens_v), 1)}), flush=True)
             state = compressed["state"]
-            folded = [MESSAGES[i % len(MESSAGES)] for i in range(state.folded_turns)]
-            original = sum(len(m) for m in folded) + sum(
-                len(a.answer) for a in compressed["answers"][:state.folded_turns])
-            kept = sum(len(line) for line in state.summary)
-            cut = next((i for i, m in enumerate(folded) if len(m) > SessionLimits().turn_chars),
-                       0)
-            print(json.dumps({
-                "bench": "session", "figure": "what compression loses",
-                "turns_verbatim": len(state.recent), "turns_summarised": state.folded_turns,
-                "turns_dropped_from_summary": state.dropped_turns,
-                "chars_of_summarised_turns": original, "chars_kept_in_summary": kept,
-                "example_turn": cut + 1, "example_original": folded[cut] if folded else "",
-                "example_kept": next((line for line in state.summary
-                                      if line.startswith("user: ")
-                                      and folded and line[6:30] == folded[cut][:24]), ""),
-            }), flush=True)
+            print(json.dumps({"bench": "session", "figure": "what compression loses",
+                              **losses(state, compressed["answers"])}), flush=True)
     finally:
         await env.shutdown()
     return 0

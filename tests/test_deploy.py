@@ -18,8 +18,24 @@ def test_compose_names_server_database_ui_and_worker() -> None:
     assert services["temporal"]["environment"]["POSTGRES_SEEDS"] == "postgresql"
     assert services["temporal-ui"]["environment"]["TEMPORAL_ADDRESS"] == "temporal:7233"
     worker = services["worker"]
-    assert worker["build"] == "." and worker["command"] == ["python", "worker.py"]
+    assert worker["build"] == "." and worker["command"][:2] == ["python", "worker.py"]
     assert worker["environment"]["TEMPORAL_ADDRESS"] == "temporal:7233"
+
+
+def test_compose_scrapes_the_workers_metrics_into_grafana() -> None:
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    services = compose["services"]
+    command = services["worker"]["command"]
+    assert command[command.index("--metrics") + 1] == "0.0.0.0:9464"
+    assert "./deploy/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in (
+        services["prometheus"]["volumes"])
+    scrape = yaml.safe_load((ROOT / "deploy" / "prometheus.yml").read_text())
+    [job] = scrape["scrape_configs"]
+    assert job["dns_sd_configs"] == [{"names": ["worker"], "type": "A", "port": 9464}]
+    mounts = " ".join(services["grafana"]["volumes"])
+    assert "./deploy/grafana/baton-dashboard.json:" in mounts
+    for provisioned in ("datasources/prometheus.yml", "dashboards/baton.yml"):
+        assert (ROOT / "deploy" / "grafana" / "provisioning" / provisioned).exists()
 
 
 def test_dockerfile_copies_every_package_the_project_ships() -> None:

@@ -22,7 +22,7 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 def test_committed_histories_exist_for_every_pattern() -> None:
     names = {p.stem.rsplit("-", 1)[0] for p in HISTORIES}
     assert names == {"triage", "fanout", "supervisor", "pipeline", "composed",
-                     "pipeline-failed", "coordinator", "tools"}
+                     "pipeline-failed", "coordinator", "tools", "session"}
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])

@@ -138,6 +138,7 @@ async def call_model_once(ledger: RunLedger, agent: AgentSpec, model: str,
         temperature=agent.temperature,
         call_index=ledger.next_call_index(agent.name),
         call_key=workflow.info().workflow_id.partition("/")[2],
+        team=ledger.run.member,
         # Leave the provider's own HTTP timeout a margin inside start-to-close.
         timeout_s=max(agent.timeout_s * 0.9, agent.timeout_s - 2),
         chaos=ledger.run.options.chaos,
@@ -180,7 +181,8 @@ async def run_function_tool(ledger: RunLedger, agent: AgentSpec, tool: ToolDef,
     """
     ledger.check_budget()
     invocation = ToolInvocation(tool=tool.name, agent=agent.name, call_id=call.id,
-                                arguments=call.arguments, max_result_chars=tool.max_result_chars)
+                                arguments=call.arguments, max_result_chars=tool.max_result_chars,
+                                team=ledger.run.member)
     arguments = ", ".join(f"{k}={shorten(json.dumps(v), 40)}" for k, v in call.arguments.items())
     if tool.approval != "never":
         decision = await _approval(ledger, agent, tool, invocation)

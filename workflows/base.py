@@ -5,23 +5,37 @@ that calls `self.execute(run, ResultType, self._body)`, and reports progress wit
 `self.set_phase(...)`. The wrapper owns the run's ledger and turns an exhausted
 budget into a result with the partial answers gathered so far; queries `phase`,
 `state` and `usage` answer while the run is live. `set_status` is the one place a
-run's status changes (running, waiting_approval, then its final status).
+run's status changes (running, waiting_approval, then its final status); it upserts
+the run's search attributes (baton/search.py) so the Web UI and `starter.py list`
+find runs by team, pattern, status, cost, tokens and models.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
 from temporalio import workflow
+from temporalio.common import SearchAttributeUpdate
 from temporalio.contrib.workflow_streams import WorkflowStream
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from baton.errors import SPENT_DETAIL, BudgetExhausted, GuardrailTripped
+    from baton.errors import SPENT_DETAIL, BudgetExhausted, GuardrailTripped, InvalidRunInput
     from baton.events import EVENTS_TOPIC, EventKind, RunEvent
-    from baton.runs import RunInput, RunResult, RunState, RunStatus, Step
+    from baton.metrics import record_run_result
+    from baton.runs import PATTERN_WORKFLOWS, RunInput, RunResult, RunState, RunStatus, Step
+    from baton.search import (
+        COST_USD,
+        MODELS,
+        PATCH_ID,
+        PATTERN,
+        STATUS,
+        TEAM,
+        TOKENS,
+        upserts_enabled,
+    )
     from baton.usage import Usage
 
 from baton.workflows.approval import ApprovalDesk
@@ -40,6 +54,7 @@ class PatternWorkflow(ApprovalDesk):
         self._phase = "starting"
         self._status: RunStatus = "running"
         self._ledger: RunLedger | None = None
+        self._searchable: bool | None = None  # decided at the first upsert
         # Live progress for watchers; costs no history until someone subscribes.
         self._stream = WorkflowStream()
         self._events = self._stream.topic(EVENTS_TOPIC, type=RunEvent)
@@ -68,9 +83,26 @@ class PatternWorkflow(ApprovalDesk):
         return RunState(status=self._status, phase=self._phase,
                         usage=self._ledger.spent if self._ledger is not None else Usage())
 
-    def set_status(self, status: RunStatus) -> None:
+    def set_status(self, status: RunStatus, *,
+                   searchable: Sequence[SearchAttributeUpdate[Any]] = ()) -> None:
+        """Change the run's status; `searchable`: other search attributes to upsert with
+        it (one command, one history event)."""
         self._status = status
+        self._upsert([STATUS.value_set(status), *searchable])
         self.emit("status", status=status)
+        if self._ledger is not None:  # final statuses only; not again when replayed
+            run = self._ledger.run
+            record_run_result(run.member, status, nested=bool(run.path))
+
+    def _upsert(self, updates: list[SearchAttributeUpdate[Any]]) -> None:
+        if self._searchable is None:
+            # Decided once, when the run first starts, and recorded by the patch marker:
+            # a replay (is_replaying) follows the marker, so runs recorded before search
+            # attributes, or on a worker whose server lacks them, replay anywhere.
+            self._searchable = ((workflow.unsafe.is_replaying() or upserts_enabled())
+                                and workflow.patched(PATCH_ID))
+        if self._searchable:
+            workflow.upsert_search_attributes(updates)
 
     @workflow.query
     def usage(self) -> Usage:
@@ -93,9 +125,14 @@ class PatternWorkflow(ApprovalDesk):
 
     async def execute(self, run: RunInput, result_type: type[R],
                       body: Callable[[RunLedger], Awaitable[R]]) -> R:
+        if (problem := unrunnable(run, self.pattern)) is not None:
+            # Retrying cannot fix the input: fail the run, not its workflow task forever.
+            self.set_status("failed")
+            raise InvalidRunInput(problem)
         self._ledger = ledger = RunLedger(run)
         ledger.on_step = self._on_step
-        self.set_status("running")
+        self.set_status("running", searchable=[TEAM.value_set(run.member),
+                                               PATTERN.value_set(self.pattern)])
         try:
             result = await self._guarded(ledger, body)
         except BudgetExhausted as err:
@@ -105,13 +142,13 @@ class PatternWorkflow(ApprovalDesk):
             result = result_type(pattern=self.pattern, answer=f"Blocked: {err.message}",
                                  **ledger.result_fields(), **self.partial_fields())
         except ApplicationError as err:
-            self.set_status("failed")
+            self.set_status("failed", searchable=spending_attributes(ledger))
             raise failure_with_spending(err, ledger) from err
         except BaseException:
-            self.set_status("failed")
+            self.set_status("failed", searchable=spending_attributes(ledger))
             raise
         self._phase = "done"
-        self.set_status(result.status)
+        self.set_status(result.status, searchable=spending_attributes(ledger))
         self.emit("result", status=result.status, detail=result.answer[:2000])
         return result
 
@@ -136,6 +173,34 @@ class PatternWorkflow(ApprovalDesk):
                                run.member)
         result.trace = list(ledger.trace)  # with the output checks, made after the result
         return result
+
+
+def spending_attributes(ledger: RunLedger) -> list[SearchAttributeUpdate[Any]]:
+    """What a run spent, as search attributes: its nested runs' spending included, cost
+    only when known (an unknown price is not $0), every model it called or tried."""
+    spent = ledger.spent
+    updates: list[SearchAttributeUpdate[Any]] = [TOKENS.value_set(spent.total_tokens)]
+    if spent.cost_usd is not None:
+        updates.append(COST_USD.value_set(spent.cost_usd))
+    if models := sorted({step.model for step in ledger.trace if step.model}):
+        updates.append(MODELS.value_set(models))
+    return updates
+
+
+def unrunnable(run: object, pattern: str) -> str | None:
+    """Why this workflow (running `pattern`) cannot run `run`, if it cannot."""
+    if not isinstance(run, RunInput):
+        return f"the input is not a RunInput but {type(run).__name__}"
+    catalogue = run.catalogue
+    if run.member not in catalogue.agents and run.member not in catalogue.teams:
+        return (f"member {run.member!r} is not in the run's catalogue (agents: "
+                f"{', '.join(sorted(catalogue.agents)) or 'none'}; teams: "
+                f"{', '.join(sorted(catalogue.teams)) or 'none'})")
+    own = catalogue.pattern_of(run.member)
+    if own != pattern:
+        return (f"{run.member!r} is run by {PATTERN_WORKFLOWS[own]}, not "
+                f"{workflow.info().workflow_type}")
+    return None
 
 
 def failure_with_spending(err: ApplicationError, ledger: RunLedger) -> ApplicationError:

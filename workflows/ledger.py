@@ -15,6 +15,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from baton.errors import BudgetExhausted
+    from baton.observability import record_step
     from baton.runs import ApprovalRecord, RunInput, RunResult, Step, StepKind
     from baton.text import shorten
     from baton.usage import Budget, Usage
@@ -44,6 +45,7 @@ class RunLedger:
         step = Step(kind=kind, agent=agent, detail=detail, ok=ok, model=model,
                     path=self.run.path, usage=usage, error_type=error_type)
         self.trace.append(step)
+        record_step(step)  # a span in the run's trace when the worker traces
         if self.on_step is not None:
             self.on_step(step)
 

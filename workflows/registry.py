@@ -4,8 +4,9 @@ from baton.workflows.breakers import BreakerReportWorkflow
 from baton.workflows.fanout import FanOutShardWorkflow, FanOutWorkflow
 from baton.workflows.members import AgentWorkflow
 from baton.workflows.pipeline import PipelineWorkflow
+from baton.workflows.session import SessionWorkflow
 from baton.workflows.supervisor import SupervisorWorkflow
 from baton.workflows.triage import TriageWorkflow
 
 ALL_WORKFLOWS = [TriageWorkflow, FanOutWorkflow, FanOutShardWorkflow, SupervisorWorkflow,
-                 PipelineWorkflow, AgentWorkflow, BreakerReportWorkflow]
+                 PipelineWorkflow, AgentWorkflow, BreakerReportWorkflow, SessionWorkflow]

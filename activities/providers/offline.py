@@ -187,8 +187,10 @@ def _request_text(request: ModelRequest) -> str:
     messages = request.messages
     for index in range(len(messages) - 1, -1, -1):
         before = messages[index - 1] if index else None
+        # Only contract repairs correct a reply; in a plain conversation (a session)
+        # a message after this agent's answer is the user's next request.
         correction = before is not None and before.role == "assistant" \
-            and before.agent == request.agent
+            and before.agent == request.agent and request.output_schema is not None
         if messages[index].role == "user" and not correction:
             return messages[index].content
     return _last_user_text(request)
@@ -320,4 +322,31 @@ def _answer(request: ModelRequest, prompt: str) -> str:
         lines = "\n".join(f"- {shorten(m.content, 160)}" for m in results)
         original = next((m.content for m in request.messages if m.role == "user"), prompt)
         return f"{header} for \"{shorten(original, 100)}\", the team reports:\n{lines}"
-    return f"{header} regarding \"{shorten(prompt, 160)}\", here is my answer as {request.agent}."
+    answer = f"{header} regarding \"{shorten(prompt, 160)}\", here is my answer as {request.agent}."
+    earlier, first = _earlier_user_turns(request)
+    if earlier:
+        # Lets tests and demos see what context a long conversation really reached.
+        answer += (f" I see {earlier} earlier user turn{'s' if earlier != 1 else ''}; the "
+                   f"conversation began with \"{shorten(first, 80)}\".")
+    return answer
+
+
+HISTORY_BLOCK = re.compile(r"<conversation_history>\n(.*?)\n</conversation_history>", re.S)
+
+
+def _earlier_user_turns(request: ModelRequest) -> tuple[int, str]:
+    """User turns before the current request, counting those inside transcripts (a
+    nested handoff history, a session's summary), and the first of them."""
+    users = [m.content for m in request.messages if m.role == "user"]
+    count, first = 0, ""
+    for index, content in enumerate(users):
+        block = HISTORY_BLOCK.search(content)
+        if block is not None:
+            lines = [line.removeprefix("user: ") for line in block.group(1).splitlines()
+                     if line.startswith("user: ")]
+            count += len(lines)
+            first = first or (lines[0] if lines else "")
+        elif index < len(users) - 1:
+            count += 1
+            first = first or content
+    return count, first

@@ -14,6 +14,7 @@ from typing import Any
 
 from temporalio.client import Client
 
+from baton.observability import check_tracing_config
 from baton.temporal import Settings, connect
 
 # An async command: parsed arguments in, exit status out.
@@ -28,6 +29,7 @@ async def connect_or_explain(settings: Settings | None = None) -> Client:
     settings = settings or Settings.from_env()
     try:
         settings.tls()
+        check_tracing_config()
     except ValueError as err:
         raise UsageError(str(err)) from None
     try:

@@ -11,6 +11,7 @@
     python starter.py history <workflow-id> [-o run.json]
     python starter.py replay <workflow-id> | --file run.json
     python starter.py reset <workflow-id> [--force]
+    python starter.py list [--team T] [--status S] [--since 1d] [--all] [--limit N]
 
 Flags: --no-wait, --model PROVIDER:MODEL, --json, --catalogue FILE, --team NAME,
 --budget-tokens/--budget-calls/--budget-usd, --deadline, --chaos/--seed/--latency.
@@ -53,6 +54,7 @@ from baton.runs import (
 )
 from baton.specs import Catalogue
 from baton.temporal import Settings, exit_now
+from baton.usage import Budget
 
 # What each command runs from the catalogue unless --team says otherwise.
 COMMAND_TEAMS = {
@@ -252,24 +254,36 @@ def _fraction(text: str) -> float:
     return value
 
 
+# The flag that sets each validated field of a run's options (for error messages).
+OPTION_FLAGS = {"max_tokens": "--budget-tokens", "max_calls": "--budget-calls",
+                "max_usd": "--budget-usd", "max_tool_calls": "--budget-tool-calls",
+                "max_seconds": "--deadline", "latency_s": "--latency", "seed": "--seed"}
+
+
 def run_options(args: argparse.Namespace, catalogue: Catalogue) -> RunOptions:
-    """Budget, chaos and model override of this run, recorded in its input."""
-    budget = catalogue.budget.model_copy(update={
-        key: value for key, value in (("max_tokens", args.budget_tokens),
-                                      ("max_calls", args.budget_calls),
-                                      ("max_usd", args.budget_usd),
-                                      ("max_tool_calls", args.budget_tool_calls),
-                                      ("max_seconds", args.deadline)) if value is not None})
-    chaos = None
-    if args.chaos or args.latency:
-        rate = args.chaos
-        # Besides scattered faults, one primary model (picked by the seed) is down for
-        # the run, as in a provider outage: its breaker opens and agents fall back.
-        primaries = sorted({a.model for a in catalogue.agents.values()})
-        down = [random.Random(args.seed).choice(primaries)] if rate and primaries else []
-        chaos = Chaos(failure_rate=rate * 0.5, malformed_rate=rate * 0.3,
-                      rejection_rate=rate * 0.2, seed=args.seed, latency_s=args.latency or 0,
-                      down_models=down)
+    """Budget, chaos and model override of this run, recorded in its input; UsageError
+    when a value is out of range."""
+    limits = {key: value for key, value in (("max_tokens", args.budget_tokens),
+                                            ("max_calls", args.budget_calls),
+                                            ("max_usd", args.budget_usd),
+                                            ("max_tool_calls", args.budget_tool_calls),
+                                            ("max_seconds", args.deadline)) if value is not None}
+    try:
+        budget = Budget.model_validate({**catalogue.budget.model_dump(), **limits})
+        chaos = None
+        if args.chaos or args.latency:
+            rate = args.chaos
+            # Besides scattered faults, one primary model (picked by the seed) is down for
+            # the run, as in a provider outage: its breaker opens and agents fall back.
+            primaries = sorted({a.model for a in catalogue.agents.values()})
+            down = [random.Random(args.seed).choice(primaries)] if rate and primaries else []
+            chaos = Chaos(failure_rate=rate * 0.5, malformed_rate=rate * 0.3,
+                          rejection_rate=rate * 0.2, seed=args.seed,
+                          latency_s=args.latency or 0, down_models=down)
+    except ValidationError as err:
+        problems = [f"  - {OPTION_FLAGS.get(str(e['loc'][0]), e['loc'][0])} "
+                    f"{e['input']!r}: {e['msg']}" for e in err.errors()]
+        raise UsageError("invalid run options:\n" + "\n".join(problems)) from None
     return RunOptions(model_override=args.model, budget=budget, chaos=chaos)
 
 
@@ -420,6 +434,7 @@ COMMAND_MODULES: list[str] = [
     "baton.cli.approvals",
     "baton.cli.watch",
     "baton.cli.chat",
+    "baton.cli.runs",
 ]
 
 

@@ -2,6 +2,7 @@
 
     python worker.py                 # task queue from BATON_TASK_QUEUE, default "baton"
     python worker.py --app MODULE    # also your @baton.tool functions, agents and teams
+    python worker.py --metrics 0.0.0.0:9464   # Prometheus text at http://HOST:PORT/metrics
 
 Connection settings come from TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE (default: the
 embedded dev server on localhost:7233). Provider keys are read here, from this
@@ -17,8 +18,12 @@ import os
 import signal
 from collections.abc import Sequence
 
+from temporalio.runtime import Runtime
+
 from baton.app import AppError, load_app
 from baton.guardrails import Guardrail
+from baton.metrics import MetricsAddressError, metrics_runtime
+from baton.search import ensure_search_attributes
 from baton.temporal import Settings, build_worker, connect, exit_now
 from baton.tools import Tool
 
@@ -26,6 +31,8 @@ from baton.tools import Tool
 async def serve(settings: Settings, tools: Sequence[Tool] = (),
                 guardrails: Sequence[Guardrail] = ()) -> None:
     client = await connect(settings)
+    # Before any run starts here: a run decides at its start whether to upsert them.
+    await ensure_search_attributes(client)
     worker = build_worker(client, settings.task_queue, tools=tools, guardrails=guardrails)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -44,6 +51,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--app", metavar="MODULE", action="append", default=[],
                         help="import MODULE and register its tools, agents and teams "
                              "(repeatable; from the current directory or PYTHONPATH)")
+    parser.add_argument("--metrics", metavar="HOST:PORT",
+                        help="serve Prometheus metrics, Temporal's and Baton's, at "
+                             "http://HOST:PORT/metrics (e.g. 0.0.0.0:9464)")
     return parser
 
 
@@ -61,6 +71,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except AppError as err:
         print(f"error: {err}", flush=True)
         return 2
+    if args.metrics:
+        try:
+            # The process's default runtime, so every client this worker makes reports
+            # to the one endpoint; binding it now reports a taken port before connecting.
+            Runtime.set_default(metrics_runtime(args.metrics), error_if_already_set=False)
+        except MetricsAddressError as err:
+            print(f"error: {err}", flush=True)
+            return 2
+        logging.info("metrics at http://%s/metrics", args.metrics)
     try:
         asyncio.run(serve(Settings.from_env(), tools, guardrails))
     except RuntimeError as err:
