@@ -59,8 +59,11 @@ async def main() -> int:
         spec.retry.max_attempts = 2
         spec.retry.initial_interval_s = 0.1
     OUT.mkdir(parents=True, exist_ok=True)
-    for old in OUT.glob("*.json"):
-        old.unlink()
+    # Only the cases recorded here are replaced; others (e.g. session-*.json, recorded
+    # by tests/test_session.py's steps) are kept.
+    for name, *_ in CASES:
+        for old in OUT.glob(f"{name}-[0-9]*.json"):
+            old.unlink()
     try:
         async with build_worker(env.client, "record", tools=app.tools):
             for name, member, prompt, chaos, outage in CASES:
