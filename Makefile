@@ -6,7 +6,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
-.PHONY: setup server worker demo down test bench bench-quick lint clean histories traces
+.PHONY: setup server worker demo down test bench bench-quick lint clean histories traces \
+	reliability reliability-quick
 
 # Bytecode is written even where PYTHONDONTWRITEBYTECODE is set: Temporal's sandbox
 # re-imports workflow modules for every run, and compiling them each time was the
@@ -62,6 +63,16 @@ bench-quick: setup
 	$(BIN)/python bench/fanout_bench.py --n 10 100 --repeat 1 | tee -a $(BENCH_OUT)
 	$(BIN)/python bench/waiting_bench.py --runs 300 --checkpoints 100 300 | tee -a $(BENCH_OUT)
 	$(BIN)/python bench/report.py $(BENCH_OUT) --chart .bench/fanout.png
+
+# Prove it survives: the real dev server, workers and starters as processes; kill -9 of
+# workers and of the server, provider storms, budgets and deadlines; every run checked
+# against the call logs and its history. Rewrites docs/reliability.md. The quick subset
+# writes no report. RELIABILITY_ARGS="--seed N" repeats a run's random choices.
+reliability: setup
+	$(BIN)/python scripts/reliability.py $(RELIABILITY_ARGS)
+
+reliability-quick: setup
+	$(BIN)/python scripts/reliability.py --quick $(RELIABILITY_ARGS)
 
 # A trace viewer on this machine, no Docker: Arize Phoenix, its UI and its OTLP/HTTP
 # receiver both on TRACES_PORT. It gets a virtualenv of its own because its

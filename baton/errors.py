@@ -129,6 +129,21 @@ class InvalidRunInput(BatonError):
     TYPE = "InvalidRunInput"
 
 
+
+class UndecryptablePayload(BatonError):
+    """A payload encrypted with a key this process does not hold, or altered since.
+
+    Raised by the payload codec (baton/codec.py) while a worker decodes a task; as a
+    non-retryable ApplicationError it fails the run instead of retrying a workflow task
+    that can never decode, and `starter.py reset` resumes the run once the key is given.
+    """
+
+    TYPE = "UndecryptablePayload"
+
+    def __init__(self, message: str, key_id: str) -> None:
+        super().__init__(message)
+        self.key_id = key_id
+
 # Provider failure types (activities/providers/errors.py); listed for readers and tests.
 MODEL_ERROR_TYPES = (
     "ModelRateLimited", "ModelUnavailable", "ModelTimeout", "ModelBadResponse",

@@ -19,6 +19,7 @@ from pydantic import ValidationError
 from temporalio.client import Client, WorkflowHandle
 
 from baton.catalogue import describe_errors
+from baton.codec import encrypting
 from baton.model_io import Message
 from baton.runs import (
     DEADLINE_GRACE_S,
@@ -75,7 +76,10 @@ def plan_run(catalogue: Catalogue, member: str, messages: list[Message], options
     except ValidationError as err:
         raise RunRefused(f"cannot start {member}:\n{describe_errors(err)}") from None
     pattern = catalogue.pattern_of(member)
-    workflow_id = workflow_id or f"{pattern}-{slug(run_input.prompt)}-{uuid.uuid4().hex[:8]}"
+    # Ids are stored and shown in plain text: with payloads encrypted, the prompt's
+    # first words would be the one part of it left readable on the server.
+    label = slug(member) if encrypting() else slug(run_input.prompt)
+    workflow_id = workflow_id or f"{pattern}-{label}-{uuid.uuid4().hex[:8]}"
     return PlannedRun(run_input, pattern, workflow_id)
 
 

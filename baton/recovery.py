@@ -21,6 +21,7 @@ from temporalio.api.workflowservice.v1 import ResetWorkflowExecutionRequest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHistory
 from temporalio.service import RPCError, RPCStatusCode
 
+from baton.codec import KEY_ENV, OLD_KEYS_ENV, missing_key_ids
 from baton.temporal import build_replayer
 
 RESETTABLE = {
@@ -100,7 +101,19 @@ def load_history(path: str, text: str) -> WorkflowHistory:
 
 async def replay(histories: list[WorkflowHistory]) -> list[ReplayReport]:
     """Replay each history against this code's workflows; never raises for nondeterminism."""
-    replayer = build_replayer()
+    try:
+        replayer = build_replayer()
+    except ValueError as err:  # a bad BATON_ENCRYPTION_KEY
+        raise RecoveryError(str(err)) from None
+    codec = replayer.config()["data_converter"].payload_codec
+    for history in histories:
+        # Without the key, replay would fail the run at its first encrypted payload and
+        # report that as nondeterminism: say what is missing instead.
+        if missing := missing_key_ids(history.events, codec):
+            raise RecoveryError(
+                f"cannot replay {history.workflow_id}: its payloads are encrypted with key "
+                f"id {', '.join(sorted(missing))}, which this process does not hold; set "
+                f"{KEY_ENV} (and {OLD_KEYS_ENV} for older keys) as the workers have them")
     reports = []
     for history in histories:
         result = await replayer.replay_workflow(history, raise_on_replay_failure=False)

@@ -9,7 +9,8 @@ A server must know an attribute before a run can upsert it; an unknown one fails
 every workflow task of the run until it exists. So the dev server is started with
 them (`dev_server_search_attribute_args`), and the worker registers them on other
 servers (`ensure_search_attributes`). Where it may not (Temporal Cloud, a locked-down
-cluster), it says which command does, and its runs go unsearched instead of stuck.
+cluster), it says which command does, and the runs it starts go unsearched instead
+of stuck (`patch_activation`).
 
 Search attributes are stored in plain text, even when payloads are encrypted: only
 names, statuses, model names and numbers go into them, never prompts or answers.
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import logging
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from temporalio.api.enums.v1 import IndexedValueType
@@ -29,6 +31,7 @@ from temporalio.api.operatorservice.v1 import (
 from temporalio.client import Client
 from temporalio.common import SearchAttributeIndexedValueType, SearchAttributeKey
 from temporalio.service import RPCError, RPCStatusCode
+from temporalio.worker import PatchActivationInput
 
 TEAM = SearchAttributeKey.for_keyword("BatonTeam")
 PATTERN = SearchAttributeKey.for_keyword("BatonPattern")
@@ -57,10 +60,6 @@ _TYPE_NAMES = {
 }
 
 log = logging.getLogger(__name__)
-
-# False once this process's worker found the attributes missing and could not create
-# them: its new runs then skip the upserts (see `upserts_enabled`).
-_usable = True
 
 
 class SearchAttributesError(RuntimeError):
@@ -132,31 +131,28 @@ async def register_search_attributes(client: Client) -> list[str]:
 
 
 async def ensure_search_attributes(client: Client) -> bool:
-    """Register the attributes at worker start; on refusal log the commands that would,
-    and let this process's new runs go unsearched rather than stuck. True when usable."""
-    global _usable
+    """Register the attributes at worker start; on refusal log the commands that would
+    and return False (the worker serves on; see `patch_activation`). True when usable."""
     try:
         added = await register_search_attributes(client)
     except SearchAttributesError as err:
-        log.error("%s Until then, new runs carry no search attributes "
-                  "(`starter.py list` and Web UI queries will not find them).", err)
-        _usable = False
+        log.error("%s Until then, and until this worker restarts, the runs it starts "
+                  "carry no search attributes (`starter.py list` and Web UI queries "
+                  "will not find them).", err)
         return False
     if added:
         log.info("registered search attributes in namespace %s: %s", client.namespace,
                  ", ".join(added))
-    _usable = True
     return True
 
 
-def upserts_enabled() -> bool:
-    """Whether a run starting on this worker may upsert Baton's search attributes.
-
-    Read by workflow code only when a run first starts, and the answer is then
-    recorded in its history by the patch marker, so a replay on any worker makes the
-    same choice.
-    """
-    return _usable
+def patch_activation(searchable: bool) -> Callable[[PatchActivationInput], bool]:
+    """A worker's `patch_activation_callback`: whether a run that starts on it turns
+    the upserts on. The SDK asks only outside replay; the answer is then recorded by
+    the patch marker, so the run replays the same way on any worker."""
+    def activate(patch: PatchActivationInput) -> bool:
+        return searchable or patch.patch_id != PATCH_ID
+    return activate
 
 
 async def _custom_attributes(client: Client) -> dict[str, int]:

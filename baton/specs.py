@@ -211,6 +211,11 @@ class PipelineTeam(Guarded):
         return self
 
 
+# An agent's or team's name is also a search attribute's value (BatonTeam: at most
+# 2048 bytes, as JSON) and part of child workflow ids: keep it short.
+MAX_NAME_CHARS = 100
+MemberName = Annotated[str, Field(max_length=MAX_NAME_CHARS)]
+
 TeamSpec = Annotated[
     TriageTeam | FanOutTeam | SupervisorTeam | PipelineTeam, Field(discriminator="pattern")
 ]
@@ -220,7 +225,7 @@ class Catalogue(BaseModel):
     """Every agent and team a run may use, checked for dangling and circular references."""
 
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
-    agents: dict[str, AgentSpec]
+    agents: dict[MemberName, AgentSpec]
     # Function tools by name (from @baton.tool in the modules the catalogue names).
     tools: dict[str, ToolDef] = Field(default_factory=dict)
     # Guardrails by name besides the built-in "pii" (functions from the modules the
@@ -229,7 +234,7 @@ class Catalogue(BaseModel):
     # key becomes the name, and a run's input is validated again on the worker).
     guardrails: dict[Annotated[str, Field(pattern=GUARDRAIL_NAME)], GuardrailDef] = Field(
         default_factory=dict)
-    teams: dict[str, TeamSpec] = Field(default_factory=dict)
+    teams: dict[MemberName, TeamSpec] = Field(default_factory=dict)
     # USD per million tokens by "provider:model" (see baton/pricing.py).
     prices: dict[str, Price] = Field(default_factory=dict)
     # Circuit breaker thresholds by "provider:model"; "default" for every other model.
@@ -437,9 +442,10 @@ def _team_references(team: TriageTeam | FanOutTeam | SupervisorTeam | PipelineTe
         return [("router", team.router, True)]
     if isinstance(team, FanOutTeam):
         return ([("branch", b, False) for b in team.branches]
-                + ([("planner", team.planner, True)] if team.planner else [])
+                + ([("planner", team.planner, True)] if team.planner is not None else [])
                 + [("member", m, False) for m in team.members]
-                + ([("map_member", team.map_member, False)] if team.map_member else [])
+                + ([("map_member", team.map_member, False)] if team.map_member is not None
+                   else [])
                 + [("synthesizer", team.synthesizer, True)])
     if isinstance(team, SupervisorTeam):
         return [("supervisor", team.supervisor, True)] + [

@@ -8,6 +8,7 @@ encryption and tracing tomorrow) is made once.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 import sys
@@ -22,6 +23,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.service import TLSConfig
 
+from baton.codec import KEY_ENV, OLD_KEYS_ENV, EncryptedFailureConverter, EncryptionCodec
 from baton.observability import flush_tracing, tracing_interceptors
 from baton.search import dev_server_search_attribute_args
 
@@ -99,8 +101,21 @@ class Settings:
 
 
 def data_converter() -> DataConverter:
-    """How every Baton payload is converted: pydantic models as JSON."""
-    return pydantic_data_converter
+    """How every Baton payload is converted: pydantic models as JSON, encrypted when
+    BATON_ENCRYPTION_KEY (or BATON_DECRYPTION_KEYS) is set (baton/codec.py).
+
+    Raises EncryptionKeyError (a ValueError) when a key variable holds no usable key,
+    so a client, worker or replayer refuses to start rather than write plain payloads
+    or fail on every encrypted one. Search attributes are never encrypted: the server
+    must read them to index them, so Temporal hands them to no codec; Baton keeps
+    prompts and answers out of them (baton/search.py). Workflow ids and type names
+    stay plain too (baton/launch.py leaves the prompt out of ids while encrypting).
+    """
+    codec = EncryptionCodec.from_env()
+    if codec is None:
+        return pydantic_data_converter
+    return dataclasses.replace(pydantic_data_converter, payload_codec=codec,
+                               failure_converter_class=EncryptedFailureConverter)
 
 
 async def connect(settings: Settings | None = None, *,
@@ -111,10 +126,11 @@ async def connect(settings: Settings | None = None, *,
     try:
         tls = settings.tls()
         interceptors = tracing_interceptors()  # before connecting: a bad endpoint stops here
+        converter = data_converter()  # and a bad encryption key
     except ValueError as err:
         raise RuntimeError(str(err)) from None
     return await Client.connect(settings.address, namespace=settings.namespace,
-                                data_converter=data_converter(), tls=tls,
+                                data_converter=converter, tls=tls,
                                 api_key=settings.api_key, interceptors=interceptors,
                                 runtime=runtime)
 
@@ -147,6 +163,14 @@ def build_worker(client: Client, task_queue: str, *, tools: Sequence[Tool] = (),
     from baton.activities.tools import tool_activities
     from baton.workflows.registry import ALL_WORKFLOWS
 
+    wanted = data_converter().payload_codec  # refuses a bad key before polling starts
+    if wanted is not None and not isinstance(client.data_converter.payload_codec,
+                                             EncryptionCodec):
+        # The worker writes with its client's converter: this one would store every
+        # result in plain text while the environment asks for encryption.
+        raise ValueError(f"{KEY_ENV} or {OLD_KEYS_ENV} is set but the client has no "
+                         "encryption codec; connect it with baton.temporal.connect() or "
+                         "data_converter=baton.temporal.data_converter()")
     if sandboxed is None:
         sandboxed = os.environ.get("BATON_SANDBOX", "") == "1"
     if not sandboxed:

@@ -11,6 +11,10 @@ What travels in a run's input is the `ToolDef` (name, schema, timeouts, retries)
 the workflow schedules one activity per call, registered under the tool's name on
 every worker started with the tool (`python worker.py --app MODULE`). The function
 itself runs only in `activities/tools.py`.
+
+A value the tool returns as a pydantic `SecretStr` (alone, or as a field of a dict,
+dataclass or model) is masked (`"**********"`) before the result is recorded: it
+reaches neither the model, nor history, nor traces.
 """
 
 from __future__ import annotations
@@ -35,6 +39,10 @@ TOOL_NAME = r"^[A-Za-z0-9_-]{1,64}$"
 # result is stored in history and sent back with each later model call, and Temporal
 # refuses payloads above 2 MB.
 MAX_RESULT_CHARS = 32_000
+# And never more than this many bytes of UTF-8, whatever the character limit: a
+# result of 1,000,000 four-byte characters would be a 4 MB payload, which Temporal
+# refuses (the tool would run again on every retry, and its result be lost).
+MAX_RESULT_BYTES = 1_000_000
 # What happens when a tool still fails after its retries.
 OnFailure = Literal["report", "fail_agent"]
 # The activity that runs tools' approval policies (one per worker).
@@ -223,10 +231,13 @@ def render_result(value: Any, limit: int) -> tuple[str, bool]:
         text = value
     else:
         text = json.dumps(TypeAdapter(Any).dump_python(value, mode="json"), ensure_ascii=False)
-    if len(text) <= limit:
+    if len(text) <= limit and len(text.encode()) <= MAX_RESULT_BYTES:
         return text, False
-    note = f"\n[truncated: {len(text)} characters, only the first {limit} are shown]"
-    return text[:limit] + note, True
+    shown = text[:limit]
+    if len(shown.encode()) > MAX_RESULT_BYTES:
+        shown = shown.encode()[:MAX_RESULT_BYTES].decode(errors="ignore")
+    note = f"\n[truncated: {len(text)} characters, only the first {len(shown)} are shown]"
+    return shown + note, True
 
 
 def _arguments_model(fn: Callable[..., Any], name: str) -> tuple[str | None, type[BaseModel]]:

@@ -16,6 +16,8 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from google.protobuf.duration_pb2 import Duration
+from temporalio import workflow
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
@@ -28,7 +30,8 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 import baton
-from baton import search
+from baton import recovery, search
+from baton.approvals import pending_in_tree
 from baton.cli.common import UsageError
 from baton.cli.runs import build_query, parse_since
 from baton.errors import SPENT_DETAIL
@@ -44,6 +47,7 @@ from baton.search import (
     SearchAttributesError,
     create_commands,
     ensure_search_attributes,
+    patch_activation,
     register_search_attributes,
 )
 from baton.specs import Catalogue
@@ -182,26 +186,31 @@ async def test_status_follows_a_run_that_waits_for_a_person(env: WorkflowEnviron
                   handle.workflow_id)
 
 
-async def test_without_the_attributes_runs_go_unsearched_and_replay_anywhere(
-        env: WorkflowEnvironment, task_queue: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    """A worker whose server refused them starts runs that upsert nothing (instead of
-    failing every workflow task); the patch marker records the choice, so each run
-    replays on workers that decided either way."""
-    handles = []
-    for usable in (False, True):
-        monkeypatch.setattr(search, "_usable", usable)
-        async with worker(env.client, task_queue, max_cached_workflows=0):
-            handle = await start(env.client, task_queue, "support_desk", "Refund my invoice",
-                                 cat=fast_catalogue(), result_type=RunResult)
-            assert (await finish(handle)).status == "ok"
-        handles.append(handle)
-    unsearched, searched = handles
-    assert (await unsearched.describe()).typed_search_attributes.get(TEAM) is None
-    assert (await searched.describe()).typed_search_attributes.get(TEAM) == "support_desk"
-    for usable in (False, True):
-        monkeypatch.setattr(search, "_usable", usable)
-        for handle in handles:
-            await build_replayer().replay_workflow(await handle.fetch_history())
+@pytest.mark.parametrize("first", [False, True], ids=["unsearched", "searched"])
+async def test_a_run_keeps_its_choice_on_a_worker_that_decides_otherwise(
+        env: WorkflowEnvironment, task_queue: str, first: bool) -> None:
+    """A worker whose server refused the attributes starts runs that upsert nothing
+    (instead of failing every workflow task). The patch marker records each run's
+    choice: finished on a worker that would decide the other way, it replays what it
+    did (no workflow cache: every task replays the whole run) and keeps to it."""
+    clerk = baton.Agent("clerk", "Help customers.", model="offline:standard",
+                        tools=[wire_money])
+    async with worker(env.client, task_queue, tools=clerk.tools(), max_cached_workflows=0,
+                      patch_activation_callback=patch_activation(first)):
+        handle = await baton.start(clerk, "Wire the money to account 12", client=env.client,
+                                   task_queue=task_queue)
+        for _ in range(300):
+            if await pending_in_tree(env.client, handle.workflow_id):
+                break
+            await asyncio.sleep(0.1)
+    async with worker(env.client, task_queue, tools=clerk.tools(), max_cached_workflows=0,
+                      patch_activation_callback=patch_activation(not first)):
+        await baton.approve(handle.workflow_id, client=env.client)
+        outcome = await asyncio.wait_for(handle.result(), 60)
+    assert outcome.status == "ok"
+    attrs = (await handle.handle.describe()).typed_search_attributes
+    assert attrs.get(STATUS) == ("ok" if first else None)
+    await build_replayer().replay_workflow(await handle.handle.fetch_history())
 
 
 async def test_registering_is_idempotent_and_checks_types(env: WorkflowEnvironment) -> None:
@@ -235,7 +244,7 @@ def refusing_client() -> Any:
 
 
 async def test_refusal_names_the_commands_and_the_worker_carries_on(
-        monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+        caplog: pytest.LogCaptureFixture) -> None:
     commands = [
         "temporal operator search-attribute create --address tc.example:7233 --namespace prod "
         "--name BatonTeam --name BatonPattern --name BatonStatus --type Keyword",
@@ -251,11 +260,9 @@ async def test_refusal_names_the_commands_and_the_worker_carries_on(
     message = str(caught.value)
     assert "PERMISSION_DENIED: Request unauthorized." in message
     assert all(command in message for command in commands)
-    monkeypatch.setattr(search, "_usable", True)
     with caplog.at_level(logging.ERROR, logger="baton.search"):
         assert await ensure_search_attributes(refusing_client()) is False
-    assert commands[0] in caplog.text and "new runs carry no search attributes" in caplog.text
-    assert search.upserts_enabled() is False
+    assert commands[0] in caplog.text and "carry no search attributes" in caplog.text
 
 
 async def test_worker_registers_them_where_missing(env: WorkflowEnvironment,
@@ -282,7 +289,7 @@ async def new_namespace(env: WorkflowEnvironment) -> Client:
     """A client of a namespace just registered: one without Baton's search attributes."""
     name = f"search-{uuid.uuid4().hex[:8]}"
     await env.client.workflow_service.register_namespace(RegisterNamespaceRequest(
-        namespace=name))
+        namespace=name, workflow_execution_retention_period=Duration(seconds=86400)))
     client = await connect(Settings(address=env.client.service_client.config.target_host,
                                     namespace=name))
     for _ in range(100):  # until the server's namespace cache has it
@@ -383,3 +390,33 @@ def test_dev_server_and_commands_use_the_same_names_and_types() -> None:
     assert create_commands([STATUS], "default") == [
         "temporal operator search-attribute create --namespace default --name BatonStatus "
         "--type Keyword"]
+
+
+async def test_upserts_without_the_patch_would_break_recorded_histories(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Why the upserts are gated: replay checks them against history like any command,
+    so histories recorded before them (tests/histories/) would no longer replay."""
+    text = (ROOT / "tests" / "histories" / "triage-0.json").read_text()
+    [report] = await recovery.replay([recovery.load_history("triage-0.json", text)])
+    assert report.ok, report.error
+    monkeypatch.setattr(workflow, "patched", lambda patch_id: True)
+    [report] = await recovery.replay([recovery.load_history("triage-0.json", text)])
+    assert not report.ok and "UpsertWorkflowSearchAttributes" in (report.error or "")
+
+
+async def test_a_run_ended_from_outside_is_listed_as_it_ended(env: WorkflowEnvironment,
+                                                              task_queue: str) -> None:
+    since = (datetime.now(UTC) - timedelta(seconds=1)).isoformat()
+    async with worker(env.client, task_queue):
+        handle = await start(env.client, task_queue, "support_desk", "My invoice is wrong",
+                             cat=fast_catalogue(), chaos=Chaos(latency_s=30),
+                             result_type=RunResult)
+        await visible(env.client, 'BatonStatus = "running"', handle.id)
+        await handle.terminate("operator")
+    await visible(env.client, "ExecutionStatus = 'Terminated'", handle.id)
+    address = env.client.service_client.config.target_host
+    [listed] = json.loads(starter("list", "--since", since, "--json", address=address).stdout)
+    assert (listed["workflow_id"], listed["status"], listed["tokens"]) == (
+        handle.id, "terminated", None)
+    running = starter("list", "--since", since, "--status", "running", address=address)
+    assert running.stdout.strip() == "no runs match"

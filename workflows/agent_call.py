@@ -42,6 +42,10 @@ from baton.workflows.approval import current_desk
 from baton.workflows.ledger import RunLedger
 
 CALL_MODEL = "call_model"
+# Temporal refuses a payload above 2 MB, and a workflow task that schedules one fails
+# on every retry: the run would be stuck. A model call whose conversation has grown
+# past this (large tool results, a long history) fails its agent instead, typed.
+MAX_REQUEST_BYTES = 1_500_000
 
 # Returns a reason to reject an otherwise valid output (e.g. a route not declared).
 Acceptor = Callable[[BaseModel], str | None]
@@ -146,6 +150,13 @@ async def call_model_once(ledger: RunLedger, agent: AgentSpec, model: str,
         price=ledger.run.catalogue.price_for(model),
         breaker=ledger.run.catalogue.breaker_for(model),
     )
+    size = len(request.__pydantic_serializer__.to_json(request))
+    if size > MAX_REQUEST_BYTES:
+        reason = (f"the call to {model} would carry {size} bytes, over the "
+                  f"{MAX_REQUEST_BYTES} a recorded call may; shorten the conversation or "
+                  "lower the tools' max_result_chars")
+        ledger.step("error", agent.name, reason, ok=False, model=model)
+        raise AgentFailed(agent.name, reason)
     try:
         response: ModelResponse = await workflow.execute_activity(
             CALL_MODEL,

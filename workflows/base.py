@@ -34,7 +34,6 @@ with workflow.unsafe.imports_passed_through():
         STATUS,
         TEAM,
         TOKENS,
-        upserts_enabled,
     )
     from baton.usage import Usage
 
@@ -96,11 +95,10 @@ class PatternWorkflow(ApprovalDesk):
 
     def _upsert(self, updates: list[SearchAttributeUpdate[Any]]) -> None:
         if self._searchable is None:
-            # Decided once, when the run first starts, and recorded by the patch marker:
-            # a replay (is_replaying) follows the marker, so runs recorded before search
-            # attributes, or on a worker whose server lacks them, replay anywhere.
-            self._searchable = ((workflow.unsafe.is_replaying() or upserts_enabled())
-                                and workflow.patched(PATCH_ID))
+            # Runs recorded before search attributes have no marker and replay without
+            # upserts; a worker whose server refused them leaves the patch inactive
+            # (baton/search.py: patch_activation).
+            self._searchable = workflow.patched(PATCH_ID)
         if self._searchable:
             workflow.upsert_search_attributes(updates)
 
@@ -144,6 +142,11 @@ class PatternWorkflow(ApprovalDesk):
         except ApplicationError as err:
             self.set_status("failed", searchable=spending_attributes(ledger))
             raise failure_with_spending(err, ledger) from err
+        except GeneratorExit:
+            # A suspended run's coroutine being closed (garbage collected after a failed
+            # task or replay), maybe inside another run's event loop: not this run's end,
+            # and any command issued now would land in that other run.
+            raise
         except BaseException:
             self.set_status("failed", searchable=spending_attributes(ledger))
             raise

@@ -8,6 +8,7 @@ call.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from typing import Any
 
@@ -19,6 +20,10 @@ with workflow.unsafe.imports_passed_through():
     from baton.runs import ApprovalRecord, RunInput, RunResult, Step, StepKind
     from baton.text import shorten
     from baton.usage import Budget, Usage
+
+
+# The longest workflow id Temporal accepts (its default limit.maxIDLength).
+MAX_WORKFLOW_ID_BYTES = 1000
 
 
 class RunLedger:
@@ -88,7 +93,15 @@ class RunLedger:
         count = self._children.get(member, 0) + 1
         self._children[member] = count
         suffix = "" if count == 1 else f"-{count}"
-        return f"{workflow.info().workflow_id}/{member}{suffix}"
+        wanted = f"{workflow.info().workflow_id}/{member}{suffix}"
+        if len(wanted.encode()) <= MAX_WORKFLOW_ID_BYTES:
+            return wanted
+        # Temporal refuses the command, and the workflow task fails on every retry.
+        # Deeply nested runs (or a long id given by the caller) keep the id's start
+        # and a digest of the whole, still unique and the same on replay.
+        digest = hashlib.sha256(wanted.encode()).hexdigest()[:16]
+        start = wanted.encode()[:MAX_WORKFLOW_ID_BYTES - 17].decode(errors="ignore")
+        return f"{start}~{digest}"
 
     @property
     def status(self) -> str:

@@ -12,7 +12,7 @@ import os
 from collections.abc import Callable
 from typing import Protocol
 
-from baton.activities.providers.errors import missing_key
+from baton.activities.providers.errors import missing_key, remember_key
 from baton.errors import UnknownProvider
 from baton.model_io import ModelRequest, ModelResponse, ProviderConfig
 from baton.usage import Usage
@@ -64,6 +64,7 @@ def endpoint_settings(endpoint: ProviderConfig | None, *, key_variable: str,
         if endpoint is None or endpoint.base_url is None or endpoint.api_key_env is not None:
             raise missing_key(variable, provider)
         key = "unused"
+    remember_key(key)
     base_url = (str(endpoint.base_url) if endpoint and endpoint.base_url
                 else os.environ.get(base_variable) or None)
     return key, base_url

@@ -57,9 +57,20 @@ def retry_after(headers: Mapping[str, str]) -> timedelta | None:
 
 # Providers quote (masked) keys in auth errors; error messages end up in history.
 KEY_PATTERN = re.compile(r"\b(?:sk|key)[-_][A-Za-z0-9_*.\-]{4,}", re.IGNORECASE)
+# The keys this worker has read: a key of no recognisable shape (a local server's, a
+# provider without the sk- prefix) is still hidden when an error quotes it verbatim.
+_KEYS_READ: set[str] = set()
+
+
+def remember_key(key: str) -> None:
+    """Redact `key` from every provider error this process reports from now on."""
+    if len(key) >= 8:
+        _KEYS_READ.add(key)
 
 
 def redact(message: str) -> str:
+    for key in _KEYS_READ:
+        message = message.replace(key, "[redacted key]")
     return KEY_PATTERN.sub("[redacted key]", message)
 
 
@@ -88,8 +99,10 @@ def from_sdk(provider: str, err: Exception, sdk: ModuleType) -> ApplicationError
 
 def connection_error(provider: str, err: Exception, *, timed_out: bool) -> ApplicationError:
     if timed_out:
-        return ApplicationError(f"{provider} did not answer in time: {err}", type="ModelTimeout")
-    return ApplicationError(f"cannot reach {provider}: {err}", type="ModelUnavailable")
+        return ApplicationError(f"{provider} did not answer in time: {redact(str(err))}",
+                                type="ModelTimeout")
+    return ApplicationError(f"cannot reach {provider}: {redact(str(err))}",
+                            type="ModelUnavailable")
 
 
 def bad_response(provider: str, detail: str) -> ApplicationError:

@@ -16,6 +16,7 @@ import json
 import os
 import random
 import re
+import time
 from typing import Any
 
 from temporalio import activity
@@ -110,8 +111,7 @@ class OfflineProvider:
     ) -> ModelResponse:
         prompt_text = request.instructions + "".join(m.content for m in request.messages)
         output_text = text + "".join(json.dumps(c.arguments) for c in tool_calls or [])
-        _log_call(request)
-        return ModelResponse(
+        response = ModelResponse(
             model=request.model,
             text=text,
             parsed=parsed,
@@ -123,6 +123,8 @@ class OfflineProvider:
                 output_tokens=estimate_tokens(output_text),
             )),
         )
+        _log_call(request)  # once the answer exists: only answered calls are logged
+        return response
 
 
 def _outage() -> set[str]:
@@ -134,17 +136,22 @@ def _log_call(request: ModelRequest) -> None:
     """Append each answered call to BATON_OFFLINE_CALL_LOG (JSON lines), when set.
 
     Lets a test (or a curious user) see which calls were made, e.g. that a reset run
-    did not call again what it had already paid for.
+    did not call again what it had already paid for. One call is (run, run_id,
+    activity): (run, agent, call) alone repeats across a session's turns, whose
+    ledgers each count from 0 in the one session workflow, and across
+    continue-as-new. `attempt` tells a retry of an unfinished call from a new call.
     """
     path = os.environ.get("BATON_OFFLINE_CALL_LOG")
     if not path:
         return
     info = activity.info() if activity.in_activity() else None
-    attempt = info.attempt if info else 1
     entry = {"run": info.workflow_id if info else request.call_key,
              "agent": request.agent, "call": request.call_index,
-             "model": request.model, "attempt": attempt}
-    with open(path, "a") as log:
+             "model": request.model, "attempt": info.attempt if info else 1,
+             "run_id": info.workflow_run_id if info else None,
+             "activity": info.activity_id if info else None,
+             "at": round(time.time(), 3), "pid": os.getpid()}
+    with open(path, "a") as log:  # one write of one line: whole even across processes
         log.write(json.dumps(entry) + "\n")
 
 

@@ -18,6 +18,7 @@ import sys
 import uuid
 from typing import Any
 
+from pydantic import ValidationError
 from temporalio.client import Client
 
 from baton.cli.common import UsageError, connect_or_explain, print_json
@@ -76,8 +77,12 @@ async def chat(args: argparse.Namespace) -> int:
         raise UsageError(f"unknown team or agent {args.team!r}; teams: "
                          f"{', '.join(sorted(catalogue.teams))}; agents: "
                          f"{', '.join(sorted(catalogue.agents))}")
-    if args.idle_timeout is not None and args.idle_timeout <= 0:
-        raise UsageError("--idle-timeout must be greater than 0")
+    if args.idle_timeout is not None:
+        try:
+            SessionLimits(idle_timeout_s=args.idle_timeout)
+        except ValidationError:  # also NaN and infinity
+            raise UsageError("--idle-timeout must be greater than 0 and at most a year "
+                             "(in seconds)") from None
     session_id = args.session or f"{args.team}-{uuid.uuid4().hex[:8]}"
     try:
         check_session_id(session_id)

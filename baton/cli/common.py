@@ -15,7 +15,7 @@ from typing import Any
 from temporalio.client import Client
 
 from baton.observability import check_tracing_config
-from baton.temporal import Settings, connect
+from baton.temporal import Settings, connect, data_converter
 
 # An async command: parsed arguments in, exit status out.
 Handler = Callable[[argparse.Namespace], Awaitable[int]]
@@ -30,6 +30,7 @@ async def connect_or_explain(settings: Settings | None = None) -> Client:
     try:
         settings.tls()
         check_tracing_config()
+        data_converter()  # a bad BATON_ENCRYPTION_KEY is the user's to fix, not a lost server
     except ValueError as err:
         raise UsageError(str(err)) from None
     try:

@@ -12,6 +12,7 @@
     python starter.py replay <workflow-id> | --file run.json
     python starter.py reset <workflow-id> [--force]
     python starter.py list [--team T] [--status S] [--since 1d] [--all] [--limit N]
+    python starter.py codec-server [--port 8081] [--origin URL]   # Web UI decryption
 
 Flags: --no-wait, --model PROVIDER:MODEL, --json, --catalogue FILE, --team NAME,
 --budget-tokens/--budget-calls/--budget-usd, --deadline, --chaos/--seed/--latency.
@@ -41,7 +42,7 @@ from baton import launch, recovery
 from baton.app import AppError, app_catalogue
 from baton.catalogue import CatalogueError, describe_errors, load_catalogue
 from baton.cli.common import UsageError, connect_or_explain
-from baton.errors import CircuitOpen
+from baton.errors import CircuitOpen, UndecryptablePayload
 from baton.model_io import BreakerState, Chaos, Message
 from baton.runs import (
     FanOutResult,
@@ -435,6 +436,7 @@ COMMAND_MODULES: list[str] = [
     "baton.cli.watch",
     "baton.cli.chat",
     "baton.cli.runs",
+    "baton.cli.codec_server",
 ]
 
 
@@ -452,7 +454,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in ("history", "replay", "reset"):
             return asyncio.run(recover(args))
         return asyncio.run(execute(args, plan(args)))
-    except (UsageError, recovery.RecoveryError) as err:
+    except (UsageError, recovery.RecoveryError, UndecryptablePayload) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

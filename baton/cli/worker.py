@@ -23,7 +23,7 @@ from temporalio.runtime import Runtime
 from baton.app import AppError, load_app
 from baton.guardrails import Guardrail
 from baton.metrics import MetricsAddressError, metrics_runtime
-from baton.search import ensure_search_attributes
+from baton.search import ensure_search_attributes, patch_activation
 from baton.temporal import Settings, build_worker, connect, exit_now
 from baton.tools import Tool
 
@@ -31,9 +31,9 @@ from baton.tools import Tool
 async def serve(settings: Settings, tools: Sequence[Tool] = (),
                 guardrails: Sequence[Guardrail] = ()) -> None:
     client = await connect(settings)
-    # Before any run starts here: a run decides at its start whether to upsert them.
-    await ensure_search_attributes(client)
-    worker = build_worker(client, settings.task_queue, tools=tools, guardrails=guardrails)
+    searchable = await ensure_search_attributes(client)
+    worker = build_worker(client, settings.task_queue, tools=tools, guardrails=guardrails,
+                          patch_activation_callback=patch_activation(searchable))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):

@@ -20,15 +20,16 @@ def _log(event: str, tool: str, **fields: object) -> None:
     path = os.environ.get("BATON_TEST_TOOL_LOG")
     if path:
         with open(path, "a") as log:
-            log.write(json.dumps({"event": event, "tool": tool, **fields}) + "\n")
+            log.write(json.dumps({"event": event, "tool": tool, **fields,
+                                  "at": round(time.time(), 3), "pid": os.getpid()}) + "\n")
 
 
 @baton.tool(heartbeat=1.0, timeout=30)
 def lookup_order(order_id: Annotated[str, Field(description="The order's id, e.g. A-1001.")],
                  context: baton.ToolContext) -> dict[str, str]:
     """Look up an order's status."""
-    _log("start", "lookup_order", key=context.idempotency_key)
-    _log("end", "lookup_order", key=context.idempotency_key)
+    _log("start", "lookup_order", key=context.idempotency_key, attempt=context.attempt)
+    _log("end", "lookup_order", key=context.idempotency_key, attempt=context.attempt)
     return {"order_id": order_id, "status": "shipped"}
 
 
