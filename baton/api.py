@@ -399,8 +399,13 @@ async def worker(*apps: Member | Tool | ModuleType | str, client: Client | None 
     from baton.app import collect_guardrails, collect_tools
     from baton.temporal import Settings, build_worker, connect
 
+    from baton.search import ensure_search_attributes, patch_activation
+
     settings = Settings.from_env()
     client = client or await connect(settings)
+    # As worker.py does: register Baton's search attributes, or run without them.
+    options.setdefault("patch_activation_callback",
+                       patch_activation(await ensure_search_attributes(client)))
     async with build_worker(client, task_queue or settings.task_queue,
                             tools=collect_tools(apps), guardrails=collect_guardrails(apps),
                             **options) as running:
