@@ -397,9 +397,8 @@ async def worker(*apps: Member | Tool | ModuleType | str, client: Client | None 
     contracts the worker registers.
     """
     from baton.app import collect_guardrails, collect_tools
-    from baton.temporal import Settings, build_worker, connect
-
     from baton.search import ensure_search_attributes, patch_activation
+    from baton.temporal import Settings, build_worker, connect
 
     settings = Settings.from_env()
     client = client or await connect(settings)

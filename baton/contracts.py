@@ -14,6 +14,8 @@ a worker that has not fails the run with a non-retryable `UnknownContract`.
 
 from __future__ import annotations
 
+import copy
+import functools
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -123,14 +125,26 @@ def contract_model(name: str) -> type[BaseModel]:
     return model
 
 
+def model_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """`model`'s JSON schema, generated once per model: generating it takes milliseconds,
+    and workflows ask for it on every agent call (a busy worker's workflow tasks then
+    ran past the SDK's 2 s deadlock detector). Callers get their own copy to change."""
+    return copy.deepcopy(_cached_schema(model))
+
+
+@functools.cache
+def _cached_schema(model: type[BaseModel]) -> dict[str, Any]:
+    return model.model_json_schema()
+
+
 def contract_schema(name: str) -> dict[str, Any]:
     """The JSON schema a model is asked to follow for contract `name`."""
-    return contract_model(name).model_json_schema()
+    return model_schema(contract_model(name))
 
 
 def plan_schema(members: list[str], max_subtasks: int) -> dict[str, Any]:
     """Plan's schema with `member` limited to `members` and at most `max_subtasks` items."""
-    schema = Plan.model_json_schema()
+    schema = model_schema(Plan)
     schema["$defs"]["Subtask"]["properties"]["member"]["enum"] = list(members)
     schema["properties"]["subtasks"]["maxItems"] = max_subtasks
     return schema
@@ -138,6 +152,6 @@ def plan_schema(members: list[str], max_subtasks: int) -> dict[str, Any]:
 
 def route_schema(targets: list[str]) -> dict[str, Any]:
     """RouteDecision's schema with `route` limited to `targets` (an enum)."""
-    schema = RouteDecision.model_json_schema()
+    schema = model_schema(RouteDecision)
     schema["properties"]["route"]["enum"] = list(targets)
     return schema

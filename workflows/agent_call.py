@@ -29,7 +29,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, RetryState
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
 
-    from baton.contracts import contract_model
+    from baton.contracts import contract_model, contract_schema
     from baton.errors import AgentFailed, ContractViolation, ToolFailed, ToolUnavailable
     from baton.model_io import Message, ModelRequest, ModelResponse, ToolCall, ToolSpec
     from baton.runs import ApprovalRecord
@@ -289,7 +289,7 @@ async def run_agent(
     """
     contract = contract or agent.contract
     if contract is not None and schema is None:
-        schema = contract_model(contract).model_json_schema()
+        schema = contract_schema(contract)
     if agent.input_guardrails:
         await _guardrails(ledger, agent.input_guardrails, "input", messages[-1].content,
                           agent.name)

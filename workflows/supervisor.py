@@ -21,7 +21,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
-    from baton.contracts import Review
+    from baton.contracts import Review, model_schema
     from baton.errors import AgentFailed
     from baton.model_io import Message, ToolCall, ToolSpec
     from baton.runs import Delegation, RunInput, SupervisorResult
@@ -150,7 +150,7 @@ class SupervisorWorkflow(PatternWorkflow):
     async def _review(self, supervisor: AgentSpec, worker: str, task: str,
                       answer: str) -> Review:
         workers = self._team.workers
-        schema = Review.model_json_schema()
+        schema = model_schema(Review)
         schema["properties"]["reassign_to"] = {"anyOf": [{"enum": workers}, {"type": "null"}]}
 
         def known_worker(review: BaseModel) -> str | None:
