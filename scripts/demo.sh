@@ -35,6 +35,14 @@ echo "  .venv/bin/python starter.py approve $RUN --note 'ok, manager'"
 .venv/bin/python starter.py approve "$RUN" --note "ok, manager" || status=$?
 .venv/bin/python starter.py watch "$RUN" --from-start | tail -n 8 || status=$?
 echo
+echo "== a short conversation: one session, two turns (the second knows the first)"
+SESSION="demo-$(date +%s)"
+.venv/bin/python starter.py chat support_desk --session "$SESSION" \
+    "Hi, my invoice shows the wrong amount after I upgraded" || status=$?
+.venv/bin/python starter.py chat support_desk --session "$SESSION" \
+    "And can I get the old price back for this month?" || status=$?
+.venv/bin/python starter.py end "$SESSION" || status=$?
+echo
 echo "Inspect the runs: ${TEMPORAL_UI_URL:-http://localhost:8233}/namespaces/${TEMPORAL_NAMESPACE:-default}/workflows"
 echo "The Temporal server keeps running; stop it with: make down"
 exit $status
