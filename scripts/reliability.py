@@ -1061,25 +1061,30 @@ class Suite:
     # -- baselines
 
     async def measure_baselines(self) -> None:
-        """The normal length of each target's run, all targets at once as in the
-        scenarios, twice; and the starter's lag (release to workflow start)."""
+        """The normal length of each target's run and the starter's lag (release to
+        workflow start), measured as the scenarios run: first all targets at once (a
+        first estimate), then twice started around a moment as a fault would be, with
+        no fault; the median of those two."""
         name = "baseline"
         await self._worker(name)
         driver = Driver(self.cluster, f"rel-{name}")
+        rng = self._rng(name)
         lengths: dict[str, list[float]] = {}
-        lags = []
-        for cycle in range(2):
+        for cycle in range(3):
             runs = self._runs(cycle, {"ok"}, self._latency())
-            for run in await asyncio.gather(*await self._play_all(driver, runs)):
+            warm = await driver.warm(runs)
+            times = self._plan(runs, rng)[1] if cycle else None
+            for run in await asyncio.gather(*await self._play_all(driver, runs, times,
+                                                                  warm=warm)):
                 if not run.completed or run.duration is None:
                     raise SuiteError(f"a baseline run of {run.target.name} did not end ok: "
                                      f"{run.status} {run.reason} {run.errors}")
                 lengths.setdefault(run.target.name, []).append(run.duration)
-                if not run.target.session and run.spawned and run.started:
-                    lags.append(run.started - run.spawned)
+            self._learn_lag(runs)
+            if cycle == 0:
+                self.baselines = {k: v[0] for k, v in lengths.items()}
         await self._kill_workers()
-        self.baselines = {k: statistics.median(v) for k, v in lengths.items()}
-        self.starter_lag = statistics.median(lags) if lags else 0.8
+        self.baselines = {k: statistics.median(v[1:]) for k, v in lengths.items()}
         self.say("baseline (s): " + ", ".join(f"{k} {v:.1f}" for k, v in self.baselines.items())
                  + f"; starter lag {self.starter_lag:.2f}")
 
@@ -1429,8 +1434,9 @@ session with `support_desk`. In the process-fault scenarios every offline call t
   worker died (answered twice).
 - **in-flight tool calls re-run**: tool executions of an attempt that did not
   complete, run again: the at-least-once part.
-- **recovery**: for the runs a fault hit, the run's length minus its normal length
-  (the median of two clean runs of the same target, all targets at once, as in the
+- **recovery**: for the runs in flight at the fault (the whole outage in
+  `late_worker`, the whole storm in the storms), the run's length minus its normal
+  length (the median of two clean runs of the same target, started as in the
   scenarios), and minus the deliberate wait in `late_worker`; it includes the time
   until the next worker started. Median and maximum, in seconds.
 """
