@@ -1051,7 +1051,7 @@ class Suite:
         await self._check(scenario)
         scenario.seconds = time.monotonic() - began
         self.scenarios.append(scenario)
-        self.say(summary_line(scenario, self.baselines | self.storm_baselines))
+        self.say(summary_line(scenario, self.baselines_for(scenario)))
         for run in scenario.runs:
             if not run.completed or (run.calls and run.calls.problems):
                 self.say(f"   ! {run.target.name} {run.workflow_id}: status={run.status} "
@@ -1059,6 +1059,10 @@ class Suite:
                          f"{' | '.join((run.calls.problems if run.calls else [])[:5])}")
 
     # -- baselines
+
+    def baselines_for(self, scenario: Scenario) -> dict[str, float]:
+        """Normal run lengths: on the storm catalogue for storms, else offline."""
+        return self.storm_baselines if scenario.storm else self.baselines
 
     async def measure_baselines(self) -> None:
         """The normal length of each target's run and the starter's lag (release to
@@ -1231,7 +1235,9 @@ class Suite:
             self.openai.use(storm_policy("none", rng, anthropic=False))
             self.anthropic.use(storm_policy("none", rng, anthropic=True))
 
-        await self._scenario(name, title, " or ".join(sorted(expect)), body)
+        wanted = " or ".join(sorted(expect)) + "".join(
+            f"; `{t.member}`: {' or '.join(sorted(extra_expect or expect))}" for t in extra)
+        await self._scenario(name, title, wanted, body)
 
     async def _breakers(self, scenario: Scenario) -> None:
         code, out, err = await self.cluster.starter(f"rel-{scenario.name}",
@@ -1443,7 +1449,6 @@ session with `support_desk`. In the process-fault scenarios every offline call t
 
 
 def render_report(suite: Suite, options: Options, seconds: float, command: str) -> str:
-    base = suite.baselines | suite.storm_baselines
     lines = [
         "# Reliability",
         "",
@@ -1460,7 +1465,7 @@ def render_report(suite: Suite, options: Options, seconds: float, command: str) 
         "|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for s in suite.scenarios:
-        extra = s.recovery(base)
+        extra = s.recovery(suite.baselines_for(s))
         lines.append(f"| {s.name} | {s.started} | {s.completed} | {s.lost} | "
                      f"{s.calls.model_calls} | {s.repeated} | {s.calls.rerun_model} | "
                      f"{s.calls.rerun_tool} | {_median(extra)} | {_max(extra)} | {s.seed} |")
@@ -1488,7 +1493,7 @@ def render_report(suite: Suite, options: Options, seconds: float, command: str) 
         lines += [f"  - {note}" for note in s.notes]
         problems = s.calls.problems[:10]
         lines += [f"  - PROBLEM: {p}" for p in problems]
-    if base:
+    if suite.baselines or suite.storm_baselines:
         lines += ["", "Normal length of each target's run (s), no fault: "
                   + ", ".join(f"{k} {v:.1f}" for k, v in suite.baselines.items())
                   + (" (offline, " + f"{options.latency_s} s per call); storm catalogue, calm "
