@@ -49,6 +49,7 @@ bench: setup
 	$(BIN)/python bench/tool_bench.py --runs 20 | tee -a $(BENCH_OUT)
 	$(BIN)/python bench/throughput_bench.py --runs 500 --workers 1 2 | tee -a $(BENCH_OUT)
 	$(BIN)/python bench/fanout_bench.py --n 10 100 500 | tee -a $(BENCH_OUT)
+	$(BIN)/python bench/fanout_bench.py --n 100 --branch-runs child | tee -a $(BENCH_OUT)
 	@test ! -f bench/session_bench.py || $(BIN)/python bench/session_bench.py | tee -a $(BENCH_OUT)
 	$(BIN)/python bench/overhead_bench.py | tee -a $(BENCH_OUT)
 	$(BIN)/python bench/waiting_bench.py --runs 10000 | tee -a $(BENCH_OUT)
@@ -61,7 +62,8 @@ bench-quick: setup
 	$(BIN)/python bench/tool_bench.py --runs 4 | tee -a $(BENCH_OUT)
 	$(BIN)/python bench/throughput_bench.py --runs 100 | tee -a $(BENCH_OUT)
 	$(BIN)/python bench/fanout_bench.py --n 10 100 --repeat 1 | tee -a $(BENCH_OUT)
-	$(BIN)/python bench/waiting_bench.py --runs 300 --checkpoints 100 300 | tee -a $(BENCH_OUT)
+	$(BIN)/python bench/waiting_bench.py --runs 300 --checkpoints 100 300 --raw-runs 300 \
+		| tee -a $(BENCH_OUT)
 	$(BIN)/python bench/report.py $(BENCH_OUT) --chart .bench/fanout.png
 
 # Prove it survives: the real dev server, workers and starters as processes; kill -9 of

@@ -16,6 +16,12 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from baton.runs import ApprovalRecord, ApprovalRequest, Decision
+from baton.search import STATUS
+
+# Runs that say they wait, and runs that say nothing (recorded before Baton set its
+# search attributes, or not Baton runs): only those are asked, not every running run.
+WAITING_RUNS = (f"ExecutionStatus = 'Running' AND ({STATUS.name} = 'waiting_approval' "
+                f"OR {STATUS.name} IS NULL)")
 
 
 class ApprovalError(ValueError):
@@ -55,7 +61,14 @@ async def pending_in_tree(client: Client, workflow_id: str) -> list[ApprovalRequ
 async def pending(client: Client) -> list[Waiting]:
     """Every running run (top level) that waits for a person, with its requests."""
     waiting: dict[str, list[ApprovalRequest]] = {}
-    async for execution in client.list_workflows("ExecutionStatus = 'Running'"):
+    try:
+        executions = [e async for e in client.list_workflows(WAITING_RUNS)]
+    except RPCError as err:
+        if err.status != RPCStatusCode.INVALID_ARGUMENT:
+            raise
+        # A namespace without Baton's search attributes: every running run is asked.
+        executions = [e async for e in client.list_workflows("ExecutionStatus = 'Running'")]
+    for execution in executions:
         try:
             requests = await _pending_in(client, execution.id)
         except (ApprovalError, RPCError):

@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from temporalio.client import Client, WorkflowHandle
+from temporalio.service import RPCError
 
 from baton.catalogue import describe_errors
 from baton.codec import encrypting
@@ -32,6 +33,7 @@ from baton.runs import (
     SupervisorResult,
     TriageResult,
 )
+from baton.search import starting_attributes, unknown_search_attributes
 from baton.specs import Catalogue, FanOutTeam
 
 RESULT_TYPES: dict[str, type[RunResult]] = {
@@ -95,9 +97,7 @@ async def start_run(client: Client, task_queue: str,
     """Start a planned run; its handle's result is the pattern's typed result."""
     deadline = planned.input.options.budget.max_seconds
     description = describe(planned.input.catalogue, planned.input.member)
-    return await client.start_workflow(
-        PATTERN_WORKFLOWS[planned.pattern],
-        planned.input,
+    options: dict[str, Any] = dict(
         id=planned.workflow_id,
         task_queue=task_queue,
         static_summary=f"{planned.pattern} · {planned.input.member}: "
@@ -107,3 +107,14 @@ async def start_run(client: Client, task_queue: str,
         execution_timeout=(timedelta(seconds=deadline + DEADLINE_GRACE_S)
                            if deadline else None),
     )
+    workflow = PATTERN_WORKFLOWS[planned.pattern]
+    try:
+        return await client.start_workflow(
+            workflow, planned.input, **options,
+            search_attributes=starting_attributes(planned.input.member, planned.pattern))
+    except RPCError as err:
+        if not unknown_search_attributes(err):
+            raise
+    # A namespace without Baton's search attributes (nothing was started): the run
+    # starts without them, and its worker decides whether it upserts them.
+    return await client.start_workflow(workflow, planned.input, **options)

@@ -26,11 +26,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
+
+from baton.model_io import ModelRef
 
 if TYPE_CHECKING:
     from opentelemetry.sdk.trace import TracerProvider
@@ -248,20 +250,29 @@ class BreakerView(Protocol):
     def transitions(self) -> int: ...
 
 
-class ModelCallSpan:
-    """The span of one model call; every method is a no-op when tracing is off."""
+class CallSpan:
+    """The span of one model or tool call attempt; a no-op when tracing is off."""
 
     def __init__(self, span: Span | None = None) -> None:
         self.span = span
 
+    def _set(self, attributes: dict[str, Any], content: Callable[[], dict[str, Any]]) -> None:
+        """Set `attributes`, and the prompt/result ones only when content is recorded
+        (a callable, so nothing is serialised when it is not)."""
+        if self.span is None:
+            return
+        if _content():
+            attributes |= content()
+        self.span.set_attributes(attributes)
+
+
+class ModelCallSpan(CallSpan):
     def response(self, response: ModelResponse) -> None:
-        span = self.span
-        if span is None:
+        if self.span is None:
             return
         usage = response.usage
-        _, _, name = response.model.partition(":")
         attributes: dict[str, Any] = {
-            "gen_ai.response.model": name or response.model,
+            "gen_ai.response.model": _model_name(response.model),
             "gen_ai.response.finish_reasons": [response.finish_reason],
             "gen_ai.usage.input_tokens": usage.input_tokens,
             "gen_ai.usage.output_tokens": usage.output_tokens,
@@ -274,33 +285,21 @@ class ModelCallSpan:
             attributes["gen_ai.usage.cache_read.input_tokens"] = usage.cached_tokens
         if usage.cost_usd is not None:
             attributes["baton.cost_usd"] = usage.cost_usd
-        if _content():
+
+        def content() -> dict[str, Any]:
             output = _output_messages(response)
-            attributes["gen_ai.output.messages"] = output
-            attributes["output.value"] = (response.text if response.text and not
-                                          response.tool_calls else output)
-        span.set_attributes(attributes)
+            return {"gen_ai.output.messages": output,
+                    "output.value": (response.text if response.text and not
+                                     response.tool_calls else output)}
+
+        self._set(attributes, content)
 
 
-class ToolCallSpan:
-    """The span of one tool call; every method is a no-op when tracing is off."""
-
-    def __init__(self, span: Span | None = None) -> None:
-        self.span = span
-
+class ToolCallSpan(CallSpan):
     def outcome(self, outcome: ToolOutcome) -> None:
-        span = self.span
-        if span is None:
-            return
-        span.set_attributes({"baton.tool.ok": outcome.ok,
-                             "baton.tool.truncated": outcome.truncated})
-        if _content():
-            span.set_attributes({"gen_ai.tool.call.result": outcome.content,
-                                 "output.value": outcome.content})
-
-
-_NO_MODEL_SPAN = ModelCallSpan()
-_NO_TOOL_SPAN = ToolCallSpan()
+        self._set({"baton.tool.ok": outcome.ok, "baton.tool.truncated": outcome.truncated},
+                  lambda: {"gen_ai.tool.call.result": outcome.content,
+                           "output.value": outcome.content})
 
 
 @contextmanager
@@ -308,13 +307,9 @@ def model_call_span(request: ModelRequest,
                     breaker: BreakerView | None = None) -> Iterator[ModelCallSpan]:
     """A GenAI `chat` span around one model call attempt, a child of its activity's
     span; events for a retry and for a change of the model's circuit breaker."""
-    tracing = _tracing
-    if tracing is None:
-        yield _NO_MODEL_SPAN
+    if _tracing is None:
+        yield ModelCallSpan()
         return
-    from opentelemetry.trace import SpanKind
-
-    attempt = _attempt()
     attributes: dict[str, Any] = {
         "gen_ai.operation.name": "chat",
         "gen_ai.provider.name": request.provider,
@@ -322,29 +317,26 @@ def model_call_span(request: ModelRequest,
         "gen_ai.request.model": request.model_name,
         "gen_ai.request.max_tokens": request.max_output_tokens,
         "gen_ai.output.type": "json" if request.output_schema is not None else "text",
-        "baton.agent": request.agent,
         "baton.model": request.model,
         "baton.provider.api": request.kind,
         "baton.call_index": request.call_index,
-        "baton.attempt": attempt,
         "openinference.span.kind": "LLM",
         "llm.model_name": request.model_name,
         "llm.provider": request.provider,
     }
     if request.temperature is not None:
         attributes["gen_ai.request.temperature"] = request.temperature
-    if tracing.content:
-        messages = _input_messages(request.messages)
-        attributes["gen_ai.input.messages"] = messages
-        attributes["gen_ai.system_instructions"] = json.dumps(
-            [{"type": "text", "content": request.instructions}])
-        attributes["input.value"] = messages
-        attributes["input.mime_type"] = "application/json"
     before = (breaker.state, breaker.transitions) if breaker is not None else None
-    with tracing.tracer.start_as_current_span(
-            f"chat {request.model_name}", kind=SpanKind.CLIENT, attributes=attributes) as span:
-        if attempt > 1:
-            span.add_event("baton.retry", {"baton.attempt": attempt, "baton.agent": request.agent})
+
+    def content() -> dict[str, Any]:
+        messages = _input_messages(request.messages)
+        return {"gen_ai.input.messages": messages,
+                "gen_ai.system_instructions": json.dumps(
+                    [{"type": "text", "content": request.instructions}]),
+                "input.value": messages, "input.mime_type": "application/json"}
+
+    with _call_span(f"chat {request.model_name}", request.agent, attributes, content,
+                    client=True) as span:
         try:
             yield ModelCallSpan(span)
         finally:
@@ -357,33 +349,56 @@ def model_call_span(request: ModelRequest,
 @contextmanager
 def tool_call_span(tool: Tool, invocation: ToolInvocation) -> Iterator[ToolCallSpan]:
     """A GenAI `execute_tool` span around one tool call attempt."""
-    tracing = _tracing
-    if tracing is None:
-        yield _NO_TOOL_SPAN
+    if _tracing is None:
+        yield ToolCallSpan()
         return
-    attempt = _attempt()
     attributes: dict[str, Any] = {
         "gen_ai.operation.name": "execute_tool",
         "gen_ai.tool.name": tool.name,
         "gen_ai.tool.type": "function",
         "gen_ai.tool.call.id": invocation.call_id,
         "gen_ai.tool.description": tool.definition.description,
-        "baton.agent": invocation.agent,
-        "baton.attempt": attempt,
         "openinference.span.kind": "TOOL",
         "tool.name": tool.name,
     }
-    if tracing.content:
+
+    def content() -> dict[str, Any]:
         arguments = json.dumps(invocation.arguments, default=str)
-        attributes["gen_ai.tool.call.arguments"] = arguments
-        attributes["input.value"] = arguments
-        attributes["input.mime_type"] = "application/json"
-    with tracing.tracer.start_as_current_span(f"execute_tool {tool.name}",
-                                              attributes=attributes) as span:
-        if attempt > 1:
-            span.add_event("baton.retry", {"baton.attempt": attempt,
-                                           "baton.agent": invocation.agent})
+        return {"gen_ai.tool.call.arguments": arguments, "input.value": arguments,
+                "input.mime_type": "application/json"}
+
+    with _call_span(f"execute_tool {tool.name}", invocation.agent, attributes,
+                    content) as span:
         yield ToolCallSpan(span)
+
+
+@contextmanager
+def _call_span(name: str, agent: str, attributes: dict[str, Any],
+               content: Callable[[], dict[str, Any]], client: bool = False) -> Iterator[Span]:
+    """What model and tool spans share: the agent, the attempt (with an event when it
+    is a retry) and the content attributes when they are recorded."""
+    from opentelemetry.trace import SpanKind
+
+    tracing = _tracing
+    assert tracing is not None
+    attempt = _attempt()
+    attributes = {**attributes, "baton.agent": agent, "baton.attempt": attempt}
+    if tracing.content:
+        attributes |= content()
+    with tracing.tracer.start_as_current_span(
+            name, kind=SpanKind.CLIENT if client else SpanKind.INTERNAL,
+            attributes=attributes) as span:
+        if attempt > 1:
+            span.add_event("baton.retry", {"baton.attempt": attempt, "baton.agent": agent})
+        yield span
+
+
+def _model_name(model: str) -> str:
+    """The model's own name from "provider:model" (what the GenAI conventions want)."""
+    try:
+        return ModelRef.parse(model).name
+    except ValueError:
+        return model
 
 
 def _attempt() -> int:

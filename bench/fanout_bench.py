@@ -33,28 +33,27 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from temporalio.testing import WorkflowEnvironment  # noqa: E402
-
 from baton.activities.providers.offline import OfflineProvider  # noqa: E402
 from baton.catalogue import parse_catalogue  # noqa: E402
 from baton.model_io import Chaos, Message, ModelRequest  # noqa: E402
 from baton.runs import FanOutResult, RunInput, RunOptions  # noqa: E402
 from baton.specs import Catalogue  # noqa: E402
 from baton.temporal import build_worker, exit_now  # noqa: E402
-from bench.common import bench_environment  # noqa: E402
+from bench.common import BenchEnvironment, CpuMeter, bench_environment  # noqa: E402
 from bench.raw_temporal import run_raw  # noqa: E402
 
 PROMPT = "Summarise the trade-offs of durable execution"
 
 
-def bench_catalogue(n: int) -> Catalogue:
+def bench_catalogue(n: int, branch_runs: str = "auto") -> Catalogue:
     return parse_catalogue({
         "agents": {
             "analyst": {"instructions": "Analyse the question.", "model": "offline:bench"},
             "synthesizer": {"instructions": "Merge the analyses.", "model": "offline:bench"},
         },
         "teams": {"panel": {"pattern": "fanout", "branches": ["analyst"] * n,
-                            "synthesizer": "synthesizer", "policy": "all"}},
+                            "synthesizer": "synthesizer", "policy": "all",
+                            "branch_runs": branch_runs}},
     })
 
 
@@ -76,20 +75,32 @@ async def baseline(n: int, chaos: Chaos) -> float:
     return time.perf_counter() - started
 
 
-async def with_temporal(env: WorkflowEnvironment, n: int, chaos: Chaos) -> float:
-    """One fan-out run on a worker built exactly as worker.py builds it."""
+async def with_temporal(env: BenchEnvironment, n: int, chaos: Chaos,
+                        branch_runs: str = "auto") -> tuple[float, CpuMeter]:
+    """One fan-out run on a worker built exactly as worker.py builds it; its wall time
+    and the CPU the server and this process (the worker) used for it."""
     task_queue = f"bench-{uuid.uuid4().hex[:8]}"
-    catalogue = bench_catalogue(n)
+    catalogue = bench_catalogue(n, branch_runs)
     run = RunInput(member="panel", messages=[Message(role="user", content=PROMPT)],
                    catalogue=catalogue, options=RunOptions(chaos=chaos))
     async with build_worker(env.client, task_queue):
-        started = time.perf_counter()
-        result = await env.client.execute_workflow(
-            "FanOutWorkflow", run, id=f"bench-fanout-{n}-{uuid.uuid4().hex[:6]}",
-            task_queue=task_queue, result_type=FanOutResult)
-        wall = time.perf_counter() - started
+        with CpuMeter(env.server_pid()) as cpu:
+            started = time.perf_counter()
+            result = await env.client.execute_workflow(
+                "FanOutWorkflow", run, id=f"bench-fanout-{n}-{uuid.uuid4().hex[:6]}",
+                task_queue=task_queue, result_type=FanOutResult)
+            wall = time.perf_counter() - started
     assert result.status == "ok" and len(result.branches) == n, result.status
-    return wall
+    return wall, cpu
+
+
+def per_branch_ms(meters: list[CpuMeter], n: int) -> dict[str, float | None]:
+    """Median CPU per branch, server and worker, in ms."""
+    servers = [m.server_s for m in meters if m.server_s is not None]
+    return {"server_cpu_ms_per_branch": round(statistics.median(servers) * 1000 / n, 2)
+            if servers else None,
+            "worker_cpu_ms_per_branch": round(
+                statistics.median(m.worker_s for m in meters) * 1000 / n, 2)}
 
 
 
@@ -99,6 +110,9 @@ async def main() -> int:
     parser.add_argument("--n", type=int, nargs="+", default=[10, 100, 500])
     parser.add_argument("--latency", type=float, default=1.0)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--branch-runs", choices=["auto", "child", "activity"],
+                        default="auto", help="how branches run (the team's branch_runs); "
+                        "'child' is the one-child-workflow-per-branch design measured before")
     parser.add_argument("--in-memory", action="store_true",
                         help="in-memory SQLite instead of the embedded default's file")
     args = parser.parse_args()
@@ -114,19 +128,28 @@ async def main() -> int:
             await with_temporal(env, 5, Chaos(agents=["analyst"]))  # warm-up
             for n in args.n:
                 walls, bases, raws = [], [], []
+                meters, raw_meters = [], []
                 for _ in range(args.repeat):
                     bases.append(await baseline(n, chaos))
-                    walls.append(await with_temporal(env, n, chaos))
-                    raws.append(await run_raw(env.client, n, args.latency))
+                    wall, meter = await with_temporal(env, n, chaos, args.branch_runs)
+                    walls.append(wall)
+                    meters.append(meter)
+                    with CpuMeter(env.server_pid()) as raw_meter:
+                        raws.append(await run_raw(env.client, n, args.latency))
+                    raw_meters.append(raw_meter)
                 wall, base = statistics.median(walls), statistics.median(bases)
+                raw_cpu = per_branch_ms(raw_meters, n)
                 print(json.dumps({
                     "bench": "fanout",
                     "case": f"fanout-{'memory' if args.in_memory else 'sqlite-file'}",
-                    "n": n, "latency_s": args.latency, "wall_s": round(wall, 3),
+                    "n": n, "branch_runs": args.branch_runs,
+                    "latency_s": args.latency, "wall_s": round(wall, 3),
                     "baseline_s": round(base, 3), "ratio": round(wall / base, 2),
                     "raw_s": round(statistics.median(raws), 3),
                     "wall_min_s": round(min(walls), 3), "wall_max_s": round(max(walls), 3),
-                    "repeat": args.repeat,
+                    "repeat": args.repeat, **per_branch_ms(meters, n),
+                    "raw_server_cpu_ms_per_branch": raw_cpu["server_cpu_ms_per_branch"],
+                    "raw_worker_cpu_ms_per_branch": raw_cpu["worker_cpu_ms_per_branch"],
                 }), flush=True)
         finally:
             await env.shutdown()

@@ -58,6 +58,26 @@ class RawSequence:
         return count
 
 
+@workflow.defn
+class RawGate:
+    """Waits for a `decide` update, then runs one no-op activity: the waiting
+    benchmark's baseline for a run parked until a person answers."""
+
+    def __init__(self) -> None:
+        self._decided = False
+
+    @workflow.run
+    async def run(self) -> str:
+        await workflow.wait_condition(lambda: self._decided)
+        return str(await workflow.execute_activity(
+            raw_noop, "x", start_to_close_timeout=timedelta(seconds=30)))
+
+    @workflow.update
+    def decide(self, approve: bool) -> bool:
+        self._decided = True
+        return approve
+
+
 RAW_WORKFLOWS = [RawParent, RawChild]
 RAW_ACTIVITIES = [raw_sleep]
 

@@ -22,8 +22,15 @@ def rows(figures: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
     for f in figures:
         kind = f.get("bench")
         if kind == "fanout":
-            table.append((f"fan-out N={f['n']} ({f['latency_s']} s calls)",
-                          f"{f['wall_s']} s", f"asyncio {f['baseline_s']} s, raw {f['raw_s']} s",
+            runs = f.get("branch_runs", "auto")
+            cpu = (f"; CPU per branch: server {f['server_cpu_ms_per_branch']} ms, worker "
+                   f"{f['worker_cpu_ms_per_branch']} ms (raw {f['raw_server_cpu_ms_per_branch']}"
+                   f" / {f['raw_worker_cpu_ms_per_branch']} ms)"
+                   if f.get("server_cpu_ms_per_branch") is not None else "")
+            table.append((f"fan-out N={f['n']} ({f['latency_s']} s calls"
+                          + (f", branches as {runs}" if runs != "auto" else "") + ")",
+                          f"{f['wall_s']} s{cpu}",
+                          f"asyncio {f['baseline_s']} s, raw {f['raw_s']} s",
                           f"{f['ratio']}x asyncio"))
         elif kind == "step":
             table.append((f"step, {f['pattern']} (p50 / p95)",
@@ -38,11 +45,16 @@ def rows(figures: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
             table.append(("tool call orchestration (p50)", f"{f['ms_per_call']} ms",
                           f"plain activity {f['raw_ms_per_activity']} ms",
                           f"{f['ratio']}x plain"))
+        elif kind == "waiting" and "resumes_per_s" in f:
+            raw = f.get("raw_resumes_per_s")
+            table.append((f"{f['runs']} runs released",
+                          f"{f['resumes_per_s']} resumes/s, {f['db_kb_per_run']} KB/run "
+                          "in the db",
+                          f"raw {raw} resumes/s ({f.get('raw_runs')} runs)" if raw else "",
+                          f"{f['resumes_per_s'] / raw:.2f}x raw" if raw else ""))
         elif kind == "waiting":
-            extra = (f", {f['resumes_per_s']} resumes/s, {f['db_kb_per_run']} KB/run in the db"
-                     if "resumes_per_s" in f else "")
             table.append((f"{f['runs']} runs waiting for a person",
-                          f"worker {f['worker_rss_mb']} MB RSS{extra}", "", ""))
+                          f"worker {f['worker_rss_mb']} MB RSS", "", ""))
         elif kind == "overhead":
             table.append((f"{f['feature']}: pipeline step / fan-out N=100",
                           f"{f['step_ms']} ms / {f['fanout100_s']} s",
@@ -56,7 +68,8 @@ def rows(figures: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
 
 
 def chart(figures: list[dict[str, Any]], path: Path) -> str:
-    fanout = sorted((f for f in figures if f.get("bench") == "fanout"), key=lambda f: f["n"])
+    fanout = sorted((f for f in figures if f.get("bench") == "fanout"
+                     and f.get("branch_runs", "auto") == "auto"), key=lambda f: f["n"])
     if not fanout:
         return "no fan-out figures: chart skipped"
     try:

@@ -6,8 +6,11 @@ is its own process (`worker.py`), so its resident memory is measured alone; the 
 server keeps its SQLite file, so its size per waiting run is measured too. Then every
 run is approved (one Update each, 50 at a time) and the time until all have finished
 gives resumes per second.
+The baseline, in the same run: raw Temporal workflows that wait for an update and
+then run one no-op activity (`bench/raw_temporal.py`, SDK defaults, a worker in this
+process), parked and released the same way (at most --raw-runs of them).
 Prints one line per checkpoint: {"bench": "waiting", "runs": n, "worker_rss_mb": ...}
-and a final one with "resumes_per_s" and "db_kb_per_run".
+and a final one with "resumes_per_s", "raw_resumes_per_s" and "db_kb_per_run".
 
     python bench/waiting_bench.py [--runs 10000] [--checkpoints 1000 5000 10000]
 """
@@ -22,20 +25,24 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from temporalio.client import Client, WorkflowHandle  # noqa: E402
+from temporalio.worker import Worker  # noqa: E402
 
 import baton  # noqa: E402
-from baton.approvals import pending_in_tree  # noqa: E402
 from baton.launch import plan_run, start_run  # noqa: E402
 from baton.model_io import Message  # noqa: E402
 from baton.runs import Decision, RunOptions, RunResult  # noqa: E402
+from baton.search import STATUS  # noqa: E402
 from baton.temporal import exit_now  # noqa: E402
 from bench.common import bench_environment  # noqa: E402
+from bench.raw_temporal import RawGate, raw_noop  # noqa: E402
 
 BATCH = 50
 
@@ -65,19 +72,52 @@ async def park(client: Client, task_queue: str, count: int) -> list[WorkflowHand
     return handles
 
 
-async def all_waiting(client: Client, handles: list[WorkflowHandle[object, RunResult]]) -> None:
-    """Until the last run started is parked (runs park in about start order)."""
-    for _ in range(600):
-        if await pending_in_tree(client, handles[-1].id):
+async def all_waiting(client: Client, task_queue: str, expected: int) -> None:
+    """Until `expected` runs on `task_queue` say they wait for a person (their
+    BatonStatus search attribute): one count from visibility, not a query to each."""
+    query = (f"TaskQueue = '{task_queue}' AND ExecutionStatus = 'Running' "
+             f"AND {STATUS.name} = 'waiting_approval'")
+    for _ in range(1200):
+        if (await client.count_workflows(query)).count >= expected:
             return
         await asyncio.sleep(0.5)
-    raise RuntimeError("the last run never parked")
+    raise RuntimeError(f"fewer than {expected} runs parked after 10 minutes")
+
+
+async def release(handles: Sequence[WorkflowHandle[Any, Any]], decision: Any) -> float:
+    """Decide every run (BATCH updates at a time); seconds until all have finished."""
+    started = time.perf_counter()
+    for index in range(0, len(handles), BATCH):
+        await asyncio.gather(*(h.execute_update("decide", decision)
+                               for h in handles[index:index + BATCH]))
+    await asyncio.gather(*(h.result() for h in handles))
+    return time.perf_counter() - started
+
+
+async def raw_resumes_per_s(client: Client, count: int) -> float:
+    task_queue = f"bench-rawgate-{uuid.uuid4().hex[:8]}"
+    async with Worker(client, task_queue=task_queue, workflows=[RawGate],
+                      activities=[raw_noop], max_concurrent_activities=500,
+                      max_concurrent_workflow_tasks=200):
+        handles: list[WorkflowHandle[Any, Any]] = []
+        for start in range(0, count, BATCH):
+            handles += await asyncio.gather(*(client.start_workflow(
+                RawGate.run, id=f"rawgate-{uuid.uuid4().hex[:12]}", task_queue=task_queue)
+                for _ in range(min(BATCH, count - start))))
+        for _ in range(1200):  # until the last one started has run its first task
+            if (await handles[-1].describe()).raw_description.workflow_execution_info \
+                    .history_length >= 4:
+                break
+            await asyncio.sleep(0.5)
+        return count / await release(handles, True)
 
 
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=10_000)
     parser.add_argument("--checkpoints", type=int, nargs="+", default=[1000, 5000, 10_000])
+    parser.add_argument("--raw-runs", type=int, default=2000,
+                        help="raw-Temporal runs parked and released for the baseline")
     args = parser.parse_args()
     checkpoints = sorted({c for c in args.checkpoints if c <= args.runs} | {args.runs})
     with tempfile.TemporaryDirectory() as tmp:
@@ -97,20 +137,18 @@ async def main() -> int:
             handles: list[WorkflowHandle[object, RunResult]] = []
             for checkpoint in checkpoints:
                 handles += await park(env.client, task_queue, checkpoint - len(handles))
-                await all_waiting(env.client, handles)
+                await all_waiting(env.client, task_queue, len(handles))
                 print(json.dumps({"bench": "waiting", "runs": len(handles),
                                   "worker_rss_mb": round(rss_mb(worker.pid), 1)}), flush=True)
             waiting_db = db_bytes(db) - empty if env.local is not None else 0
-            started = time.perf_counter()
-            decision = Decision(approve=True, note="bench")
-            for index in range(0, len(handles), BATCH):
-                await asyncio.gather(*(h.execute_update("decide", decision)
-                                       for h in handles[index:index + BATCH]))
-            await asyncio.gather(*(h.result() for h in handles))
-            elapsed = time.perf_counter() - started
+            elapsed = await release(handles, Decision(approve=True, note="bench"))
+            rss = rss_mb(worker.pid)
+            raw_count = min(args.raw_runs, len(handles))
+            raw_rate = await raw_resumes_per_s(env.client, raw_count)
             print(json.dumps({"bench": "waiting", "runs": len(handles),
-                              "worker_rss_mb": round(rss_mb(worker.pid), 1),
+                              "worker_rss_mb": round(rss, 1),
                               "resumes_per_s": round(len(handles) / elapsed, 1),
+                              "raw_resumes_per_s": round(raw_rate, 1), "raw_runs": raw_count,
                               "db_kb_per_run": round(waiting_db / len(handles) / 1024, 2)
                               if waiting_db else None}),
                   flush=True)

@@ -12,7 +12,7 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 import baton
-from baton.approvals import ApprovalError, decide, pending, pending_in_tree
+from baton.approvals import WAITING_RUNS, ApprovalError, decide, pending, pending_in_tree
 from baton.model_io import ModelRequest, ModelResponse, ToolCall, Usage
 from baton.runs import ApprovalRequest, Decision, PipelineResult, RunState, SupervisorResult
 from tests.helpers import worker
@@ -269,6 +269,9 @@ async def test_pending_lists_waiting_runs(env: WorkflowEnvironment, task_queue: 
         await wait_for_requests(env, handle.workflow_id)
         waiting = {w.workflow_id: w for w in await pending(env.client)}
         assert [r.subject for r in waiting[handle.workflow_id].requests] == ["issue_refund"]
+        # Found through the status search attribute, not by asking every running run.
+        listed = [e.id async for e in env.client.list_workflows(WAITING_RUNS)]
+        assert handle.workflow_id in listed
         await baton.approve(handle.workflow_id, client=env.client)
         await asyncio.wait_for(handle.result(), 60)
 

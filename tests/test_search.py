@@ -197,20 +197,61 @@ async def test_a_run_keeps_its_choice_on_a_worker_that_decides_otherwise(
                         tools=[wire_money])
     async with worker(env.client, task_queue, tools=clerk.tools(), max_cached_workflows=0,
                       patch_activation_callback=patch_activation(first)):
-        handle = await baton.start(clerk, "Wire the money to account 12", client=env.client,
-                                   task_queue=task_queue)
+        # Started as on a namespace that refused them: without starting attributes.
+        handle = await start(env.client, task_queue, "clerk", "Wire the money to account 12",
+                             cat=clerk.catalogue(), result_type=RunResult)
         for _ in range(300):
-            if await pending_in_tree(env.client, handle.workflow_id):
+            if await pending_in_tree(env.client, handle.id):
                 break
             await asyncio.sleep(0.1)
     async with worker(env.client, task_queue, tools=clerk.tools(), max_cached_workflows=0,
                       patch_activation_callback=patch_activation(not first)):
+        await baton.approve(handle.id, client=env.client)
+        outcome = await finish(handle)
+    assert outcome.status == "ok"
+    attrs = (await handle.describe()).typed_search_attributes
+    assert attrs.get(STATUS) == ("ok" if first else None)
+    await build_replayer().replay_workflow(await handle.fetch_history())
+
+
+async def test_a_run_started_by_baton_is_found_from_its_first_moment(
+        env: WorkflowEnvironment, task_queue: str) -> None:
+    """`baton.start` (and the starter) give team, pattern and status with the start: no
+    patch marker, no `TemporalChangeVersion` upsert, no first upsert; every upsert
+    left is a change (waiting, running again, the end with its spending)."""
+    clerk = baton.Agent("clerk", "Help customers.", model="offline:standard",
+                        tools=[wire_money])
+    async with worker(env.client, task_queue, tools=clerk.tools(), max_cached_workflows=0):
+        handle = await baton.start(clerk, "Wire the money to account 12", client=env.client,
+                                   task_queue=task_queue)
+        attrs = (await handle.handle.describe()).typed_search_attributes
+        assert (attrs.get(TEAM), attrs.get(PATTERN)) == ("clerk", "agent")
+        await visible(env.client, 'BatonStatus = "waiting_approval"', handle.workflow_id)
         await baton.approve(handle.workflow_id, client=env.client)
         outcome = await asyncio.wait_for(handle.result(), 60)
     assert outcome.status == "ok"
+    history = await handle.handle.fetch_history()
+    assert not [e for e in history.events if e.HasField("marker_recorded_event_attributes")]
+    upserted = [list(e.upsert_workflow_search_attributes_event_attributes
+                     .search_attributes.indexed_fields)
+                for e in history.events
+                if e.HasField("upsert_workflow_search_attributes_event_attributes")]
+    assert [sorted(fields) for fields in upserted] == [
+        ["BatonStatus"], ["BatonStatus"],
+        ["BatonCostUsd", "BatonModels", "BatonStatus", "BatonTokens"]]
     attrs = (await handle.handle.describe()).typed_search_attributes
-    assert attrs.get(STATUS) == ("ok" if first else None)
-    await build_replayer().replay_workflow(await handle.handle.fetch_history())
+    assert (attrs.get(TEAM), attrs.get(STATUS)) == ("clerk", "ok")
+    await build_replayer().replay_workflow(history)
+
+
+async def test_a_namespace_without_them_still_starts_the_run(env: WorkflowEnvironment,
+                                                             task_queue: str) -> None:
+    client = await new_namespace(env)
+    clerk = baton.Agent("clerk", "Help customers.", model="offline:standard")
+    handle = await baton.start(clerk, "Hello", client=client, task_queue=task_queue)
+    described = await handle.handle.describe()
+    assert described.typed_search_attributes.get(TEAM) is None
+    await handle.handle.terminate("test over")
 
 
 async def test_registering_is_idempotent_and_checks_types(env: WorkflowEnvironment) -> None:

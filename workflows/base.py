@@ -54,6 +54,10 @@ class PatternWorkflow(ApprovalDesk):
         self._status: RunStatus = "running"
         self._ledger: RunLedger | None = None
         self._searchable: bool | None = None  # decided at the first upsert
+        # Started with team, pattern and status (baton.launch.start_run): searchable
+        # from the start, with no patch marker and no first upsert.
+        self._started_searchable = (
+            workflow.info().typed_search_attributes.get(STATUS) is not None)
         # Live progress for watchers; costs no history until someone subscribes.
         self._stream = WorkflowStream()
         self._events = self._stream.topic(EVENTS_TOPIC, type=RunEvent)
@@ -83,11 +87,13 @@ class PatternWorkflow(ApprovalDesk):
                         usage=self._ledger.spent if self._ledger is not None else Usage())
 
     def set_status(self, status: RunStatus, *,
-                   searchable: Sequence[SearchAttributeUpdate[Any]] = ()) -> None:
+                   searchable: Sequence[SearchAttributeUpdate[Any]] = (),
+                   upsert: bool = True) -> None:
         """Change the run's status; `searchable`: other search attributes to upsert with
-        it (one command, one history event)."""
+        it (one command, one history event); `upsert=False` when they already hold."""
         self._status = status
-        self._upsert([STATUS.value_set(status), *searchable])
+        if upsert:
+            self._upsert([STATUS.value_set(status), *searchable])
         self.emit("status", status=status)
         if self._ledger is not None:  # final statuses only; not again when replayed
             run = self._ledger.run
@@ -98,7 +104,7 @@ class PatternWorkflow(ApprovalDesk):
             # Runs recorded before search attributes have no marker and replay without
             # upserts; a worker whose server refused them leaves the patch inactive
             # (baton/search.py: patch_activation).
-            self._searchable = workflow.patched(PATCH_ID)
+            self._searchable = self._started_searchable or workflow.patched(PATCH_ID)
         if self._searchable:
             workflow.upsert_search_attributes(updates)
 
@@ -130,7 +136,8 @@ class PatternWorkflow(ApprovalDesk):
         self._ledger = ledger = RunLedger(run)
         ledger.on_step = self._on_step
         self.set_status("running", searchable=[TEAM.value_set(run.member),
-                                               PATTERN.value_set(self.pattern)])
+                                               PATTERN.value_set(self.pattern)],
+                        upsert=not self._started_searchable)
         try:
             result = await self._guarded(ledger, body)
         except BudgetExhausted as err:
