@@ -9,7 +9,7 @@ There is no second code path for Python-built teams.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import ModuleType
@@ -209,9 +209,25 @@ def _reach(member: Member) -> list[Member]:
     return found
 
 
+def _expect(team: str, role: str, given: object, kind: type | tuple[type, ...],
+            what: str, many: bool = False) -> None:
+    """Refuse, with a message naming the role and what it takes, anything but `kind`
+    (a name in place of the object, most often)."""
+    items: list[object] = ([given] if not many or isinstance(given, str | bytes)
+                           or not isinstance(given, Iterable) else list(given))
+    for item in items:
+        if not isinstance(item, kind):
+            raise TypeError(f"team {team!r}: {role} must be {what} (the objects, not their "
+                            f"names); got {item!r}")
+
+
+_MEMBERS = "agents or teams"
+
+
 def Triage(name: str, router: Agent, *, nest_handoff_history: bool = False,
            description: str = "") -> Team:
     """A router agent hands the conversation to one of its declared `handoffs`."""
+    _expect(name, "router", router, Agent, "an Agent")
     return Team(name, {"pattern": "triage", "router": router.name, "description": description,
                        "nest_handoff_history": nest_handoff_history}, [router], None)
 
@@ -227,6 +243,11 @@ def FanOut(name: str, *, synthesizer: Agent, branches: Sequence[Member] = (),
     request into subtasks for `members` (see `Coordinator`); with `map_member`, one
     branch per item the caller passes (see `Map`).
     """
+    _expect(name, "synthesizer", synthesizer, Agent, "an Agent")
+    _expect(name, "branches", branches, Member, _MEMBERS, many=True)
+    _expect(name, "members", members, Member, _MEMBERS, many=True)
+    _expect(name, "planner", planner, (Agent, type(None)), "an Agent")
+    _expect(name, "map_member", map_member, (Member, type(None)), "an agent or a team")
     spec = {"pattern": "fanout", "description": description,
             "branches": [b.name for b in branches], "synthesizer": synthesizer.name,
             "planner": planner.name if planner else None, "members": [m.name for m in members],
@@ -263,6 +284,8 @@ def Supervisor(name: str, supervisor: Agent, workers: Sequence[Member], *,
                description: str = "") -> Team:
     """A supervisor delegates to workers exposed as tools and reviews each result
     (with `approve_acceptance`, a person confirms each result it accepts)."""
+    _expect(name, "supervisor", supervisor, Agent, "an Agent")
+    _expect(name, "workers", workers, Member, _MEMBERS, many=True)
     return Team(name, {"pattern": "supervisor", "supervisor": supervisor.name,
                        "workers": [w.name for w in workers], "max_rounds": max_rounds,
                        "max_revisions": max_revisions, "description": description,
@@ -289,7 +312,12 @@ class Stage:
 def Pipeline(name: str, stages: Sequence[Member | Stage], *,
              max_attempts: int = 3, description: str = "") -> Team:
     """Stages in a fixed order, each validated against its contract; gates loop back."""
+    _expect(name, "stages", stages, (Member, Stage), "agents, teams or Stages", many=True)
     steps = [s if isinstance(s, Stage) else Stage(s) for s in stages]
+    for step in steps:
+        _expect(name, "a stage's member", step.member, Member, "an agent or a team")
+        _expect(name, "loop_back_to", step.loop_back_to, (Member, type(None)),
+                "an agent or a team")
     spec = {"pattern": "pipeline", "max_attempts": max_attempts, "description": description,
             "stages": [{"agent": s.member.name, "gate_field": s.gate_field,
                         "loop_back_to": s.loop_back_to.name if s.loop_back_to else None,

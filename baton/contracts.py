@@ -99,8 +99,9 @@ class ContractError(ValueError):
 
 def register_contract(model: type[BaseModel]) -> str:
     """Make `model` known as a contract under its class name; returns the name."""
-    if not (isinstance(model, type) and issubclass(model, BaseModel)):
-        raise ContractError(f"a contract must be a pydantic model class; got {model!r}")
+    if not (isinstance(model, type) and issubclass(model, BaseModel)) or model is BaseModel:
+        raise ContractError(f"a contract must be your own pydantic model class (a subclass "
+                            f"of BaseModel with fields); got {model!r}")
     name = model.__name__
     known = CONTRACTS.get(name)
     if known is not None and known is not model and (

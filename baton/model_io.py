@@ -19,6 +19,9 @@ from baton.usage import Price, Usage
 MAX_PROMPT_BYTES = 256 * 1024
 
 
+MAX_MODEL_CHARS = 100
+
+
 class ModelRef(NamedTuple):
     """A model written "provider:model", parsed once."""
 
@@ -29,6 +32,10 @@ class ModelRef(NamedTuple):
     @lru_cache(maxsize=1024)
     def parse(text: str) -> ModelRef:
         """Raises ValueError naming what is accepted."""
+        if len(text) > MAX_MODEL_CHARS:
+            # Model names go into search attributes, whose values the server caps.
+            raise ValueError(f"model {text[:40]!r}... is {len(text)} characters long; "
+                             f"at most {MAX_MODEL_CHARS}")
         provider, sep, name = text.partition(":")
         if not sep or not provider or not name.strip():
             raise ValueError(

@@ -4,7 +4,7 @@ Each run is a one-stage pipeline whose stage needs a person's approval: it makes
 call before it parks, so what is measured is the cost of waiting itself. The worker
 is its own process (`worker.py`), so its resident memory is measured alone; the dev
 server keeps its SQLite file, so its size per waiting run is measured too. Then every
-run is approved (one Update each, 50 at a time) and the time until all have finished
+run is approved (one Update each, 200 in flight) and the time until all have finished
 gives resumes per second.
 The baseline, in the same run: raw Temporal workflows that wait for an update and
 then run one no-op activity (`bench/raw_temporal.py`, SDK defaults, a worker in this
@@ -44,7 +44,9 @@ from baton.temporal import exit_now  # noqa: E402
 from bench.common import bench_environment  # noqa: E402
 from bench.raw_temporal import RawGate, raw_noop  # noqa: E402
 
-BATCH = 50
+BATCH = 50  # runs started at a time
+UPDATES_IN_FLIGHT = 200
+RESULTS_IN_FLIGHT = 500
 
 
 def rss_mb(pid: int) -> float:
@@ -85,12 +87,20 @@ async def all_waiting(client: Client, task_queue: str, expected: int) -> None:
 
 
 async def release(handles: Sequence[WorkflowHandle[Any, Any]], decision: Any) -> float:
-    """Decide every run (BATCH updates at a time); seconds until all have finished."""
+    """Decide every run (UPDATES_IN_FLIGHT at a time), then wait for its end (at most
+    RESULTS_IN_FLIGHT long polls: the server caps a namespace's concurrent polls);
+    seconds until all have finished."""
+    updates = asyncio.Semaphore(UPDATES_IN_FLIGHT)
+    results = asyncio.Semaphore(RESULTS_IN_FLIGHT)
+
+    async def resume(handle: WorkflowHandle[Any, Any]) -> None:
+        async with updates:
+            await handle.execute_update("decide", decision)
+        async with results:
+            await handle.result()
+
     started = time.perf_counter()
-    for index in range(0, len(handles), BATCH):
-        await asyncio.gather(*(h.execute_update("decide", decision)
-                               for h in handles[index:index + BATCH]))
-    await asyncio.gather(*(h.result() for h in handles))
+    await asyncio.gather(*(resume(h) for h in handles))
     return time.perf_counter() - started
 
 

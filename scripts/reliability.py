@@ -662,7 +662,7 @@ def _check_tool_runs(stats: CallStats, acts: dict[tuple[str, str, str], Activity
         if entry.get("event") != "start":
             continue
         key = str(entry["key"])
-        workflow_id, activity_id = key.rsplit("/", 1)
+        workflow_id, _run_id, activity_id = key.rsplit("/", 2)
         found = by_id.get((workflow_id, activity_id))
         attempt = int(entry.get("attempt", 1))
         if found is None:
@@ -1215,8 +1215,7 @@ class Suite:
                             self.storm_file if breakers else self.steady_file)
             await self._worker(name)
             scenario.storm = True
-            self.openai.use(storm_policy(kind, random.Random(rng.random()), anthropic=False))
-            self.anthropic.use(storm_policy(kind, random.Random(rng.random()), anthropic=True))
+            self._weather(kind, rng)
             runs: list[Run] = []
             for cycle in range(self.options.storm_runs):
                 runs += self._runs(cycle, expect, flags)
@@ -1232,12 +1231,16 @@ class Suite:
                 + (", ".join(f"{k} x{v}" for k, v in sorted(faults.items())) or "none"))
             if kind == "down" and breakers:
                 await self._breakers(scenario)
-            self.openai.use(storm_policy("none", rng, anthropic=False))
-            self.anthropic.use(storm_policy("none", rng, anthropic=True))
+            self._weather("none", rng)
 
         wanted = " or ".join(sorted(expect)) + "".join(
             f"; `{t.member}`: {' or '.join(sorted(extra_expect or expect))}" for t in extra)
         await self._scenario(name, title, wanted, body)
+
+    def _weather(self, kind: str, rng: random.Random) -> None:
+        """Both fake providers misbehave as `kind` says, each with its own random stream."""
+        self.openai.use(storm_policy(kind, random.Random(rng.random()), anthropic=False))
+        self.anthropic.use(storm_policy(kind, random.Random(rng.random()), anthropic=True))
 
     async def _breakers(self, scenario: Scenario) -> None:
         code, out, err = await self.cluster.starter(f"rel-{scenario.name}",
@@ -1375,9 +1378,10 @@ run twice (`in-flight tool calls re-run`). Nothing that had completed runs again
 
 **What a tool author must make idempotent, and how Baton helps.** Any tool with a
 side effect (a payment, an e-mail, a write) must tolerate running again for the
-same call. Baton gives each call a `ToolContext.idempotency_key`, the workflow id
-and the activity id (`<workflow id>/<activity id>`): the same for every attempt of
-one call, including the re-run after a crash, and different for every other call.
+same call. Baton gives each call a `ToolContext.idempotency_key`, made of the workflow
+id, the run id and the activity id (`<workflow id>/<run id>/<activity id>`): the same
+for every attempt of one call, including the re-run after a crash, and different for
+every other call, also across a session's continue-as-new.
 Pass it to the payment API as its idempotency key, or keep it as a unique key in
 your database and return the stored result when it is already there
 (`examples/support_desk.py`'s `issue_refund` does that). A read-only tool needs
@@ -1388,11 +1392,6 @@ nothing.
   provider answered after the client had given up on it (a response that arrives
   after the call's timeout).
 - Side effects of a tool that does not use its idempotency key.
-- The idempotency key is `<workflow id>/<activity id>`, and activity ids count
-  from 1 in each run of a workflow: in a session with `inline_agents=True` that has
-  continued as new, a tool call of the new run can get the key of one of the old
-  run's calls. Sessions run agents in child workflows by default, where this cannot
-  happen.
 - A run the starter could not start: while the server is unreachable the starter
   exits with status 2 and starts nothing; whoever called it must try again (the
   suite does). A session turn in progress keeps waiting through a restart.

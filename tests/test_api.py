@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 from typing import Any
 
 import pytest
@@ -113,6 +114,29 @@ def test_bad_definitions_are_refused_before_anything_starts() -> None:
         baton.FanOut("f", branches=[one, other], synthesizer=baton.Agent("s", "x")).catalogue()
     with pytest.raises(ValueError, match="needs `branches`, a `planner` with `members`"):
         baton.FanOut("f", synthesizer=baton.Agent("s", "x")).catalogue()
+
+
+@pytest.mark.parametrize(("build", "expected"), [
+    (lambda a: baton.Triage("t", "router"), "team 't': router must be an Agent"),
+    (lambda a: baton.FanOut("f", branches=["analyst"], synthesizer=a),
+     "team 'f': branches must be agents or teams (the objects, not their names); "
+     "got 'analyst'"),
+    (lambda a: baton.FanOut("f", branches="analyst", synthesizer=a),
+     "branches must be agents or teams"),
+    (lambda a: baton.FanOut("f", branches=[a], synthesizer="s"), "synthesizer must be"),
+    (lambda a: baton.Supervisor("s", a, ["coder"]), "workers must be agents or teams"),
+    (lambda a: baton.Pipeline("p", [a, "editor"]), "stages must be agents, teams or Stages"),
+    (lambda a: baton.Pipeline("p", [baton.Stage(a, loop_back_to="w")]),
+     "loop_back_to must be an agent or a team"),
+])
+def test_team_builders_refuse_names_in_place_of_members(build: Any, expected: str) -> None:
+    with pytest.raises(TypeError, match=re.escape(expected)):
+        build(baton.Agent("writer", "x"))
+
+
+def test_the_base_model_itself_is_no_contract() -> None:
+    with pytest.raises(ContractError, match="your own pydantic model class"):
+        baton.Agent("a", "x", output=BaseModel)
 
 
 async def test_worker_without_the_contract_fails_the_run_at_once(

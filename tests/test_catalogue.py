@@ -80,6 +80,7 @@ def test_no_agents() -> None:
     ("gpt-5", "must be written 'provider:model'"),
     ("openai:", "must be written 'provider:model'"),
     ("mystery:model-1", "unknown model provider 'mystery'"),
+    ("offline:" + "x" * 200, "is 208 characters long; at most 100"),
 ])
 def test_bad_model_strings(model: str, expected: str) -> None:
     message = refused(minimal(agents={"solo": {"instructions": "x", "model": model}}))

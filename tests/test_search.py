@@ -461,3 +461,13 @@ async def test_a_run_ended_from_outside_is_listed_as_it_ended(env: WorkflowEnvir
         handle.id, "terminated", None)
     running = starter("list", "--since", since, "--status", "running", address=address)
     assert running.stdout.strip() == "no runs match"
+
+
+def test_the_models_attribute_stays_under_the_servers_value_limit() -> None:
+    from baton.workflows.base import _fitting
+
+    models = [f"openai:model-{i:03d}-" + "x" * 80 for i in range(40)]
+    kept = _fitting(models)
+    assert kept == models[:len(kept)] and 0 < len(kept) < len(models)
+    assert len(json.dumps(kept).encode()) <= 1500
+    assert _fitting(["offline:fast"]) == ["offline:fast"]

@@ -181,6 +181,9 @@ async def test_failing_tool_is_retried_then_reported_to_the_model(
     with scripted_offline(lambda r: None) as model:
         outcome = await run_agent(env, task_queue, agent(flaky), "Check order A-9")
     assert len(flaky_attempts) == 2 and len(set(flaky_attempts)) == 1  # same key each retry
+    # Unique beyond this run: the same workflow id after continue-as-new is a new run.
+    run_id = (await env.client.get_workflow_handle(outcome.workflow_id).describe()).run_id
+    assert flaky_attempts[0].startswith(f"{outcome.workflow_id}/{run_id}/")
     [result] = tool_results(model.requests[-1])
     assert result.startswith("Error: the tool flaky failed") and "warehouse API down" in result
     assert outcome.status == "ok"

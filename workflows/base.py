@@ -193,8 +193,22 @@ def spending_attributes(ledger: RunLedger) -> list[SearchAttributeUpdate[Any]]:
     if spent.cost_usd is not None:
         updates.append(COST_USD.value_set(spent.cost_usd))
     if models := sorted({step.model for step in ledger.trace if step.model}):
-        updates.append(MODELS.value_set(models))
+        updates.append(MODELS.value_set(_fitting(models)))
     return updates
+
+
+def _fitting(values: list[str], limit: int = 1500) -> list[str]:
+    """The first `values` whose JSON stays under `limit` bytes: the server refuses a
+    search attribute value above 2 KB (by default), and a refused upsert would fail
+    every workflow task of the run."""
+    kept: list[str] = []
+    size = 2
+    for value in values:
+        size += len(value.encode()) + 4
+        if size > limit:
+            break
+        kept.append(value)
+    return kept
 
 
 def unrunnable(run: object, pattern: str) -> str | None:
