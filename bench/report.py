@@ -37,6 +37,10 @@ def rows(figures: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
                           f"{f['ms_per_step_p50']} / {f['ms_per_step_p95']} ms",
                           f"raw {f['raw_ms_per_step_p50']} / {f['raw_ms_per_step_p95']} ms",
                           f"{f['ms_per_step_p50'] / f['raw_ms_per_step_p50']:.2f}x raw"))
+            if f.get("sdk_ms"):
+                table.append((f"step, {f['pattern']}: SDK latencies (mean ms)",
+                              _latencies(f["sdk_ms"]), "raw " + _latencies(f["raw_sdk_ms"]),
+                              ""))
         elif kind == "throughput":
             table.append((f"throughput, {f['runs']} triage runs, {f['workers']} worker(s)",
                           f"{f['runs_per_s']} runs/s", f"raw {f['raw_runs_per_s']} runs/s",
@@ -65,6 +69,10 @@ def rows(figures: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
                           json.dumps({k: v for k, v in f.items()
                                       if k not in ("bench", "figure")})[:90], "", ""))
     return table
+
+
+def _latencies(ms: dict[str, float]) -> str:
+    return ", ".join(f"{name} {value}" for name, value in ms.items())
 
 
 def chart(figures: list[dict[str, Any]], path: Path) -> str:

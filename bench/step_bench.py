@@ -5,9 +5,12 @@ being scheduled to the next being scheduled, minus the first call's own executio
 (started to completed): what Temporal and Baton add per step. The offline model
 answers at zero latency. The baseline is a raw Temporal workflow running no-op
 activities one after another, measured the same way in the same run.
+Where the time goes comes from the SDK's own latency metrics (a metric buffer per
+side): the server handing a workflow task to the worker, the worker handling it, and
+the server recording the task's and the activity's completion (means, ms).
 Prints one JSON line per pattern:
 {"bench": "step", "pattern": ..., "ms_per_step_p50", "ms_per_step_p95",
- "raw_ms_per_step_p50", "raw_ms_per_step_p95", "steps"}.
+ "raw_ms_per_step_p50", "raw_ms_per_step_p95", "steps", "sdk_ms", "raw_sdk_ms"}.
 
     python bench/step_bench.py [--runs 20]
 """
@@ -28,15 +31,25 @@ sys.path.insert(0, str(ROOT))
 
 from temporalio.api.enums.v1 import EventType  # noqa: E402
 from temporalio.client import Client, WorkflowHistory  # noqa: E402
+from temporalio.runtime import MetricBuffer, Runtime, TelemetryConfig  # noqa: E402
 from temporalio.worker import Worker  # noqa: E402
 
 from baton.catalogue import load_catalogue  # noqa: E402
 from baton.launch import plan_run, start_run  # noqa: E402
 from baton.model_io import Message  # noqa: E402
 from baton.runs import RunOptions  # noqa: E402
-from baton.temporal import build_worker, exit_now  # noqa: E402
+from baton.temporal import Settings, build_worker, connect, exit_now  # noqa: E402
 from bench.common import bench_environment  # noqa: E402
 from bench.raw_temporal import RawSequence, raw_noop  # noqa: E402
+
+# The SDK's metrics (without their "temporal_" prefix), and what each is, per step.
+SDK_LATENCIES = {
+    "workflow_task_schedule_to_start_latency": "wft_schedule_to_start",  # server -> worker
+    "workflow_task_execution_latency": "wft_in_worker",
+    "request_latency:RespondWorkflowTaskCompleted": "respond_wft",  # the server records it
+    "request_latency:RespondActivityTaskCompleted": "respond_activity",
+    "activity_schedule_to_start_latency": "activity_schedule_to_start",  # 0: eager
+}
 
 PATTERNS = {"pipeline": ("article_pipeline", "Durable execution"),
             "supervisor": ("dev_team", "Write a date parser")}
@@ -93,6 +106,26 @@ async def raw_steps(client: Client, runs: int, count: int = 8) -> list[float]:
     return gaps
 
 
+async def metered(client: Client) -> tuple[Client, MetricBuffer]:
+    """Another client of the same server, on a runtime whose metrics we read."""
+    buffer = MetricBuffer(200_000)
+    runtime = Runtime(telemetry=TelemetryConfig(metrics=buffer))
+    settings = Settings(address=client.service_client.config.target_host,
+                        namespace=client.namespace)
+    return await connect(settings, runtime=runtime), buffer
+
+
+def mean_latencies(buffer: MetricBuffer) -> dict[str, float]:
+    values: dict[str, list[float]] = {}
+    for update in buffer.retrieve_updates():
+        name = update.metric.name.removeprefix("temporal_")
+        operation = update.attributes.get("operation")
+        key = SDK_LATENCIES.get(f"{name}:{operation}") or SDK_LATENCIES.get(name)
+        if key is not None:
+            values.setdefault(key, []).append(float(update.value))
+    return {key: round(statistics.mean(v), 2) for key, v in values.items()}
+
+
 def pct(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100)[q - 1] if len(values) > 1 else values[0]
 
@@ -105,20 +138,27 @@ async def main() -> int:
     args = parser.parse_args()
     env = await bench_environment()
     try:
-        await baton_steps(env.client, "support_desk", "warm up", 2)
+        baton_client, baton_metrics = await metered(env.client)
+        raw_client, raw_metrics = await metered(env.client)
+        await baton_steps(baton_client, "support_desk", "warm up", 2)
+        await raw_steps(raw_client, 2)
         for pattern in args.patterns:
             member, prompt = PATTERNS[pattern]
             steps, raw = [], []
+            baton_metrics.retrieve_updates()
+            raw_metrics.retrieve_updates()
             for _ in range(2):  # interleaved halves, so drift hits both alike
-                steps += await baton_steps(env.client, member, prompt, args.runs // 2)
-                raw += await raw_steps(env.client, args.runs // 2)
+                steps += await baton_steps(baton_client, member, prompt, args.runs // 2)
+                raw += await raw_steps(raw_client, args.runs // 2)
             print(json.dumps({
                 "bench": "step", "pattern": pattern,
                 "ms_per_step_p50": round(statistics.median(steps), 2),
                 "ms_per_step_p95": round(pct(steps, 95), 2),
                 "raw_ms_per_step_p50": round(statistics.median(raw), 2),
                 "raw_ms_per_step_p95": round(pct(raw, 95), 2),
-                "steps": len(steps), "runs": args.runs}), flush=True)
+                "steps": len(steps), "runs": args.runs,
+                "sdk_ms": mean_latencies(baton_metrics),
+                "raw_sdk_ms": mean_latencies(raw_metrics)}), flush=True)
     finally:
         await env.shutdown()
     return 0
