@@ -244,6 +244,32 @@ async def test_a_run_started_by_baton_is_found_from_its_first_moment(
     await build_replayer().replay_workflow(history)
 
 
+async def test_pending_asks_every_running_run_where_the_status_is_unknown(
+        env: WorkflowEnvironment, task_queue: str) -> None:
+    """On a namespace without BatonStatus the query by status is refused; `pending`
+    then asks every running run instead."""
+    from baton.approvals import WAITING_RUNS, pending
+
+    client = await new_namespace(env)
+    with pytest.raises(RPCError) as refused:
+        [e async for e in client.list_workflows(WAITING_RUNS)]
+    assert refused.value.status == RPCStatusCode.INVALID_ARGUMENT
+    clerk = baton.Agent("clerk", "Help customers.", model="offline:standard",
+                        tools=[wire_money])
+    async with worker(client, task_queue, tools=clerk.tools(),
+                      patch_activation_callback=patch_activation(False)):
+        handle = await baton.start(clerk, "Wire the money to account 12", client=client,
+                                   task_queue=task_queue)
+        for _ in range(300):
+            if await pending_in_tree(client, handle.workflow_id):
+                break
+            await asyncio.sleep(0.1)
+        waiting = {w.workflow_id for w in await pending(client)}
+        assert handle.workflow_id in waiting
+        await baton.approve(handle.workflow_id, client=client)
+        assert (await asyncio.wait_for(handle.result(), 60)).status == "ok"
+
+
 async def test_a_namespace_without_them_still_starts_the_run(env: WorkflowEnvironment,
                                                              task_queue: str) -> None:
     client = await new_namespace(env)
