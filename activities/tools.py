@@ -77,9 +77,9 @@ def _activity_for(tool: Tool) -> Callable[..., Any]:
             agent=invocation.agent, tool=tool.name, call_id=invocation.call_id,
             attempt=info.attempt,
             # Stable across retries of this call (and its re-run after a crash), unique
-            # per call: the workflow and the activity's id within it.
-            # The run id too: activity ids restart at 1 in each run, and a workflow id
-            # comes back after continue-as-new or when a finished run's id is reused.
+            # per call: the workflow, its run (activity ids restart at 1 in each run,
+            # and a workflow id comes back after continue-as-new or when reused) and
+            # the activity's id within it.
             idempotency_key=f"{info.workflow_id}/{info.workflow_run_id}/{info.activity_id}")
         started = time.monotonic()
         with tool_call_span(tool, invocation) as span:
