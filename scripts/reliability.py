@@ -505,6 +505,9 @@ class Activity:
     state: str = "scheduled"
 
 
+CallKey = tuple[str, str, str]  # workflow id, run id, activity id
+
+
 @dataclass
 class CallStats:
     """What the logs and histories say about the calls of some runs."""
@@ -583,7 +586,7 @@ async def check_calls(client: Client, top: str, calls: list[dict[str, Any]],
     todo: list[tuple[str, str | None]] = [(top, None)]
     todo += sorted({(str(e["run"]), str(e["run_id"])) for e in mine if e.get("run_id")})
     seen: set[tuple[str, str]] = set()
-    acts: dict[tuple[str, str, str], Activity] = {}
+    acts: dict[CallKey, Activity] = {}
     while todo:
         workflow_id, run_id = todo.pop()
         if run_id is not None and (workflow_id, run_id) in seen:
@@ -622,63 +625,67 @@ async def check_calls(client: Client, top: str, calls: list[dict[str, Any]],
     return stats
 
 
-def _check_answers(stats: CallStats, acts: dict[tuple[str, str, str], Activity],
+@dataclass
+class Executions:
+    """How the logged executions of some calls compare with their histories."""
+
+    completed: Counter[CallKey] = field(default_factory=Counter)  # of the recorded attempt
+    unrecorded: int = 0  # attempts that never completed (in flight at a fault, or failed)
+    repeated: int = 0    # executions after the call had completed: must stay 0
+
+
+def _executions(stats: CallStats, acts: dict[CallKey, Activity],
+                logged: list[tuple[CallKey, int]], what: str) -> Executions:
+    """Each logged (call, attempt) against the call's activity in the histories."""
+    seen = Executions()
+    for key, attempt in logged:
+        found = acts.get(key)
+        if found is None:
+            stats.problems.append(f"{what} {key} is in no history")
+        elif found.state != "completed" or attempt < found.attempt:
+            seen.unrecorded += 1  # at least once: retried after a fault
+        elif attempt == found.attempt:
+            seen.completed[key] += 1
+        else:
+            seen.repeated += 1
+            stats.problems.append(f"{what} {key} ran again (attempt {attempt}) after "
+                                  f"completing at attempt {found.attempt}")
+    for key, count in seen.completed.items():
+        if count > 1:
+            seen.repeated += count - 1
+            stats.problems.append(f"{what} {key}: its completed attempt ran {count} times")
+    return seen
+
+
+def _check_answers(stats: CallStats, acts: dict[CallKey, Activity],
                    entries: list[dict[str, Any]]) -> None:
     """Model calls: each log line is one answer, keyed by its activity."""
-    answers: Counter[tuple[str, str, str]] = Counter()
-    for entry in entries:
-        stats.answered += 1
-        key = (str(entry["run"]), str(entry.get("run_id")), str(entry.get("activity")))
-        found = acts.get(key)
-        attempt = int(entry.get("attempt", 1))
-        if found is None:
-            stats.problems.append(f"answered call {key} is in no history")
-        elif found.state != "completed" or attempt < found.attempt:
-            stats.answered_twice += 1  # answered, but not recorded: lost with its worker
-        elif attempt == found.attempt:
-            answers[key] += 1
-        else:
-            stats.repeated += 1
-            stats.problems.append(f"{key}: answered again (attempt {attempt}) after "
-                                  f"completing at attempt {found.attempt}")
-    for key, count in answers.items():
-        if count > 1:
-            stats.repeated += count - 1
-            stats.problems.append(f"{key}: completed attempt answered {count} times")
+    stats.answered += len(entries)
+    seen = _executions(stats, acts, [
+        ((str(e["run"]), str(e.get("run_id")), str(e.get("activity"))),
+         int(e.get("attempt", 1))) for e in entries], "answered call")
+    stats.answered_twice += seen.unrecorded  # answered, but lost with its worker
+    stats.repeated += seen.repeated
     for act in acts.values():
         model = str((act.input or {}).get("model", ""))
         if (act.type == "call_model" and act.state == "completed" and model.startswith("offline:")
-                and answers[(act.workflow_id, act.run_id, act.activity_id)] == 0):
+                and seen.completed[(act.workflow_id, act.run_id, act.activity_id)] == 0):
             stats.problems.append(f"{act.workflow_id} activity {act.activity_id} completed "
                                   "with no answer in the call log")
 
 
-def _check_tool_runs(stats: CallStats, acts: dict[tuple[str, str, str], Activity],
+def _check_tool_runs(stats: CallStats, acts: dict[CallKey, Activity],
                      entries: list[dict[str, Any]]) -> None:
-    """Tool calls: each "start" line is one execution, keyed by its idempotency key."""
-    by_id = {(a.workflow_id, a.activity_id): a for a in acts.values() if a.type != "call_model"}
-    executions: Counter[str] = Counter()
+    """Tool calls: each "start" line is one execution, keyed by its idempotency key
+    (`<workflow id>/<run id>/<activity id>`)."""
+    logged: list[tuple[CallKey, int]] = []
     for entry in entries:
-        if entry.get("event") != "start":
-            continue
-        key = str(entry["key"])
-        workflow_id, _run_id, activity_id = key.rsplit("/", 2)
-        found = by_id.get((workflow_id, activity_id))
-        attempt = int(entry.get("attempt", 1))
-        if found is None:
-            stats.problems.append(f"tool call {key} is in no history")
-        elif found.state != "completed" or attempt < found.attempt:
-            stats.rerun_tool += 1  # in flight at a fault (or failed): at least once
-        elif attempt == found.attempt:
-            executions[key] += 1
-        else:
-            stats.tool_repeated += 1
-            stats.problems.append(f"tool call {key} ran again (attempt {attempt}) after "
-                                  f"completing at attempt {found.attempt}")
-    for key, count in executions.items():
-        if count > 1:
-            stats.tool_repeated += count - 1
-            stats.problems.append(f"tool call {key}: its completed attempt ran {count} times")
+        if entry.get("event") == "start":
+            workflow_id, run_id, activity_id = str(entry["key"]).rsplit("/", 2)
+            logged.append(((workflow_id, run_id, activity_id), int(entry.get("attempt", 1))))
+    seen = _executions(stats, acts, logged, "tool call")
+    stats.rerun_tool += seen.unrecorded
+    stats.tool_repeated += seen.repeated
 
 
 # --------------------------------------------------------------------------- storms
