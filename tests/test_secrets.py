@@ -30,10 +30,7 @@ from baton.catalogue import parse_catalogue
 from baton.metrics import metrics_runtime
 from baton.observability import (
     CONTENT_VAR,
-    ENDPOINT_VARS,
-    PROTOCOL_VARS,
     flush_tracing,
-    reset_tracing,
 )
 from baton.runs import RunResult, TriageResult
 from baton.specs import Catalogue
@@ -41,7 +38,7 @@ from baton.temporal import Settings, connect
 from tests.fake_llm import FakeLLMServer, Fault
 from tests.helpers import KEY_ENV, finish, on_fake, start, worker
 from tests.run_records import history_text, related_histories
-from tests.test_tracing import Collector
+from tests.test_tracing import Collector, tracing_to_collector
 
 SENTINEL = "sk-SENTINEL-0b7e4c1d9a"
 
@@ -143,17 +140,8 @@ def free_port() -> int:
 @pytest.fixture
 def collector(monkeypatch: pytest.MonkeyPatch) -> Iterator[Collector]:
     """Tracing on, prompts and completions recorded too, exporting to a local receiver."""
-    receiver = Collector()
-    for var in (*ENDPOINT_VARS, *PROTOCOL_VARS, "OTEL_SDK_DISABLED"):
-        monkeypatch.delenv(var, raising=False)
-    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
-    monkeypatch.setenv(CONTENT_VAR, "1")
-    reset_tracing()
-    try:
+    with tracing_to_collector(monkeypatch, **{CONTENT_VAR: "1"}) as receiver:
         yield receiver
-    finally:
-        reset_tracing()
-        receiver.close()
 
 
 async def everything_recorded(client: Client, workflow_ids: list[str]) -> str:

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import threading
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -127,20 +128,29 @@ class Collector:
         self.server.server_close()
 
 
-@pytest.fixture
-def collector(monkeypatch: pytest.MonkeyPatch) -> Iterator[Collector]:
-    """Tracing switched on for this test, exporting to a fresh receiver."""
+@contextmanager
+def tracing_to_collector(monkeypatch: pytest.MonkeyPatch,
+                         **env: str) -> Iterator[Collector]:
+    """Tracing switched on, exporting to a fresh receiver; `env`: more variables."""
     receiver = Collector()
     for var in (*ENDPOINT_VARS, *PROTOCOL_VARS, CONTENT_VAR, "OTEL_SDK_DISABLED"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.url)
-    monkeypatch.setenv("OTEL_SERVICE_NAME", "baton-test")
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
     reset_tracing()
     try:
         yield receiver
     finally:
         reset_tracing()
         receiver.close()
+
+
+@pytest.fixture
+def collector(monkeypatch: pytest.MonkeyPatch) -> Iterator[Collector]:
+    """Tracing switched on for this test, exporting to a fresh receiver."""
+    with tracing_to_collector(monkeypatch, OTEL_SERVICE_NAME="baton-test") as receiver:
+        yield receiver
 
 
 @pytest.fixture
