@@ -190,9 +190,10 @@ def build_worker(client: Client, task_queue: str, *, tools: Sequence[Tool] = (),
     options.setdefault("max_concurrent_activities", 500)
     options.setdefault("max_concurrent_workflow_tasks", 200)
     # A fan-out schedules its branches' calls at once; with the SDK's 5 activity polls
-    # most of them wait in the server's task-queue table (written, read back, deleted)
-    # instead of being handed straight to a waiting poll. N = 500, same server:
-    # 4.2-4.5 s with 5 polls, 3.4-3.8 s with 20, and less server CPU per branch.
+    # more of them wait in the server's task-queue table (written, read back, deleted)
+    # instead of being handed straight to a waiting poll. A small gain at N = 500,
+    # near this machine's noise (docs/benchmarks.md; `bench/fanout_bench.py
+    # --activity-polls N` compares).
     options.setdefault("activity_task_poller_behavior", PollerBehaviorSimpleMaximum(20))
     options.setdefault("workflow_failure_exception_types", workflow_failure_types())
     calls = ModelCalls()  # this worker's circuit breakers, shared by all its runs

@@ -29,9 +29,12 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+
+from temporalio.worker import PollerBehaviorSimpleMaximum  # noqa: E402
 
 from baton.activities.providers.offline import OfflineProvider  # noqa: E402
 from baton.catalogue import parse_catalogue  # noqa: E402
@@ -76,14 +79,18 @@ async def baseline(n: int, chaos: Chaos) -> float:
 
 
 async def with_temporal(env: BenchEnvironment, n: int, chaos: Chaos,
-                        branch_runs: str = "auto") -> tuple[float, CpuMeter]:
+                        branch_runs: str = "auto",
+                        activity_polls: int | None = None) -> tuple[float, CpuMeter]:
     """One fan-out run on a worker built exactly as worker.py builds it; its wall time
     and the CPU the server and this process (the worker) used for it."""
     task_queue = f"bench-{uuid.uuid4().hex[:8]}"
     catalogue = bench_catalogue(n, branch_runs)
     run = RunInput(member="panel", messages=[Message(role="user", content=PROMPT)],
                    catalogue=catalogue, options=RunOptions(chaos=chaos))
-    async with build_worker(env.client, task_queue):
+    options: dict[str, Any] = {}
+    if activity_polls is not None:  # else Baton's default
+        options["activity_task_poller_behavior"] = PollerBehaviorSimpleMaximum(activity_polls)
+    async with build_worker(env.client, task_queue, **options):
         with CpuMeter(env.server_pid()) as cpu:
             started = time.perf_counter()
             result = await env.client.execute_workflow(
@@ -110,6 +117,8 @@ async def main() -> int:
     parser.add_argument("--n", type=int, nargs="+", default=[10, 100, 500])
     parser.add_argument("--latency", type=float, default=1.0)
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--activity-polls", type=int, metavar="N",
+                        help="activity-task polls of the worker (Baton's default: 20)")
     parser.add_argument("--branch-runs", choices=["auto", "child", "activity"],
                         default="auto", help="how branches run (the team's branch_runs); "
                         "'child' is the one-child-workflow-per-branch design measured before")
@@ -131,7 +140,8 @@ async def main() -> int:
                 meters, raw_meters = [], []
                 for _ in range(args.repeat):
                     bases.append(await baseline(n, chaos))
-                    wall, meter = await with_temporal(env, n, chaos, args.branch_runs)
+                    wall, meter = await with_temporal(env, n, chaos, args.branch_runs,
+                                                      args.activity_polls)
                     walls.append(wall)
                     meters.append(meter)
                     with CpuMeter(env.server_pid()) as raw_meter:
@@ -143,6 +153,7 @@ async def main() -> int:
                     "bench": "fanout",
                     "case": f"fanout-{'memory' if args.in_memory else 'sqlite-file'}",
                     "n": n, "branch_runs": args.branch_runs,
+                    "activity_polls": args.activity_polls or 20,
                     "latency_s": args.latency, "wall_s": round(wall, 3),
                     "baseline_s": round(base, 3), "ratio": round(wall / base, 2),
                     "raw_s": round(statistics.median(raws), 3),
