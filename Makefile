@@ -47,6 +47,7 @@ bench: setup
 	@mkdir -p .bench && : > $(BENCH_OUT)
 	$(BIN)/python bench/step_bench.py --runs 20 | tee -a $(BENCH_OUT)
 	$(BIN)/python bench/tool_bench.py --runs 20 | tee -a $(BENCH_OUT)
+	$(BIN)/python bench/flow_bench.py --runs 20 | tee -a $(BENCH_OUT)
 	$(BIN)/python bench/throughput_bench.py --runs 500 --workers 1 2 | tee -a $(BENCH_OUT)
 	$(BIN)/python bench/fanout_bench.py --n 10 100 500 | tee -a $(BENCH_OUT)
 	$(BIN)/python bench/fanout_bench.py --n 100 --branch-runs child | tee -a $(BENCH_OUT)
@@ -60,6 +61,7 @@ bench-quick: setup
 	@mkdir -p .bench && : > $(BENCH_OUT)
 	$(BIN)/python bench/step_bench.py --runs 4 | tee -a $(BENCH_OUT)
 	$(BIN)/python bench/tool_bench.py --runs 4 | tee -a $(BENCH_OUT)
+	$(BIN)/python bench/flow_bench.py --runs 4 | tee -a $(BENCH_OUT)
 	$(BIN)/python bench/throughput_bench.py --runs 100 | tee -a $(BENCH_OUT)
 	$(BIN)/python bench/fanout_bench.py --n 10 100 --repeat 1 | tee -a $(BENCH_OUT)
 	$(BIN)/python bench/waiting_bench.py --runs 300 --checkpoints 100 300 --raw-runs 300 \
@@ -77,20 +79,26 @@ reliability-quick: setup
 	$(BIN)/python scripts/reliability.py --quick $(RELIABILITY_ARGS)
 
 # A trace viewer on this machine, no Docker: Arize Phoenix, its UI and its OTLP/HTTP
-# receiver both on TRACES_PORT. It gets a virtualenv of its own because its
-# dependencies would replace Baton's (anthropic 2.x -> 1.x). Ctrl-C stops it.
+# receiver both on TRACES_PORT, its OTLP/gRPC receiver on TRACES_GRPC_PORT. It gets a
+# virtualenv of its own because its dependencies would replace Baton's (anthropic 2.x
+# -> 1.x). Ctrl-C stops it. It has no login, so all of it listens on TRACES_HOST,
+# loopback unless you choose otherwise: Phoenix binds gRPC to every interface whatever
+# PHOENIX_HOST says, so scripts/phoenix_local.py moves it (measured with `ss -ltn`).
 PHOENIX := $(VENV)/phoenix
+TRACES_HOST ?= 127.0.0.1
 TRACES_PORT ?= 6006
+TRACES_GRPC_PORT ?= 4317
 
 traces:
 	@test -x $(PHOENIX)/bin/phoenix || { $(PYTHON) -m venv $(PHOENIX) \
 		&& $(PHOENIX)/bin/python -m pip install --quiet --upgrade pip \
 		&& $(PHOENIX)/bin/python -m pip install --quiet arize-phoenix; }
-	@echo "Trace viewer: http://localhost:$(TRACES_PORT)"
+	@echo "Trace viewer: http://$(TRACES_HOST):$(TRACES_PORT)"
 	@echo "Run the worker and the starter with:"
-	@echo "  export OTEL_EXPORTER_OTLP_ENDPOINT=http://localhost:$(TRACES_PORT)"
-	PHOENIX_PORT=$(TRACES_PORT) PHOENIX_WORKING_DIR=$(PHOENIX)/data \
-		PHOENIX_TELEMETRY_ENABLED=false $(PHOENIX)/bin/phoenix serve
+	@echo "  export OTEL_EXPORTER_OTLP_ENDPOINT=http://$(TRACES_HOST):$(TRACES_PORT)"
+	PHOENIX_HOST=$(TRACES_HOST) PHOENIX_PORT=$(TRACES_PORT) \
+		PHOENIX_GRPC_PORT=$(TRACES_GRPC_PORT) PHOENIX_WORKING_DIR=$(PHOENIX)/data \
+		PHOENIX_TELEMETRY_ENABLED=false $(PHOENIX)/bin/python scripts/phoenix_local.py serve
 
 lint: setup
 	$(BIN)/ruff check .

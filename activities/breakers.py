@@ -9,6 +9,11 @@ the check sits on every model call, and a round trip to the server for it would
 add latency and server load to exactly the moments a provider is struggling. Each
 worker therefore learns about an outage on its own (after `failures` calls), which
 bounds the cost of not sharing: a few failed calls per worker per outage.
+
+The breakers' states reach Prometheus through baton/metrics.py (`BreakerGauge`),
+which reads `BreakerBoard.states()` after each call and again when a cool-down ends:
+`state` is computed from the clock, so an open breaker reads half-open as soon as its
+cool-down has passed, whether or not a call has come since.
 """
 
 from __future__ import annotations
@@ -18,7 +23,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 
+from baton.metrics import labels
 from baton.model_io import BreakerPolicy, BreakerState
+from baton.observability import content_recorded
 
 logger = logging.getLogger("baton.breakers")
 
@@ -92,10 +99,17 @@ class CircuitBreaker:
                             recent_failures=len(self._failures), policy=self.policy,
                             opened_for_s=opened, transitions=self.transitions)
 
+    def _logged_model(self) -> str:
+        # A run may name any model (a --model override is the client's text): only
+        # the worker's own are logged by name unless content is recorded.
+        if content_recorded() or labels.knows("model", self.model):
+            return self.model
+        return "(a model this worker does not list)"
+
     def _move(self, state: str) -> None:
         if state != self._state:
             self.transitions += 1
-            logger.warning("circuit %s: %s -> %s", self.model, self._state, state)
+            logger.warning("circuit %s: %s -> %s", self._logged_model(), self._state, state)
         self._state = state
 
 

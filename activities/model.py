@@ -15,7 +15,7 @@ from temporalio.exceptions import ApplicationError
 
 from baton.activities.breakers import BreakerBoard, CircuitOpenError
 from baton.activities.heartbeat import heartbeating
-from baton.activities.providers import provider_for
+from baton.activities.providers import WorkerProviders
 from baton.errors import CircuitOpen
 from baton.metrics import metered_model_call
 from baton.model_io import BreakerState, ModelRequest, ModelResponse
@@ -23,22 +23,29 @@ from baton.observability import model_call_span
 
 
 class ModelCalls:
-    """The model activity and the breakers it shares across runs (one per worker)."""
+    """The model activity, the breakers it shares across runs and the providers it may
+    call (one of each per worker)."""
 
-    def __init__(self, breakers: BreakerBoard | None = None) -> None:
+    def __init__(self, breakers: BreakerBoard | None = None,
+                 providers: WorkerProviders | None = None) -> None:
         self.breakers = breakers or BreakerBoard()
+        self.providers = providers or WorkerProviders()
 
     @activity.defn(name="call_model")
     @metered_model_call
     async def call_model(self, request: ModelRequest) -> ModelResponse:
+        # Before anything else, so a provider this worker does not declare costs no
+        # request, opens no breaker and reaches no metric label.
+        adapter = self.providers.adapter_for(request)
         breaker = self.breakers.for_model(request.model, request.breaker)
-        with model_call_span(request, breaker) as span:
+        api = self.providers.kind_of(request.provider)
+        with model_call_span(request, breaker, api) as span:
             try:
                 breaker.before_call()
             except CircuitOpenError as err:
                 raise CircuitOpen(str(err)) from None
             try:
-                response = await heartbeating(provider_for(request).complete(request))
+                response = await heartbeating(adapter.complete(request))
             except ApplicationError as err:
                 if not err.non_retryable:
                     breaker.record_failure()

@@ -15,10 +15,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import TypeAdapter, ValidationError
 from temporalio import activity
 
 from baton.activities.heartbeat import heartbeating
+from baton.errors import ApprovalMissing
 from baton.metrics import metered_tool
 from baton.observability import tool_call_span
 from baton.tools import (
@@ -72,6 +73,10 @@ def _activity_for(tool: Tool) -> Callable[..., Any]:
             return ToolOutcome(ok=False, content=(
                 f"Error: invalid arguments for {tool.name}: {problems}. Call it again with "
                 "arguments that match its schema."))
+        if invocation.approved_request is None and tool.needs_approval(arguments):
+            # The workflow asks a person when the run's catalogue says so; the policy
+            # that counts is this worker's, so a catalogue saying "never" changes nothing.
+            raise ApprovalMissing(tool.name)
         context = ToolContext(
             workflow_id=info.workflow_id or "", run_id=info.workflow_run_id or "",
             agent=invocation.agent, tool=tool.name, call_id=invocation.call_id,
@@ -85,8 +90,11 @@ def _activity_for(tool: Tool) -> Callable[..., Any]:
         with tool_call_span(tool, invocation) as span:
             value = await heartbeating(tool.invoke(arguments, context))
             content, truncated = render_result(value, invocation.max_result_chars)
-            outcome = ToolOutcome(content=content, truncated=truncated,
-                                  elapsed_s=round(time.monotonic() - started, 6))
+            outcome = ToolOutcome(
+                content=content, truncated=truncated,
+                elapsed_s=round(time.monotonic() - started, 6),
+                value=(TypeAdapter(Any).dump_python(value, mode="json")
+                       if invocation.want_value else None))
             span.outcome(outcome)
         return outcome
 

@@ -40,6 +40,12 @@ _EXPORTS = {
     "ContractViolation": "baton.errors", "BudgetExhausted": "baton.errors",
     "ToolUnavailable": "baton.errors", "ToolFailed": "baton.errors",
     "PlanFailed": "baton.errors", "FanOutPolicyNotMet": "baton.errors",
+    "FlowFailed": "baton.errors", "ApprovalMissing": "baton.errors",
+    "flow": "baton.flows", "Flow": "baton.flows", "FlowResult": "baton.flows",
+    "AgentResult": "baton.flows", "FlowDefinitionError": "baton.flows",
+    "gather": "baton.flows", "approval": "baton.flows", "sleep": "baton.flows",
+    "now": "baton.flows", "BranchFailure": "baton.flows", "BranchesFailed": "baton.flows",
+    "BatonPlugin": "baton.plugin",
 }
 __all__ = sorted(_EXPORTS)
 
@@ -94,6 +100,7 @@ if TYPE_CHECKING:
     from baton.errors import (
         AgentFailed as AgentFailed,
     )
+    from baton.errors import ApprovalMissing as ApprovalMissing
     from baton.errors import (
         BatonError as BatonError,
     )
@@ -106,6 +113,7 @@ if TYPE_CHECKING:
     from baton.errors import (
         FanOutPolicyNotMet as FanOutPolicyNotMet,
     )
+    from baton.errors import FlowFailed as FlowFailed
     from baton.errors import (
         GuardrailTripped as GuardrailTripped,
     )
@@ -118,6 +126,17 @@ if TYPE_CHECKING:
     from baton.errors import (
         ToolUnavailable as ToolUnavailable,
     )
+    from baton.flows import AgentResult as AgentResult
+    from baton.flows import BranchesFailed as BranchesFailed
+    from baton.flows import BranchFailure as BranchFailure
+    from baton.flows import Flow as Flow
+    from baton.flows import FlowDefinitionError as FlowDefinitionError
+    from baton.flows import FlowResult as FlowResult
+    from baton.flows import approval as approval
+    from baton.flows import flow as flow
+    from baton.flows import gather as gather
+    from baton.flows import now as now
+    from baton.flows import sleep as sleep
     from baton.guardrails import Guardrail as Guardrail
     from baton.guardrails import guardrail as guardrail
     from baton.model_io import Message as Message

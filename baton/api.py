@@ -16,11 +16,13 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel
+from temporalio import workflow
 
 from baton.catalogue import parse_catalogue
 from baton.contracts import register_contract
+from baton.flows import AgentResult, Flow
 from baton.guardrails import BUILTIN_GUARDRAILS, Guardrail
-from baton.model_io import Message
+from baton.model_io import Message, ModelRef
 from baton.runs import RunResult
 from baton.specs import AgentSpec, Catalogue, RetrySpec
 from baton.tools import Tool
@@ -55,6 +57,17 @@ class Member:
 
     def spec_entry(self) -> tuple[Literal["agents", "teams"], dict[str, Any]]:
         raise NotImplementedError
+
+    async def run(self, input: str | Sequence[Message], **options: Any) -> Any:
+        """Run this member: inside a workflow (a flow, or yours through BatonPlugin) as
+        a durable step whose result is the team's typed result; elsewhere as a durable
+        run started through the client (keywords as `baton.run`), its `RunOutcome`."""
+        if workflow.in_workflow():
+            # The workflows layer sits above this one; it is only needed inside one.
+            from baton.workflows.flow import member_step
+
+            return await member_step(self, input)
+        return await run(self, input, **options)
 
     def catalogue(self) -> Catalogue:
         """This member and everything it reaches, as a validated catalogue."""
@@ -112,9 +125,21 @@ class Agent(Member):
                  max_output_tokens: int = 1024, temperature: float | None = None,
                  max_repairs: int = 2, max_tool_turns: int = 8,
                  input_guardrails: Sequence[Guardrail | Agent] = (),
-                 output_guardrails: Sequence[Guardrail | Agent] = ()) -> None:
+                 output_guardrails: Sequence[Guardrail | Agent] = (),
+                 tool_output_guardrails: Sequence[Guardrail | Agent] = ()) -> None:
+        # What clone() starts from: every keyword as given.
+        self._keywords: dict[str, Any] = {
+            "name": name, "instructions": instructions, "model": model,
+            "description": description, "tools": tools, "output": output,
+            "handoffs": handoffs, "default_handoff": default_handoff,
+            "fallback_models": fallback_models, "timeout_s": timeout_s,
+            "heartbeat_s": heartbeat_s, "retry": retry, "max_output_tokens": max_output_tokens,
+            "temperature": temperature, "max_repairs": max_repairs,
+            "max_tool_turns": max_tool_turns, "input_guardrails": input_guardrails,
+            "output_guardrails": output_guardrails,
+            "tool_output_guardrails": tool_output_guardrails}
         self.name = name
-        self._guardrails = [*input_guardrails, *output_guardrails]
+        self._guardrails = [*input_guardrails, *output_guardrails, *tool_output_guardrails]
         for item in tools:
             if not isinstance(item, Tool):
                 raise TypeError(f"agent {name!r}: tools must be @baton.tool functions; got "
@@ -141,10 +166,45 @@ class Agent(Member):
             "max_output_tokens": max_output_tokens, "temperature": temperature,
             "max_repairs": max_repairs, "max_tool_turns": max_tool_turns,
             "input_guardrails": [g.name for g in input_guardrails],
-            "output_guardrails": [g.name for g in output_guardrails]})
+            "output_guardrails": [g.name for g in output_guardrails],
+            "tool_output_guardrails": [g.name for g in tool_output_guardrails]})
 
     def members(self) -> list[Member]:
         return list(self._handoffs)
+
+    async def run(self, input: str | Sequence[Message], *,
+                  output: type[BaseModel] | None = None, model: str | None = None,
+                  isolated: bool = False, **options: Any) -> AgentResult[Any]:
+        """Run this agent on `input` (a string or a conversation).
+
+        Inside a workflow it is a durable step of that run: one activity per model or
+        tool call, with this agent's timeouts, retries, breakers, fallbacks, contract
+        repair, guardrails and the run's budget; `isolated=True` runs it as a child
+        workflow instead (its own history). Elsewhere it starts a durable run through
+        the client (keywords as `baton.run`) and waits for it. `output` asks for
+        another pydantic model than the agent's own; `model` replaces its model.
+        """
+        if workflow.in_workflow():
+            from baton.workflows.flow import agent_step
+
+            return await agent_step(self, input, output=output, model=model,
+                                    isolated=isolated)
+        if output is not None:
+            return await self.clone(output=output).run(input, model=model, **options)
+        outcome = await run(self, input, model=model, **options)
+        messages = ([Message(role="user", content=input)] if isinstance(input, str)
+                    else list(input))
+        return AgentResult(
+            output=outcome.output if outcome.output is not None else outcome.answer,
+            text=outcome.answer, usage=outcome.usage, handled_by=self.name,
+            messages=[*messages, Message(role="assistant", content=outcome.answer,
+                                         agent=self.name)])
+
+    def clone(self, **changes: Any) -> Agent:
+        """A variant of this agent with some keywords replaced (same name unless given),
+        e.g. `agent.clone(instructions=..., model=...)` for one run."""
+        keywords = {**self._keywords, **changes}
+        return Agent(keywords.pop("name"), keywords.pop("instructions"), **keywords)
 
     def tools(self) -> list[Tool]:
         return list(self._tools)
@@ -353,8 +413,8 @@ class RunOutcome(Generic[T]):
 class RunHandle:
     """A started run: its workflow id, its Web UI link, and its result when it ends."""
 
-    target: Member
-    handle: WorkflowHandle[Any, RunResult]
+    target: Member | Flow[Any]
+    handle: WorkflowHandle[Any, Any]
     link: str
 
     @property
@@ -370,7 +430,7 @@ class RunHandle:
                           link=self.link)
 
 
-async def start(target: Member, prompt: str | Sequence[Message], *,
+async def start(target: Member | Flow[Any], prompt: str | Sequence[Message] | dict[str, Any], *,
                 client: Client | None = None, task_queue: str | None = None,
                 items: Sequence[str] | None = None, model: str | None = None,
                 budget: Budget | None = None, max_tokens: int | None = None,
@@ -383,16 +443,33 @@ async def start(target: Member, prompt: str | Sequence[Message], *,
     `model` runs every agent on one model (the starter's --model); the budget
     keywords override `budget`'s fields; `deadline` is in seconds.
     """
-    from baton.launch import plan_run, start_run
+    from baton.launch import plan_flow, plan_run, start_flow, start_run
     from baton.runs import RunOptions
     from baton.temporal import Settings, connect
 
     settings = Settings.from_env()
+    limits = {"max_tokens": max_tokens, "max_calls": max_calls, "max_usd": max_usd,
+              "max_tool_calls": max_tool_calls, "max_seconds": deadline}
+    if isinstance(target, Flow):
+        if model is not None:
+            ModelRef.parse(model)  # ValueError naming what is accepted
+        flow_budget = (budget or Budget()).model_copy(
+            update={k: v for k, v in limits.items() if v is not None})
+        Budget.model_validate(flow_budget.model_dump())
+        if not isinstance(prompt, str | dict):
+            raise TypeError(f"flow {target.name!r} takes its arguments as a string or a dict")
+        planned_flow = plan_flow(target, prompt,
+                                 RunOptions(model_override=model, budget=flow_budget),
+                                 workflow_id=workflow_id)
+        client = client or await connect(settings)
+        flow_handle = await start_flow(client, task_queue or settings.task_queue, planned_flow)
+        return RunHandle(target=target, handle=flow_handle,
+                         link=settings.workflow_link(flow_handle.id))
+    if isinstance(prompt, dict):
+        raise TypeError(f"{target.name!r} takes a prompt (a string or messages), not a dict")
     catalogue = target.catalogue()
     if model is not None:
         catalogue = catalogue.with_model(model)
-    limits = {"max_tokens": max_tokens, "max_calls": max_calls, "max_usd": max_usd,
-              "max_tool_calls": max_tool_calls, "max_seconds": deadline}
     budget = (budget or catalogue.budget).model_copy(
         update={k: v for k, v in limits.items() if v is not None})
     Budget.model_validate(budget.model_dump())  # refuse bad limits before anything starts
@@ -407,29 +484,35 @@ async def start(target: Member, prompt: str | Sequence[Message], *,
     return RunHandle(target=target, handle=handle, link=settings.workflow_link(handle.id))
 
 
-async def run(target: Member, prompt: str | Sequence[Message], **options: Any) -> RunOutcome[Any]:
+async def run(target: Member | Flow[Any], prompt: str | Sequence[Message] | dict[str, Any],
+              **options: Any) -> RunOutcome[Any]:
     """Run `target` on `prompt` and wait for its typed result (keywords as `start`)."""
     handle = await start(target, prompt, **options)
     return await handle.result()
 
 
 @asynccontextmanager
-async def worker(*apps: Member | Tool | ModuleType | str, client: Client | None = None,
+async def worker(*apps: Member | Tool | Flow[Any] | ModuleType | str,
+                 client: Client | None = None,
                  task_queue: str | None = None, **options: Any) -> AsyncIterator[Worker]:
     """Run a worker for your own code inside this process (scripts, notebooks, tests).
 
         async with baton.worker(support_desk):
             outcome = await baton.run(support_desk, "Where is order A-1001?")
 
-    `apps` are agents, teams, tools, or modules (objects or names) whose tools and
-    contracts the worker registers.
+    `apps` are agents, teams, flows, tools, or modules (objects or names) whose tools
+    and contracts the worker registers (a flow's are its module's).
     """
     from baton.app import collect_guardrails, collect_tools
+    from baton.metrics import known_catalogue
     from baton.search import ensure_search_attributes, patch_activation
     from baton.temporal import Settings, build_worker, connect
 
     settings = Settings.from_env()
     client = client or await connect(settings)
+    for app in apps:  # as worker.py does: its agents and teams are metric labels by name
+        if isinstance(app, Member):
+            known_catalogue(app.catalogue())
     # As worker.py does: register Baton's search attributes, or run without them.
     options.setdefault("patch_activation_callback",
                        patch_activation(await ensure_search_attributes(client)))

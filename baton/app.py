@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from baton.api import Member, _reach
 from baton.catalogue import CatalogueError
 from baton.contracts import ContractError, register_contract
+from baton.flows import Flow, FlowDefinitionError
 from baton.guardrails import Guardrail
 from baton.specs import Catalogue
 from baton.tools import Tool, ToolDefinitionError
@@ -43,6 +44,8 @@ class App:
     members: list[Member] = field(default_factory=list)
     guardrails: list[Guardrail] = field(default_factory=list)
     contracts: list[type[BaseModel]] = field(default_factory=list)
+    # @baton.flow functions: registered by importing the module, listed here to show.
+    flows: list[Flow[Any]] = field(default_factory=list)
 
     def catalogue(self) -> Catalogue:
         """Every agent and team of the app (and what they reach) as one catalogue."""
@@ -78,7 +81,7 @@ def import_module(name: str) -> ModuleType:
                 "module name (my_app, or package.module; not a file path) importable from "
                 "the current directory or PYTHONPATH") from None
         raise AppError(f"importing app module {name!r} failed: {err}") from None
-    except (ToolDefinitionError, ContractError) as err:
+    except (ToolDefinitionError, ContractError, FlowDefinitionError) as err:
         raise AppError(f"app module {name!r}: {err}") from None
     except Exception as err:  # any error in the user's module is reported, not a traceback
         where = traceback.extract_tb(err.__traceback__)[-1]
@@ -97,6 +100,8 @@ def load_app(name: str) -> App:
             app.guardrails.append(value)
         elif isinstance(value, Member):
             app.members.append(value)
+        elif isinstance(value, Flow):
+            app.flows.append(value)
         elif (isinstance(value, type) and issubclass(value, BaseModel)
               and value.__module__ == module.__name__):
             app.contracts.append(value)
@@ -105,16 +110,18 @@ def load_app(name: str) -> App:
             register_contract(model)
         except ContractError as err:
             raise AppError(f"app module {name!r}: {err}") from None
-    if not app.tools and not app.members and not app.guardrails:
+    if not app.tools and not app.members and not app.guardrails and not app.flows:
         raise AppError(f"app module {name!r} defines nothing runnable: no @baton.tool "
-                       "function, @baton.guardrail, baton.Agent or team at its top level")
+                       "function, @baton.guardrail, @baton.flow, baton.Agent or team at its "
+                       "top level")
     app.tools = collect_tools([*app.tools, *app.members])
     app.guardrails = collect_guardrails([*app.guardrails, *app.members])
     return app
 
 
-def collect_tools(apps: Iterable[Member | Tool | ModuleType | str]) -> list[Tool]:
-    """The tools of agents, teams, modules (objects or names) and tools, once each."""
+def collect_tools(apps: Iterable[Member | Tool | Flow[Any] | ModuleType | str]) -> list[Tool]:
+    """The tools of agents, teams, flows (their module's), modules (objects or names) and
+    tools, once each."""
     found: dict[str, Tool] = {}
 
     def add(tool: Tool) -> None:
@@ -128,6 +135,9 @@ def collect_tools(apps: Iterable[Member | Tool | ModuleType | str]) -> list[Tool
                 add(tool)
         elif isinstance(item, ModuleType):
             for tool in load_app(item.__name__).tools:
+                add(tool)
+        elif isinstance(item, Flow):
+            for tool in load_app(item.fn.__module__).tools:
                 add(tool)
         elif isinstance(item, Tool):
             add(item)
@@ -144,8 +154,9 @@ def collect_guardrails(apps: Iterable[Any]) -> list[Guardrail]:
     for item in apps:
         if isinstance(item, Guardrail):
             found[item.name] = item
-        elif isinstance(item, str | ModuleType):
-            name = item if isinstance(item, str) else item.__name__
+        elif isinstance(item, str | ModuleType | Flow):
+            name = (item if isinstance(item, str) else item.fn.__module__
+                    if isinstance(item, Flow) else item.__name__)
             found.update({g.name: g for g in load_app(name).guardrails})
         elif isinstance(item, Member):
             for member in _reach(item):

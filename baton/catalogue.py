@@ -75,7 +75,7 @@ def parse_catalogue(raw: dict[str, Any], source: str = "catalogue") -> Catalogue
         catalogue = Catalogue.model_validate(raw)
     except ValidationError as exc:
         raise CatalogueError(f"{source} is invalid:\n{describe_errors(exc)}") from None
-    if problems := catalogue.unknown_contracts():
+    if problems := [*catalogue.unknown_providers(), *catalogue.unknown_contracts()]:
         raise CatalogueError(f"{source} is invalid:\n" + "\n".join(f"  - {p}" for p in problems))
     return catalogue
 

@@ -94,6 +94,29 @@ class ToolUnavailable(BatonError):
         self.what = what
 
 
+class ApprovalMissing(BatonError):
+    """A tool whose worker says a person must approve this call was asked to run without
+    a granted approval (a run's catalogue may not waive the worker's policy)."""
+
+    TYPE = "ApprovalMissing"
+
+    def __init__(self, tool: str) -> None:
+        super().__init__(
+            f"tool {tool!r} needs a person's approval for these arguments on this worker, and "
+            "the call carries none; it did not run. Its approval policy is the worker's "
+            "(@baton.tool(approval=...)), whatever the run's catalogue declares")
+
+
+class FlowFailed(BatonError):
+    """A flow's own code raised, or returned a value its return type does not accept."""
+
+    TYPE = "FlowFailed"
+
+    def __init__(self, flow: str, reason: str) -> None:
+        super().__init__(f"flow {flow!r} failed: {reason}")
+        self.flow = flow
+
+
 class ToolFailed(AgentFailed):
     """A tool that declares `on_failure="fail_agent"` failed after its retries: its agent
     fails (and the agent's callers apply their fallbacks, as for any failed agent)."""
@@ -143,6 +166,21 @@ class UndecryptablePayload(BatonError):
     def __init__(self, message: str, key_id: str) -> None:
         super().__init__(message)
         self.key_id = key_id
+
+
+class PlaintextRefused(BatonError):
+    """A worker that requires encryption was handed a payload in plain text (a run's
+    input, an Update's or a signal's argument): it was not acted on (baton/codec.py)."""
+
+    TYPE = "PlaintextRefused"
+
+
+class MisboundPayload(BatonError):
+    """An encrypted payload bound to another workflow (copied from another run's
+    history) was handed to this one: it was not acted on (baton/codec.py)."""
+
+    TYPE = "MisboundPayload"
+
 
 # Provider failure types (activities/providers/errors.py); listed for readers and tests.
 MODEL_ERROR_TYPES = (

@@ -8,6 +8,14 @@ text is allowed and why. Attached to an agent or a team as `input_guardrails`
 tripped guardrail ends the run (or a nested run) with status `blocked` and the
 guardrail's reason; nothing after it runs.
 
+An agent's `tool_output_guardrails` check what each of its function tools returned
+before the model reads it: a tool's result is data from outside (a web page, a
+record someone else wrote) and may carry instructions aimed at the model. A trip
+there withholds that one result by default: the model is told it was withheld, the
+run goes on `degraded` (one poisoned page should not end a support conversation),
+and the trace records the trip. A guardrail declared with `on_tool_output="halt"`
+blocks the run instead.
+
 Built in: `pii` (e-mail addresses, phone and card numbers, API keys and other
 secrets, by pattern) and `relevance` (a cheap model judges whether a request is on
 the topic the agent's catalogue gives; see `relevance_agent`).
@@ -19,7 +27,7 @@ import asyncio
 import inspect
 import re
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import Any, Literal, overload
 
 from pydantic import BaseModel, Field
 
@@ -28,7 +36,9 @@ from baton.contracts import GuardrailVerdict
 GUARDRAIL_ACTIVITY_PREFIX = "guardrail_"
 # What a guardrail may be named (it names an activity, and a catalogue's key).
 GUARDRAIL_NAME = r"^[A-Za-z0-9_-]{0,64}$"
-Where = Literal["input", "output"]
+Where = Literal["input", "output", "tool_output"]
+# What a trip on a tool's output does: withhold that result, or block the run.
+OnToolOutput = Literal["withhold", "halt"]
 
 
 class GuardrailDef(BaseModel):
@@ -42,6 +52,8 @@ class GuardrailDef(BaseModel):
     # Input guardrails only: run alongside the first agent instead of before it
     # (faster; the first agent's call may then happen even when the input trips).
     parallel: bool = False
+    # Tool-output guardrails only: what a trip does (see the module's docstring).
+    on_tool_output: OnToolOutput = "withhold"
     timeout_s: float = Field(default=30.0, gt=0, le=3600)
 
 
@@ -59,10 +71,12 @@ class Guardrail:
     (allowed)."""
 
     def __init__(self, fn: Callable[..., Any], *, name: str | None = None,
-                 parallel: bool = False, timeout: float = 30.0) -> None:
+                 parallel: bool = False, timeout: float = 30.0,
+                 on_tool_output: OnToolOutput = "withhold") -> None:
         self.fn = fn
         self.definition = GuardrailDef(name=name or fn.__name__, kind="function",
-                                       parallel=parallel, timeout_s=timeout)
+                                       parallel=parallel, timeout_s=timeout,
+                                       on_tool_output=on_tool_output)
         self.takes_where = len(inspect.signature(fn).parameters) > 1
 
     @property
@@ -87,12 +101,30 @@ class Guardrail:
         return GuardrailVerdict.model_validate(value)
 
 
+@overload
+def guardrail(fn: Callable[..., Any], /) -> Guardrail: ...
+
+
+@overload
+def guardrail(*, name: str | None = None, parallel: bool = False, timeout: float = 30.0,
+              on_tool_output: OnToolOutput = "withhold",
+              ) -> Callable[[Callable[..., Any]], Guardrail]: ...
+
+
 def guardrail(fn: Callable[..., Any] | None = None, /, *, name: str | None = None,
-              parallel: bool = False, timeout: float = 30.0) -> Any:
-    """Make `fn(text[, where])` a guardrail: bare `@guardrail` or `@guardrail(parallel=True)`."""
-    if fn is not None:
-        return Guardrail(fn, name=name, parallel=parallel, timeout=timeout)
-    return lambda function: Guardrail(function, name=name, parallel=parallel, timeout=timeout)
+              parallel: bool = False, timeout: float = 30.0,
+              on_tool_output: OnToolOutput = "withhold",
+              ) -> Guardrail | Callable[[Callable[..., Any]], Guardrail]:
+    """Make `fn(text[, where])` a guardrail: bare `@guardrail` or `@guardrail(parallel=True)`.
+
+    `where` is "input", "output" or "tool_output"; `on_tool_output="halt"` makes a trip
+    on a tool's output block the run instead of withholding that output.
+    """
+    def make(function: Callable[..., Any]) -> Guardrail:
+        return Guardrail(function, name=name, parallel=parallel, timeout=timeout,
+                         on_tool_output=on_tool_output)
+
+    return make(fn) if fn is not None else make
 
 
 # Patterns of personal data and secrets; a match trips the `pii` guardrail.

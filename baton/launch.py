@@ -3,12 +3,14 @@
 The starter and `baton.run` both start runs here, so a run built from TOML and
 one built in Python take the same road: a `RunInput` (the member, the
 conversation, the smallest catalogue that runs it, the options) to the pattern's
-workflow, with a readable id (`triage-my-invoice-is-wrong-1a2b3c4d`), a summary
+workflow, with a readable id (`triage-my-invoice-is-wrong-1a2b3c4d`; from the team,
+`triage-support-desk-1a2b3c4d`, when payloads are encrypted or tracing is on), a summary
 for the Web UI, and the deadline enforced by the server as the execution timeout.
 """
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from dataclasses import dataclass
@@ -21,7 +23,9 @@ from temporalio.service import RPCError
 
 from baton.catalogue import describe_errors
 from baton.codec import encrypting
+from baton.flows import Flow, FlowArgumentsError, FlowInput, FlowResult
 from baton.model_io import Message
+from baton.observability import tracing_enabled
 from baton.runs import (
     DEADLINE_GRACE_S,
     PATTERN_WORKFLOWS,
@@ -61,6 +65,15 @@ def slug(text: str, words: int = 5) -> str:
     return "-".join(parts)[:40].strip("-") or "run"
 
 
+def prompt_kept_out_of_ids() -> bool:
+    """Whether workflow ids are built from the team's name rather than the prompt's
+    first words. Ids are stored and shown in plain text and go on every span and SDK
+    log line: with payloads encrypted they would be the one part of the prompt left
+    readable on the server, and with tracing on they would carry it to the trace
+    backend (spans keep prompts out unless BATON_TRACE_CONTENT=1)."""
+    return encrypting() or tracing_enabled()
+
+
 def plan_run(catalogue: Catalogue, member: str, messages: list[Message], options: RunOptions,
              *, items: list[str] | None = None, workflow_id: str | None = None) -> PlannedRun:
     """Validate everything about a run before anything is started."""
@@ -78,9 +91,7 @@ def plan_run(catalogue: Catalogue, member: str, messages: list[Message], options
     except ValidationError as err:
         raise RunRefused(f"cannot start {member}:\n{describe_errors(err)}") from None
     pattern = catalogue.pattern_of(member)
-    # Ids are stored and shown in plain text: with payloads encrypted, the prompt's
-    # first words would be the one part of it left readable on the server.
-    label = slug(member) if encrypting() else slug(run_input.prompt)
+    label = slug(member) if prompt_kept_out_of_ids() else slug(run_input.prompt)
     workflow_id = workflow_id or f"{pattern}-{label}-{uuid.uuid4().hex[:8]}"
     return PlannedRun(run_input, pattern, workflow_id)
 
@@ -118,3 +129,46 @@ async def start_run(client: Client, task_queue: str,
     # A namespace without Baton's search attributes (nothing was started): the run
     # starts without them, and its worker decides whether it upserts them.
     return await client.start_workflow(workflow, planned.input, **options)
+
+
+@dataclass
+class PlannedFlow:
+    flow: Flow[Any]
+    input: FlowInput
+    workflow_id: str
+
+
+def plan_flow(flow: Flow[Any], given: str | dict[str, Any], options: RunOptions, *,
+              workflow_id: str | None = None) -> PlannedFlow:
+    """Validate a flow's arguments before anything is started (RunRefused says what the
+    flow takes)."""
+    try:
+        arguments = given if isinstance(given, dict) else flow.arguments_from_text(given)
+        flow.validate_arguments(arguments)
+    except FlowArgumentsError as err:
+        raise RunRefused(str(err)) from None
+    prompt = given if isinstance(given, str) else json.dumps(arguments, default=str)
+    label = slug(flow.name) if prompt_kept_out_of_ids() else slug(prompt)
+    workflow_id = workflow_id or f"{slug(flow.name, 3)}-{label}-{uuid.uuid4().hex[:8]}"
+    return PlannedFlow(flow, FlowInput(arguments=arguments, options=options,
+                                       prompt=prompt[:2000]), workflow_id)
+
+
+async def start_flow(client: Client, task_queue: str,
+                     planned: PlannedFlow) -> WorkflowHandle[Any, FlowResult]:
+    """Start a planned flow: the workflow type is the flow's name."""
+    deadline = planned.input.options.budget.max_seconds
+    options: dict[str, Any] = dict(
+        id=planned.workflow_id, task_queue=task_queue, result_type=FlowResult,
+        static_summary=f"flow · {planned.flow.name}: {planned.input.prompt[:80]}",
+        static_details=planned.flow.description or None,
+        execution_timeout=(timedelta(seconds=deadline + DEADLINE_GRACE_S)
+                           if deadline else None))
+    try:
+        return await client.start_workflow(
+            planned.flow.name, planned.input, **options,
+            search_attributes=starting_attributes(planned.flow.name, "flow"))
+    except RPCError as err:
+        if not unknown_search_attributes(err):
+            raise
+    return await client.start_workflow(planned.flow.name, planned.input, **options)

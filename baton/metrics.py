@@ -13,20 +13,23 @@ Counts from workflow code (run results) use `workflow.metric_meter()`, which the
 leaves silent while a workflow is replayed, so a run evicted from the cache, moved to
 another worker or replayed by `starter.py replay` is counted once.
 
-Label values are bounded: agent, team, tool and model names come from the catalogue
-and the worker's code, not from a prompt, and a worker keeps at most
-`MAX_LABEL_VALUES` distinct values per label, folding any beyond into "other", so a
-catalogue generated per request cannot grow Prometheus without bound.
+Label values come only from what the worker knows (`known_labels`): its agents,
+teams and tools, the models its catalogues name and its price table. Anything else a
+run brings (an agent of the run's own catalogue, a `--model` override) is reported as
+`other`, so a client can neither write its strings into Prometheus nor grow it without
+bound, and the worker's own names are never pushed out by a flood of others.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import ipaddress
 import socket
 import threading
 import time
-from collections.abc import Awaitable, Callable
+import weakref
+from collections.abc import Awaitable, Callable, Iterable
 from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from temporalio import activity, workflow
@@ -38,15 +41,21 @@ from baton.errors import CircuitOpen
 
 if TYPE_CHECKING:
     from baton.model_io import BreakerState, ModelRequest, ModelResponse
+    from baton.specs import Catalogue
     from baton.tools import ToolInvocation, ToolOutcome
     from baton.usage import Usage
 
 MODEL_CALLS = "baton_model_calls_total"
 TOKENS = "baton_tokens_total"
-COST = "baton_cost_usd_total"
+# Millionths of a USD: the SDK's counters take whole numbers, and a counter is what
+# a running total is (rate() and increase() expect one; a gauge named *_total is what
+# promtool warns about). Until 2026-12 this was the float gauge baton_cost_usd_total.
+COST = "baton_cost_microusd_total"
+MICROUSD_PER_USD = 1_000_000
 TOOL_CALLS = "baton_tool_calls_total"
 RUN_RESULTS = "baton_run_results_total"
 BREAKER_STATE = "baton_breaker_state"
+UNLISTED_BREAKERS = "baton_unlisted_breakers"
 MODEL_CALL_SECONDS = "baton_model_call_seconds"
 
 BREAKER_CODES = {"closed": 0, "half_open": 1, "open": 2}
@@ -55,8 +64,11 @@ FINAL_STATUSES = frozenset({"ok", "degraded", "budget_exhausted", "blocked", "fa
 # reasoning); the exporter's default buckets are for milliseconds, not seconds.
 MODEL_CALL_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 30.0, 60.0,
                       120.0, 300.0)
-MAX_LABEL_VALUES = 100
 OTHER = "other"
+NONE = "none"  # Prometheus reads an empty label as an absent one
+# A cool-down's end is published this much after it, so the breaker reads half-open
+# by then even if the event loop's timer fires a tick early.
+COOLDOWN_MARGIN_S = 0.01
 
 
 class MetricsAddressError(ValueError):
@@ -103,31 +115,63 @@ def metrics_runtime(address: str) -> Runtime:
                                   f"{reason[:1].lower()}{reason[1:]}") from None
 
 
-class _LabelCap:
-    """The distinct values each label has taken on this worker, up to a limit."""
+class KnownLabels:
+    """The label values this worker may report, per label; any other value is `other`.
 
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._seen: dict[str, set[str]] = {}
+    Filled from the worker's own configuration, never from a run's input. Values are
+    only ever added (a worker learns its apps and catalogues as it starts), and each
+    label's set is replaced whole, so reading it needs no lock.
+    """
+
+    def __init__(self) -> None:
+        self._values: dict[str, frozenset[str]] = {}
         self._lock = threading.Lock()
 
-    def __call__(self, label: str, value: str) -> str:
-        value = value or "none"  # Prometheus reads an empty label as an absent one
+    def add(self, label: str, values: Iterable[str]) -> None:
+        if isinstance(values, str):  # a str is an iterable of one-letter values
+            raise TypeError(f"known values for label {label!r} must be a collection of "
+                            f"names, e.g. [{values!r}], not the string {values!r}")
         with self._lock:
-            seen = self._seen.setdefault(label, set())
-            if value in seen:
-                return value
-            if len(seen) < self.limit:
-                seen.add(value)
-                return value
-        return OTHER
+            self._values[label] = self._values.get(label, frozenset()).union(values)
+
+    def knows(self, label: str, value: str) -> bool:
+        return value in self._values.get(label, frozenset())
+
+    def __call__(self, label: str, value: str) -> str:
+        """The value to report for `label`: `value` when known, else `other`."""
+        if not value:
+            return NONE
+        return value if self.knows(label, value) else OTHER
 
 
-cap = _LabelCap(MAX_LABEL_VALUES)
+labels = KnownLabels()
+
+
+def known_labels(*, agents: Iterable[str] = (), teams: Iterable[str] = (),
+                 models: Iterable[str] = (), tools: Iterable[str] = ()) -> None:
+    """Add to the values this worker reports by name (repeatable; values only add up)."""
+    for label, values in (("agent", agents), ("team", teams), ("model", models),
+                          ("tool", tools)):
+        labels.add(label, values)
+
+
+def known_catalogue(catalogue: Catalogue) -> None:
+    """Report a worker-side catalogue's agents, teams, tools and models by name: the
+    models its agents use or fall back to, price or give breaker thresholds."""
+    agents = catalogue.agents.values()
+    models = {*(a.model for a in agents), *(m for a in agents for m in a.fallback_models),
+              *catalogue.prices, *catalogue.breakers}
+    models.discard("default")  # the breakers' fallback policy, not a model
+    # An agent run on its own reports its own name as the team.
+    known_labels(agents=catalogue.agents, teams=[*catalogue.teams, *catalogue.agents],
+                 models=models, tools=catalogue.tools)
+
+
 # Prometheus counters are integers in the SDK's meter, and cost is fractional: the
-# running total per label set is kept here and exported as a float gauge that only
-# rises (rate() and increase() treat its reset at a worker restart as a counter's).
+# running total per label set is kept here in USD, and the counter is raised to its
+# rounded value in millionths, so rounding never accumulates across calls.
 _cost_totals: dict[tuple[str, ...], float] = {}
+_cost_counted: dict[tuple[str, ...], int] = {}
 _cost_lock = threading.Lock()
 
 
@@ -149,40 +193,109 @@ def record_model_call(agent: str, model: str, team: str, outcome: str,
     meter = _activity_meter()
     if meter is None:
         return
-    labels = {"agent": cap("agent", agent), "model": cap("model", model),
-              "team": cap("team", team)}
+    names = {"agent": labels("agent", agent), "model": labels("model", model),
+             "team": labels("team", team)}
     meter.create_counter(MODEL_CALLS, "Model call attempts, by outcome").add(
-        1, {**labels, "outcome": outcome})
+        1, {**names, "outcome": outcome})
     if seconds is not None:
         meter.create_histogram_float(MODEL_CALL_SECONDS, "Model call attempt latency", "s").record(
-            seconds, {**labels, "outcome": outcome})
+            seconds, {**names, "outcome": outcome})
     if usage is None:
         return
     tokens = meter.create_counter(TOKENS, "Tokens reported by providers, by direction")
-    tokens.add(usage.input_tokens, {**labels, "direction": "input"})
-    tokens.add(usage.output_tokens, {**labels, "direction": "output"})
+    tokens.add(usage.input_tokens, {**names, "direction": "input"})
+    tokens.add(usage.output_tokens, {**names, "direction": "output"})
     if usage.cost_usd is not None:  # unknown prices are not counted as free
-        info = activity.info()  # the SDK labels by these too: one total per series
-        key = (info.namespace, info.task_queue, labels["agent"], labels["model"], labels["team"])
-        with _cost_lock:
-            total = _cost_totals[key] = _cost_totals.get(key, 0.0) + usage.cost_usd
-        meter.create_gauge_float(COST, "USD spent on model calls with a known price, "
-                                 "since the worker started").set(total, labels)
+        meter.create_counter(COST, "Millionths of a USD spent on model calls with a known "
+                             "price").add(_cost_increment(names, usage.cost_usd), names)
+
+
+def _cost_increment(names: dict[str, str], cost_usd: float) -> int:
+    """How many millionths of a USD to add to this series' counter for `cost_usd`."""
+    info = activity.info()  # the SDK labels by these too: one total per series
+    key = (info.namespace, info.task_queue, names["agent"], names["model"], names["team"])
+    with _cost_lock:
+        total = _cost_totals[key] = _cost_totals.get(key, 0.0) + cost_usd
+        counted = round(total * MICROUSD_PER_USD)
+        step, _cost_counted[key] = counted - _cost_counted.get(key, 0), counted
+    return step
 
 
 class _BreakerBoard(Protocol):
     def states(self) -> list[BreakerState]: ...
 
 
+class BreakerGauge:
+    """One worker's breaker states as gauges: 0 closed, 1 half-open, 2 open.
+
+    Set after each model call attempt (where a breaker changes) and again when an
+    open breaker's cool-down ends, so the gauge turns half-open on time even when no
+    call comes (the SDK's exporter has no scrape-time callback to compute it then).
+
+    A breaker is exported under its model's name only when that model is a known
+    label. The others (models a run named, e.g. a `--model` override) are counted
+    per state in `baton_unlisted_breakers`: never one `model="other"` series that
+    several breakers would overwrite in turn, yet an open one still shows.
+    """
+
+    def __init__(self, board: _BreakerBoard) -> None:
+        # Weak: the gauge is kept per board in a WeakKeyDictionary, and a pending
+        # timer must not keep a stopped worker's board alive either.
+        self._board = weakref.ref(board)
+        self._meter: MetricMeter | None = None
+        self._timer: asyncio.TimerHandle | None = None
+
+    def observe(self, meter: MetricMeter) -> None:
+        """Publish the board's states to `meter` now, and whenever a cool-down ends."""
+        self._meter = meter
+        self._publish()
+
+    def _publish(self) -> None:
+        board = self._board()
+        if self._meter is None or board is None:
+            return
+        states = board.states()
+        by_model = self._meter.create_gauge(
+            BREAKER_STATE, "Circuit breaker state per model: 0 closed, 1 half-open, 2 open")
+        unlisted = dict.fromkeys(BREAKER_CODES, 0)
+        for state in states:
+            if labels.knows("model", state.model):
+                by_model.set(BREAKER_CODES[state.state], {"model": state.model})
+            else:
+                unlisted[state.state] += 1
+        counts = self._meter.create_gauge(
+            UNLISTED_BREAKERS, "Circuit breakers of models this worker does not list, by state")
+        for name, count in unlisted.items():
+            counts.set(count, {"state": name})
+        self._wake_at_next_cooldown(states)
+
+    def _wake_at_next_cooldown(self, states: list[BreakerState]) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        waits = [s.policy.cooldown_s - s.opened_for_s for s in states
+                 if s.state == "open" and s.opened_for_s is not None]
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:  # no event loop to wake this one (not an async activity)
+            return
+        if waits:
+            self._timer = loop.call_later(
+                max(min(waits), 0.0) + COOLDOWN_MARGIN_S, self._publish)
+
+
+_gauges: weakref.WeakKeyDictionary[_BreakerBoard, BreakerGauge] = weakref.WeakKeyDictionary()
+
+
 def record_breaker_states(board: _BreakerBoard) -> None:
-    """Each breaker's state: 0 closed, 1 half-open, 2 open."""
+    """Each breaker's state, now and when its cool-down ends (see BreakerGauge)."""
     meter = _activity_meter()
     if meter is None:
         return
-    gauge = meter.create_gauge(BREAKER_STATE, "Circuit breaker state per model: "
-                               "0 closed, 1 half-open, 2 open")
-    for state in board.states():
-        gauge.set(BREAKER_CODES[state.state], {"model": cap("model", state.model)})
+    gauge = _gauges.get(board)
+    if gauge is None:
+        gauge = _gauges[board] = BreakerGauge(board)
+    gauge.observe(meter)
 
 
 def record_tool_call(tool: str, agent: str, team: str, outcome: str) -> None:
@@ -191,8 +304,8 @@ def record_tool_call(tool: str, agent: str, team: str, outcome: str) -> None:
     if meter is None:
         return
     meter.create_counter(TOOL_CALLS, "Tool activity attempts, by outcome").add(
-        1, {"tool": cap("tool", tool), "agent": cap("agent", agent), "team": cap("team", team),
-            "outcome": outcome})
+        1, {"tool": labels("tool", tool), "agent": labels("agent", agent),
+            "team": labels("team", team), "outcome": outcome})
 
 
 def record_run_result(team: str, status: str, nested: bool) -> None:
@@ -200,7 +313,7 @@ def record_run_result(team: str, status: str, nested: bool) -> None:
     if status not in FINAL_STATUSES:
         return
     workflow.metric_meter().create_counter(RUN_RESULTS, "Runs finished, by status").add(
-        1, {"team": cap("team", team), "status": status, "nested": str(nested).lower()})
+        1, {"team": labels("team", team), "status": status, "nested": str(nested).lower()})
 
 
 class _ModelCaller(Protocol):
@@ -242,7 +355,9 @@ def metered_model_call(
 def metered_tool(
         name: str, run: Callable[[ToolInvocation], Awaitable[ToolOutcome]],
 ) -> Callable[[ToolInvocation], Awaitable[ToolOutcome]]:
-    """Record each attempt of a tool's activity."""
+    """Record each attempt of a tool's activity (the worker registers the tool, so its
+    name is a known label)."""
+    known_labels(tools=[name])
 
     @functools.wraps(run)
     async def metered(invocation: ToolInvocation) -> ToolOutcome:

@@ -20,6 +20,8 @@ MAX_PROMPT_BYTES = 256 * 1024
 
 
 MAX_MODEL_CHARS = 100
+# Providers every worker serves at their standard endpoints, without any declaration.
+BUILTIN_PROVIDERS = ("offline", "openai", "anthropic")
 
 
 class ModelRef(NamedTuple):
@@ -48,12 +50,19 @@ class ModelRef(NamedTuple):
 
 
 class ProviderConfig(BaseModel):
-    """A named endpoint, e.g. an Ollama server speaking the OpenAI wire format."""
+    """A named endpoint, e.g. an Ollama server speaking the OpenAI wire format.
+
+    Worker configuration only (the operator's catalogue or `build_worker(providers=)`):
+    a run's input may name a provider but never carry one, or whoever can start a
+    workflow could point the worker's keys at a URL of their choosing.
+    """
 
     kind: Literal["offline", "openai", "anthropic"]
     base_url: HttpUrl | None = None
     # Name of the worker's environment variable holding the key; never the key itself.
     api_key_env: str | None = Field(default=None, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    # Extra HTTP headers sent with every call (e.g. a gateway's routing header).
+    headers: dict[str, str] = Field(default_factory=dict)
 
 
 class BreakerPolicy(BaseModel):
@@ -161,16 +170,9 @@ class ModelRequest(BaseModel):
     # Seconds the provider's own HTTP timeout may use; kept below start-to-close.
     timeout_s: float = 60.0
     chaos: Chaos | None = None
-    # Where to send the call when the provider is a named endpoint (no secrets here).
-    endpoint: ProviderConfig | None = None
     # What the model costs, to price the call; None when unknown.
     price: Price | None = None
     breaker: BreakerPolicy = Field(default_factory=BreakerPolicy)
-
-    @property
-    def kind(self) -> str:
-        """Which adapter serves this call: the endpoint's wire API or the provider name."""
-        return self.endpoint.kind if self.endpoint is not None else self.provider
 
     @property
     def provider(self) -> str:

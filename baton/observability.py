@@ -19,18 +19,28 @@ repair, error, approval and guardrail decision a workflow records (through an
 extern function, skipped while replaying, so the workflow itself never touches
 OpenTelemetry and stays deterministic).
 
-Prompts and completions are recorded only with `BATON_TRACE_CONTENT=1`.
+Prompts and completions are recorded only with `BATON_TRACE_CONTENT=1`. Without it,
+exception messages are withheld too, from spans and from the worker's logs: a tool's
+error may quote its arguments and a provider's error body the prompt, and both would
+otherwise reach a trace backend or a log store in clear even when payloads are
+encrypted. What remains is the exception's type, the `ApplicationError` type Baton
+(or a tool) gave it, and the traceback's frames: enough to see what failed and where.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import re
+import traceback
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
+
+from temporalio.exceptions import ApplicationError
 
 from baton.model_io import ModelRef
 
@@ -49,6 +59,13 @@ if TYPE_CHECKING:
 ENDPOINT_VARS = ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT")
 PROTOCOL_VARS = ("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
 CONTENT_VAR = "BATON_TRACE_CONTENT"
+WITHHELD = f"message withheld ({CONTENT_VAR}=1 records it)"
+# An ApplicationError type worth keeping is a name (ModelBadRequest, CircuitOpen);
+# anything else might be text a tool built from its input.
+_ERROR_TYPE = re.compile(r"[A-Za-z_][A-Za-z0-9_.]{0,79}")
+# The SDK's loggers that attach a failed activity's or workflow task's exception.
+SDK_LOGGERS = ("temporalio.activity", "temporalio.workflow", "temporalio.worker._activity",
+               "temporalio.worker._workflow", "temporalio.worker._workflow_instance")
 DEFAULT_SERVICE_NAME = "baton"
 
 # The workflow-side decisions worth a point in the trace; model and tool calls have
@@ -99,6 +116,77 @@ def _check_endpoint(var: str, value: str) -> None:
         raise TracingConfigError(
             f"{var}={value!r} is not an OTLP/HTTP endpoint: expected a URL such as "
             "http://localhost:4318 (a collector) or http://localhost:6006 (`make traces`)")
+
+
+def content_recorded() -> bool:
+    """Whether prompts, arguments and exception messages may be recorded in spans and
+    logs (`BATON_TRACE_CONTENT=1`)."""
+    return os.environ.get(CONTENT_VAR, "") == "1"
+
+
+def error_type(error: BaseException) -> str | None:
+    """The first ApplicationError type along `error` and its causes (Baton's, e.g.
+    ModelBadRequest, or a tool's), when it is a plain name."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if (isinstance(current, ApplicationError) and current.type
+                and _ERROR_TYPE.fullmatch(current.type)):
+            return current.type
+        current = current.__cause__
+    return None
+
+
+def redacted_error(error: BaseException, qualified: bool = False) -> str:
+    """`error` described without its message: its class and its error type."""
+    cls = type(error)
+    name = (f"{cls.__module__}.{cls.__qualname__}"
+            if qualified and cls.__module__ != "builtins" else cls.__qualname__)
+    kind = error_type(error)
+    if kind is None or kind == cls.__qualname__:  # Baton's errors are named by their type
+        return f"{name}: {WITHHELD}"
+    return f"{name} ({kind}): {WITHHELD}"
+
+
+def redacted_traceback(error: BaseException) -> str:
+    """`error`'s traceback, causes first as Python prints it, with every exception's
+    message replaced by its type (the frames and their source lines are code)."""
+    chain: list[BaseException] = []
+    current: BaseException | None = error
+    while current is not None and all(current is not e for e in chain):
+        chain.append(current)
+        current = current.__cause__ or (None if current.__suppress_context__
+                                        else current.__context__)
+    parts = ["Traceback (most recent call last):\n"
+             + "".join(traceback.format_list(traceback.extract_tb(e.__traceback__)))
+             + redacted_error(e, qualified=True) + "\n" for e in reversed(chain)]
+    return "\nThe above exception led to the following exception:\n\n".join(parts)
+
+
+class _WithheldExceptionText(logging.Filter):
+    """Log records keep an exception's type and frames, not its message, unless
+    content is recorded."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[1] is not None and not content_recorded():
+            record.exc_text = redacted_traceback(record.exc_info[1])
+            record.exc_info = None
+        return True
+
+
+_log_filter = _WithheldExceptionText()
+
+
+def redact_worker_logs() -> None:
+    """Withhold exception messages from the SDK's worker logs ("Completing activity as
+    failed" carries the exception: a tool's error quoting its arguments, a provider's
+    quoting the prompt). Filters on the loggers that log them, so records are cleaned
+    before any handler sees them; idempotent."""
+    for name in SDK_LOGGERS:
+        logger = logging.getLogger(name)
+        if _log_filter not in logger.filters:
+            logger.addFilter(_log_filter)
 
 
 @dataclass
@@ -168,10 +256,16 @@ def _setup() -> _Tracing:
         delay_ms = None if os.environ.get("OTEL_BSP_SCHEDULE_DELAY") else 1000
         provider.add_span_processor(
             BatchSpanProcessor(OTLPSpanExporter(), schedule_delay_millis=delay_ms))
+        content = content_recorded()
         tracer = provider.get_tracer("baton")
+        if not content:
+            from baton.redacted_spans import RedactingTracer
+
+            # Temporal's interceptor and Baton's call spans alike: every exception
+            # recorded in this process's spans loses its message.
+            tracer = RedactingTracer(tracer)
         _tracing = _Tracing(provider=provider, tracer=tracer,
-                            interceptor=_interceptor_class()(tracer),
-                            content=os.environ.get(CONTENT_VAR, "") == "1")
+                            interceptor=_interceptor_class()(tracer), content=content)
     return _tracing
 
 
@@ -303,10 +397,11 @@ class ToolCallSpan(CallSpan):
 
 
 @contextmanager
-def model_call_span(request: ModelRequest,
-                    breaker: BreakerView | None = None) -> Iterator[ModelCallSpan]:
+def model_call_span(request: ModelRequest, breaker: BreakerView | None = None,
+                    api: str | None = None) -> Iterator[ModelCallSpan]:
     """A GenAI `chat` span around one model call attempt, a child of its activity's
-    span; events for a retry and for a change of the model's circuit breaker."""
+    span; events for a retry and for a change of the model's circuit breaker. `api`:
+    the wire API the worker's provider speaks (its provider name when not given)."""
     if _tracing is None:
         yield ModelCallSpan()
         return
@@ -318,7 +413,7 @@ def model_call_span(request: ModelRequest,
         "gen_ai.request.max_tokens": request.max_output_tokens,
         "gen_ai.output.type": "json" if request.output_schema is not None else "text",
         "baton.model": request.model,
-        "baton.provider.api": request.kind,
+        "baton.provider.api": api or request.provider,
         "baton.call_index": request.call_index,
         "openinference.span.kind": "LLM",
         "llm.model_name": request.model_name,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, Literal
 
-from pydantic import BaseModel, Field, field_validator
+from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
 from baton.model_io import MAX_PROMPT_BYTES, Chaos, Message
 from baton.specs import Catalogue
@@ -103,7 +103,7 @@ class Step(BaseModel):
     error_type: str | None = None
 
 
-ApprovalKind = Literal["tool", "stage", "acceptance"]
+ApprovalKind = Literal["tool", "stage", "acceptance", "flow"]
 ApprovalDefault = Literal["approve", "reject"]
 
 
@@ -124,6 +124,15 @@ class ApprovalRequest(BaseModel):
     default: ApprovalDefault = "reject"
 
 
+class DecisionSignature(BaseModel):
+    """An approver's Ed25519 signature of a decision (baton/approver_keys.py)."""
+
+    signer: str = Field(pattern=r"^[A-Za-z0-9_.@-]{1,64}$")
+    # Aware, so client and worker format the signed time identically.
+    signed_at: AwareDatetime
+    value: str = Field(max_length=200)  # base64 of the 64-byte signature
+
+
 class Decision(BaseModel):
     """A person's decision (the `decide` update); no request_id: every pending request."""
 
@@ -132,6 +141,10 @@ class Decision(BaseModel):
     note: str = Field(default="", max_length=4000)
     reason: str = Field(default="", max_length=4000)
     by: str = Field(default="", max_length=200)
+    # The sending client's Temporal identity (`Client.identity`), as the client states
+    # it: Temporal records the same self-chosen string with the Update.
+    identity: str = Field(default="", max_length=200)
+    signature: DecisionSignature | None = None
 
 
 class ApprovalRecord(BaseModel):
@@ -144,6 +157,10 @@ class ApprovalRecord(BaseModel):
     decided_by: str = ""
     decided_at: datetime
     timed_out: bool = False
+    # Client-reported: the Temporal identity of the client that sent the decision.
+    client_identity: str = ""
+    # The approver whose signature the worker verified (BATON_APPROVER_KEYS); "" unsigned.
+    signed_by: str = ""
 
 
 class RunResult(BaseModel):

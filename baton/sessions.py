@@ -16,6 +16,8 @@ from typing import TYPE_CHECKING, Any
 from temporalio.client import (
     Client,
     WithStartWorkflowOperation,
+    WorkflowExecutionStatus,
+    WorkflowFailureError,
     WorkflowHandle,
     WorkflowUpdateFailedError,
 )
@@ -23,6 +25,7 @@ from temporalio.common import WorkflowIDConflictPolicy, WorkflowIDReusePolicy
 from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
+from baton.codec import client_key_problem
 from baton.runs import RunOptions
 from baton.session_io import (
     MAX_MESSAGE_CHARS,
@@ -111,6 +114,10 @@ async def send_turn(client: Client | None, session_id: str, team: str | Member, 
             await start.workflow_handle()  # the same failure; read, so it is not logged
         raise SessionError(f"session {session_id!r} has ended; start a new session id "
                            "to talk again") from None
+    except RPCError as err:
+        with contextlib.suppress(RPCError):
+            await start.workflow_handle()  # the same failure; read, so it is not logged
+        raise await _why_closed(client, session_id, err) from None
     return answer
 
 
@@ -164,6 +171,24 @@ async def _handle(client: Client | None,
 def _reason(err: WorkflowUpdateFailedError) -> str:
     cause = err.cause
     return cause.message if isinstance(cause, ApplicationError) else str(cause or err)
+
+
+async def _why_closed(client: Client, session_id: str, err: RPCError) -> Exception:
+    """For a turn aborted because its session failed meanwhile (a worker refused the
+    session's input, say), a SessionError saying why; else `err`."""
+    handle = client.get_workflow_handle(session_workflow_id(session_id))
+    try:
+        if (await handle.describe()).status != WorkflowExecutionStatus.FAILED:
+            return err
+        await handle.result()
+    except WorkflowFailureError as failed:
+        cause = failed.cause
+        reason = client_key_problem(failed, client.data_converter.payload_codec) or (
+            cause.message if isinstance(cause, ApplicationError) else str(cause))
+        return SessionError(f"session {session_id!r} failed: {reason}")
+    except RPCError:
+        pass
+    return err
 
 
 async def _missing(client: Client, session_id: str, err: RPCError) -> Exception:

@@ -17,11 +17,9 @@ from pydantic import BaseModel, Field, field_validator, model_validator
 
 from baton.contracts import CONTRACTS
 from baton.guardrails import BUILTIN_GUARDRAILS, GUARDRAIL_NAME, GuardrailDef
-from baton.model_io import BreakerPolicy, ModelRef, ProviderConfig
+from baton.model_io import BUILTIN_PROVIDERS, BreakerPolicy, ModelRef, ProviderConfig
 from baton.tools import ToolDef
 from baton.usage import Budget, Price
-
-BUILTIN_PROVIDERS = ("offline", "openai", "anthropic")
 
 
 class RetrySpec(BaseModel):
@@ -64,6 +62,13 @@ class AgentSpec(BaseModel):
     # Guardrails (names of the catalogue's guardrails, or built-in "pii").
     input_guardrails: list[str] = Field(default_factory=list)
     output_guardrails: list[str] = Field(default_factory=list)
+    # Checked on each function tool's result before the model reads it (a trip
+    # withholds that result, or blocks the run: GuardrailDef.on_tool_output).
+    tool_output_guardrails: list[str] = Field(default_factory=list)
+
+    @property
+    def guardrail_names(self) -> list[str]:
+        return [*self.input_guardrails, *self.output_guardrails, *self.tool_output_guardrails]
 
     @field_validator("model")
     @classmethod
@@ -99,6 +104,10 @@ class Guarded(BaseModel):
 
     input_guardrails: list[str] = Field(default_factory=list)
     output_guardrails: list[str] = Field(default_factory=list)
+
+    @property
+    def guardrail_names(self) -> list[str]:
+        return [*self.input_guardrails, *self.output_guardrails]
 
 
 class TriageTeam(Guarded):
@@ -224,6 +233,8 @@ TeamSpec = Annotated[
 class Catalogue(BaseModel):
     """Every agent and team a run may use, checked for dangling and circular references."""
 
+    # Named endpoints: read by the worker from the operator's catalogue; a client's
+    # copy only checks its model names, and runs never carry it (closure() drops it).
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     agents: dict[MemberName, AgentSpec]
     # Function tools by name (from @baton.tool in the modules the catalogue names).
@@ -259,15 +270,7 @@ class Catalogue(BaseModel):
         clash = sorted(set(self.agents) & set(self.teams))
         if clash:
             raise ValueError(f"names used for both an agent and a team: {clash}")
-        providers = set(BUILTIN_PROVIDERS) | set(self.providers)
         for agent in self.agents.values():
-            for model in [agent.model, *agent.fallback_models]:
-                provider, _ = split_model(model)
-                if provider not in providers:
-                    raise ValueError(
-                        f"agent {agent.name!r}: unknown model provider {provider!r} in {model!r};"
-                        f" accepted: {', '.join(sorted(providers))}"
-                    )
             for target in agent.handoffs:
                 self._require_member(target, f"agent {agent.name!r} hands off to")
             for tool in agent.tools:
@@ -295,11 +298,26 @@ class Catalogue(BaseModel):
             if isinstance(team, TriageTeam) and not self.agents[team.router].handoffs:
                 raise ValueError(f"team {name!r}: router {team.router!r} declares no handoffs")
         for name, guarded in [*self.agents.items(), *self.teams.items()]:
-            for guard_name in [*guarded.input_guardrails, *guarded.output_guardrails]:
+            for guard_name in guarded.guardrail_names:
                 self._require_guardrail(guard_name, name)
         for name in self.teams:
             self._reject_cycle(name, [])
         return self
+
+    def unknown_providers(self) -> list[str]:
+        """Models whose provider neither is built in nor declared here.
+
+        Checked where a catalogue is loaded, not when a run's input is decoded: a run
+        carries no providers (they are the worker's), so its models name providers
+        the worker resolves, and refuses with `UnknownProvider` when it has none.
+        """
+        known = sorted({*BUILTIN_PROVIDERS, *self.providers})
+        return [f"agent {agent.name!r}: unknown model provider {provider!r} in {model!r}; "
+                f"accepted: {', '.join(known)} (a provider of your own is declared in a "
+                "[providers.NAME] table of the worker's catalogue and of yours)"
+                for agent in self.agents.values()
+                for model in [agent.model, *agent.fallback_models]
+                if (provider := split_model(model)[0]) not in known]
 
     def guardrail(self, name: str) -> GuardrailDef:
         return self.guardrails.get(name) or BUILTIN_GUARDRAILS[name].definition
@@ -364,7 +382,10 @@ class Catalogue(BaseModel):
         return team.pattern if team is not None else "agent"
 
     def closure(self, name: str) -> Catalogue:
-        """The smallest catalogue that can run `name` (what a child workflow needs)."""
+        """The smallest catalogue that can run `name`: what a run's input carries.
+
+        Never its providers: endpoints and key variables are the worker's own
+        configuration, and a run may only name them (docs/security.md)."""
         needed: set[str] = set()
         stack = [name]
         while stack:
@@ -375,14 +396,12 @@ class Catalogue(BaseModel):
             stack.extend(self.members_of(current))
         guards = {g for n in needed for owner in (self.agents.get(n), self.teams.get(n))
                   if owner is not None
-                  for g in [*owner.input_guardrails, *owner.output_guardrails]}
+                  for g in owner.guardrail_names}
         needed |= {d.agent for g, d in self.guardrails.items() if g in guards and d.agent}
         agents = {n: a for n, a in self.agents.items() if n in needed}
         models = {m for a in agents.values() for m in [a.model, *a.fallback_models]}
         tools = {t for a in agents.values() for t in a.tools}
         return Catalogue(
-            providers={p: c for p, c in self.providers.items()
-                       if any(m.startswith(f"{p}:") for m in models)},
             agents=agents,
             tools={n: t for n, t in self.tools.items() if n in tools},
             guardrails={n: g for n, g in self.guardrails.items() if n in guards},
@@ -408,15 +427,12 @@ class Catalogue(BaseModel):
     def breaker_for(self, model: str) -> BreakerPolicy:
         return self.breakers.get(model) or self.breakers.get("default") or BreakerPolicy()
 
-    def endpoint_for(self, model: str) -> ProviderConfig | None:
-        return self.providers.get(split_model(model)[0])
-
     def price_for(self, model: str) -> Price | None:
         if model in self.prices:
             return self.prices[model]
-        endpoint = self.endpoint_for(model)
-        kind = endpoint.kind if endpoint is not None else split_model(model)[0]
-        return Price(input_per_mtok=0, output_per_mtok=0) if kind == "offline" else None
+        # A named provider of kind "offline" is priced by its adapter (free).
+        free = split_model(model)[0] == "offline"
+        return Price(input_per_mtok=0, output_per_mtok=0) if free else None
 
     def with_model(self, model: str) -> Catalogue:
         """Every agent on `model` (the starter's --model), fallbacks dropped."""

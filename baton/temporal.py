@@ -12,7 +12,7 @@ import dataclasses
 import os
 import shutil
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -23,8 +23,15 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.service import TLSConfig
 
-from baton.codec import KEY_ENV, OLD_KEYS_ENV, EncryptedFailureConverter, EncryptionCodec
-from baton.observability import flush_tracing, tracing_interceptors
+from baton.codec import (
+    KEY_ENV,
+    OLD_KEYS_ENV,
+    BatonPayloadConverter,
+    EncryptedFailureConverter,
+    EncryptionCodec,
+    requires_encryption,
+)
+from baton.observability import flush_tracing, redact_worker_logs, tracing_interceptors
 from baton.search import dev_server_search_attribute_args
 
 if TYPE_CHECKING:
@@ -33,6 +40,7 @@ if TYPE_CHECKING:
     from temporalio.worker import Replayer, Worker
 
     from baton.guardrails import Guardrail
+    from baton.model_io import ProviderConfig
     from baton.tools import Tool
 
 DEFAULT_ADDRESS = "localhost:7233"
@@ -115,7 +123,31 @@ def data_converter() -> DataConverter:
     if codec is None:
         return pydantic_data_converter
     return dataclasses.replace(pydantic_data_converter, payload_codec=codec,
+                               payload_converter_class=BatonPayloadConverter,
                                failure_converter_class=EncryptedFailureConverter)
+
+
+def worker_data_converter(converter: DataConverter, *,
+                          replaying: bool = False) -> DataConverter:
+    """`converter` (a client's) as a worker or the Replayer decodes with: refusing
+    plain payloads when BATON_REQUIRE_ENCRYPTION asks (by default, whenever
+    BATON_ENCRYPTION_KEY is set; baton/codec.py). Clients never refuse: a client
+    reads runs recorded before encryption was switched on. The Replayer refuses as
+    the workers did, so a run they refused replays as refused.
+
+    Raises EncryptionKeyError (a ValueError) for a BATON_REQUIRE_ENCRYPTION that is
+    neither 1 nor 0, or 1 without a key.
+    """
+    if not requires_encryption():
+        return converter
+    codec = converter.payload_codec
+    if not isinstance(codec, EncryptionCodec):
+        raise ValueError(f"{KEY_ENV} is set but the client has no encryption codec; "
+                         "connect it with baton.temporal.connect() or "
+                         "data_converter=baton.temporal.data_converter()")
+    return dataclasses.replace(converter, payload_converter_class=BatonPayloadConverter,
+                               payload_codec=codec.refusing_plaintext(
+                                   check_namespace=not replaying))
 
 
 async def connect(settings: Settings | None = None, *,
@@ -151,11 +183,14 @@ def workflow_failure_types() -> list[type[BaseException]]:
 
 
 def build_worker(client: Client, task_queue: str, *, tools: Sequence[Tool] = (),
-                 guardrails: Sequence[Guardrail] = (), sandboxed: bool | None = None,
-                 **options: Any) -> Worker:
+                 guardrails: Sequence[Guardrail] = (),
+                 providers: Mapping[str, ProviderConfig] | None = None,
+                 sandboxed: bool | None = None, **options: Any) -> Worker:
     """A worker with every Baton workflow, the model activity, `tools` and the built-in
-    and given function guardrails registered. `sandboxed` (default: BATON_SANDBOX=1 in
-    the environment) runs the workflows in Temporal's sandbox."""
+    and given function guardrails registered. `providers` are the named endpoints its
+    model calls may use besides the built-in ones (the operator's, never a run's).
+    `sandboxed` (default: BATON_SANDBOX=1 in the environment) runs the workflows in
+    Temporal's sandbox."""
     from temporalio.worker import (
         PollerBehaviorSimpleMaximum,
         UnsandboxedWorkflowRunner,
@@ -164,7 +199,11 @@ def build_worker(client: Client, task_queue: str, *, tools: Sequence[Tool] = (),
 
     from baton.activities.guardrails import guardrail_activities
     from baton.activities.model import ModelCalls
+    from baton.activities.providers import WorkerProviders
     from baton.activities.tools import tool_activities
+    from baton.approver_keys import ApproverKeys, approver_interceptor
+    from baton.catalogue import load_catalogue
+    from baton.metrics import known_catalogue
     from baton.workflows.registry import ALL_WORKFLOWS
 
     wanted = data_converter().payload_codec  # refuses a bad key before polling starts
@@ -175,6 +214,13 @@ def build_worker(client: Client, task_queue: str, *, tools: Sequence[Tool] = (),
         raise ValueError(f"{KEY_ENV} or {OLD_KEYS_ENV} is set but the client has no "
                          "encryption codec; connect it with baton.temporal.connect() or "
                          "data_converter=baton.temporal.data_converter()")
+    converter = worker_data_converter(client.data_converter)
+    if converter is not client.data_converter:
+        # Refusing plain payloads is the worker's alone: it gets a client of its own on
+        # the same connection, and the caller's client still reads older plain runs.
+        config = client.config()
+        config["data_converter"] = converter
+        client = Client(**config)
     if sandboxed is None:
         sandboxed = os.environ.get("BATON_SANDBOX", "") == "1"
     if not sandboxed:
@@ -196,10 +242,20 @@ def build_worker(client: Client, task_queue: str, *, tools: Sequence[Tool] = (),
     # --activity-polls N` compares).
     options.setdefault("activity_task_poller_behavior", PollerBehaviorSimpleMaximum(20))
     options.setdefault("workflow_failure_exception_types", workflow_failure_types())
-    calls = ModelCalls()  # this worker's circuit breakers, shared by all its runs
+    # Telemetry from the worker's own configuration: the metric labels it reports by
+    # name (add an operator catalogue with baton.metrics.known_catalogue), and no
+    # exception text in the SDK's logs unless BATON_TRACE_CONTENT=1.
+    known_catalogue(load_catalogue())
+    redact_worker_logs()
+    # This worker's circuit breakers, shared by all its runs, and its providers.
+    calls = ModelCalls(providers=WorkerProviders(providers))
     activities: list[Callable[..., Any]] = [calls.call_model, calls.breaker_states,
                                             *tool_activities(tools),
                                             *guardrail_activities(guardrails)]
+    # Who may decide approvals: with BATON_APPROVER_KEYS, only signed decisions (a bad
+    # key variable stops the worker here, before it polls).
+    options["interceptors"] = [*options.get("interceptors", ()),
+                               approver_interceptor(ApproverKeys.from_env())]
     traced = tracing_interceptors()
     if traced and not any(i in client.config()["interceptors"] for i in traced):
         # A client from connect() already hands them to its workers; twice would
@@ -210,13 +266,16 @@ def build_worker(client: Client, task_queue: str, *, tools: Sequence[Tool] = (),
 
 
 def build_replayer() -> Replayer:
-    """Temporal's Replayer over every Baton workflow, with Baton's data converter."""
+    """Temporal's Replayer over every Baton workflow, with Baton's data converter as a
+    worker has it (see worker_data_converter)."""
     from temporalio.worker import Replayer
 
     from baton.workflows.registry import ALL_WORKFLOWS
 
-    # Traced like a worker, so replay runs the tracing code and shows it emits nothing.
-    return Replayer(workflows=ALL_WORKFLOWS, data_converter=data_converter(),
+    # Traced like a worker, so replay runs the tracing code and shows it emits nothing;
+    # refusing plain payloads as the workers do, so a refused run replays as refused.
+    return Replayer(workflows=ALL_WORKFLOWS,
+                    data_converter=worker_data_converter(data_converter(), replaying=True),
                     workflow_failure_exception_types=workflow_failure_types(),
                     interceptors=tracing_interceptors())
 

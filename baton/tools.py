@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, overload
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
-from temporalio import activity
+from temporalio import activity, workflow
 
 from baton.model_io import ToolSpec
 
@@ -91,6 +91,11 @@ class ToolInvocation(BaseModel):
     arguments: dict[str, Any] = Field(default_factory=dict)
     max_result_chars: int = MAX_RESULT_CHARS
     team: str = ""  # as ModelRequest.team
+    # The request a person approved for this call; the tool's activity refuses a call
+    # its own policy says needs one when this is empty.
+    approved_request: str | None = None
+    # A flow's direct call wants the function's value (as JSON) besides the text.
+    want_value: bool = False
 
 
 class ToolOutcome(BaseModel):
@@ -100,6 +105,8 @@ class ToolOutcome(BaseModel):
     ok: bool = True
     truncated: bool = False
     elapsed_s: float = 0.0
+    # The function's return value as JSON, for a call that asked for it (want_value).
+    value: Any = None
 
 
 @dataclass(frozen=True)
@@ -167,6 +174,13 @@ class Tool:
         return self.definition.name
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """The function's result; inside a workflow (a flow), an awaitable of it, run as
+        the tool's own activity, so the call is durable and never runs twice."""
+        if workflow.in_workflow():
+            from baton.workflows.flow import tool_step  # the layer above; only in one
+
+            bound = inspect.signature(self.fn).bind_partial(*args, **kwargs)
+            return tool_step(self, dict(bound.arguments))
         return self.fn(*args, **kwargs)
 
     def __repr__(self) -> str:

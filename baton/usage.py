@@ -52,6 +52,20 @@ class Usage(BaseModel):
             total = total.plus(usage)
         return total
 
+    def minus(self, earlier: Usage) -> Usage:
+        """What was spent since `earlier` (a snapshot of the same running total)."""
+        cost = (None if self.cost_usd is None
+                else self.cost_usd - (earlier.cost_usd or 0.0))
+        return Usage(
+            calls=self.calls - earlier.calls,
+            input_tokens=self.input_tokens - earlier.input_tokens,
+            output_tokens=self.output_tokens - earlier.output_tokens,
+            cached_tokens=self.cached_tokens - earlier.cached_tokens,
+            cost_usd=cost,
+            tool_calls=self.tool_calls - earlier.tool_calls,
+            tool_seconds=self.tool_seconds - earlier.tool_seconds,
+        )
+
     def plus(self, other: Usage) -> Usage:
         cost: float | None
         if self.cost_usd is None and other.cost_usd is None:

@@ -41,6 +41,12 @@ def rows(figures: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
                 table.append((f"step, {f['pattern']}: SDK latencies (mean ms)",
                               _latencies(f["sdk_ms"]), "raw " + _latencies(f["raw_sdk_ms"]),
                               ""))
+        elif kind == "flow_step":
+            table.append(("flow, per agent.run step (p50 / p95)",
+                          f"{f['ms_per_step_p50']} / {f['ms_per_step_p95']} ms",
+                          f"raw workflow, same activity, unsandboxed "
+                          f"{f['raw_ms_per_step_p50']} / {f['raw_ms_per_step_p95']} ms",
+                          f"{f['ratio_p50']}x / {f['ratio_p95']}x raw"))
         elif kind == "throughput":
             table.append((f"throughput, {f['runs']} triage runs, {f['workers']} worker(s)",
                           f"{f['runs_per_s']} runs/s", f"raw {f['raw_runs_per_s']} runs/s",

@@ -224,8 +224,11 @@ def _anthropic_request(body: dict[str, Any]) -> ModelRequest:
     tools = body.get("tools", [])
     answer_tool = _answer_tool(body)
     schema = next((t["input_schema"] for t in tools if t["name"] == answer_tool), None)
+    # tool_choice "none" or a forced tool: the model may use none of the others.
+    usable = body.get("tool_choice", {}).get("type") not in ("none", "tool")
     specs = [ToolSpec(name=t["name"], description=t.get("description", ""),
-                      parameters=t["input_schema"]) for t in tools if t["name"] != answer_tool]
+                      parameters=t["input_schema"])
+             for t in tools if t["name"] != answer_tool and usable]
     return ModelRequest(agent=MODEL_NAME, model=f"offline:{body['model']}",
                         instructions=instructions, messages=messages, output_schema=schema,
                         output_schema_name=answer_tool, tools=specs)

@@ -10,7 +10,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
 from baton.catalogue import load_catalogue, parse_catalogue
-from baton.model_io import Chaos, Message
+from baton.model_io import Chaos, Message, ProviderConfig
 from baton.runs import PATTERN_WORKFLOWS, RunInput, RunOptions, RunResult
 from baton.specs import Catalogue
 from baton.temporal import build_worker
@@ -113,12 +113,22 @@ async def activity_inputs(handle: WorkflowHandle[Any, Any]) -> list[dict[str, An
     return inputs
 
 
+def fake_provider(kind: str, fake: FakeLLMServer,
+                  key_env: str | None = KEY_ENV) -> dict[str, ProviderConfig]:
+    """The worker's provider "fake": the fake server's `kind` API (workers take it with
+    `worker(..., providers=...)`; a run only names it)."""
+    base = f"{fake.url}/v1" if kind == "openai" else fake.url
+    return {"fake": ProviderConfig.model_validate(
+        {"kind": kind, "base_url": base, "api_key_env": key_env})}
+
+
 def on_fake(kind: str, fake: FakeLLMServer, *, retry: dict[str, Any] | None = None,
             timeout_s: float = 30, key_env: str | None = KEY_ENV) -> Catalogue:
-    """The default catalogue with every agent on the fake server's `kind` API."""
+    """The default catalogue with every agent on the fake server's `kind` API (a
+    worker serving it needs `providers=fake_provider(kind, fake)`)."""
     raw = load_catalogue().model_dump(mode="json")
-    base = f"{fake.url}/v1" if kind == "openai" else fake.url
-    raw["providers"] = {"fake": {"kind": kind, "base_url": base, "api_key_env": key_env}}
+    raw["providers"] = {name: config.model_dump(mode="json")
+                        for name, config in fake_provider(kind, fake, key_env).items()}
     for spec in raw["agents"].values():
         spec["model"] = "fake:test-model"
         spec["fallback_models"] = []

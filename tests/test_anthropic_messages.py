@@ -13,7 +13,7 @@ from baton.activities.providers.anthropic_messages import to_anthropic_messages
 from baton.model_io import Message, ToolCall
 from baton.runs import PipelineResult, RunResult, SupervisorResult
 from tests.fake_llm import FakeLLMServer, Fault
-from tests.helpers import on_fake, run, worker
+from tests.helpers import fake_provider, on_fake, run, worker
 
 pytestmark = pytest.mark.usefixtures("provider_key")
 
@@ -41,7 +41,7 @@ def test_single_turn_has_no_history_breakpoint() -> None:
 
 async def test_structured_output_is_a_forced_tool(env: WorkflowEnvironment, task_queue: str,
                                                   fake: FakeLLMServer) -> None:
-    async with worker(env.client, task_queue):
+    async with worker(env.client, task_queue, providers=fake_provider("anthropic", fake)):
         result = await run(env.client, task_queue, "article_pipeline", "Durable execution",
                            cat=on_fake("anthropic", fake), result_type=PipelineResult)
     assert result.status == "ok"
@@ -54,7 +54,7 @@ async def test_structured_output_is_a_forced_tool(env: WorkflowEnvironment, task
 
 async def test_tool_use_round_trip(env: WorkflowEnvironment, task_queue: str,
                                    fake: FakeLLMServer) -> None:
-    async with worker(env.client, task_queue):
+    async with worker(env.client, task_queue, providers=fake_provider("anthropic", fake)):
         result = await run(env.client, task_queue, "dev_team", "Write a date parser",
                            cat=on_fake("anthropic", fake), result_type=SupervisorResult)
     assert [d.verdict for d in result.delegations] == ["accept"] * 3
@@ -71,7 +71,7 @@ async def test_refusal_is_not_retried(env: WorkflowEnvironment, task_queue: str,
             "stop_reason": "refusal", "stop_sequence": None,
             "usage": {"input_tokens": 1, "output_tokens": 0}}
     fake.fail_next(Fault(body=json.dumps(body)))
-    async with worker(env.client, task_queue):
+    async with worker(env.client, task_queue, providers=fake_provider("anthropic", fake)):
         with pytest.raises(WorkflowFailureError) as caught:
             await run(env.client, task_queue, "writer", "x", cat=on_fake("anthropic", fake),
                       result_type=RunResult)

@@ -81,6 +81,9 @@ async def test_tool_approved_runs_and_the_decision_is_recorded(env: WorkflowEnvi
         outcome = await asyncio.wait_for(handle.result(), 60)
         final = await handle.handle.query("state", result_type=RunState)
     assert record.approved and record.note == "manager ok"
+    # Who sent it, as the client states it (what Temporal records with the Update too);
+    # no approver keys on this worker, so nothing was signed.
+    assert (record.client_identity, record.signed_by) == (env.client.identity, "")
     assert ran == ["lookup A-1001", "refund A-1001 250.0"]
     assert outcome.status == "ok"
     [kept] = outcome.result.approvals

@@ -184,13 +184,17 @@ def test_packaged_prices_and_catalogue_overrides() -> None:
     assert offline is not None and offline.output_per_mtok == 0
 
 
-def test_named_provider_is_used_for_its_models() -> None:
+def test_a_run_names_providers_and_never_carries_them() -> None:
     cat = parse_catalogue(minimal(
-        providers={"ollama": {"kind": "openai", "base_url": "http://127.0.0.1:11434/v1"}},
+        providers={"ollama": {"kind": "openai", "base_url": "http://127.0.0.1:11434/v1",
+                              "api_key_env": "OLLAMA_KEY"}},
         agents={"solo": {"instructions": "x", "model": "ollama:llama3.2"}}))
-    endpoint = cat.endpoint_for("ollama:llama3.2")
-    assert endpoint is not None and endpoint.kind == "openai"
-    assert cat.closure("solo").providers == cat.providers
+    assert cat.providers["ollama"].kind == "openai"  # the operator's copy keeps them
+    carried = cat.closure("solo")
+    assert carried.providers == {}
+    assert carried.agents["solo"].model == "ollama:llama3.2"
+    wire = carried.model_dump_json()
+    assert "11434" not in wire and "OLLAMA_KEY" not in wire
 
 
 def test_breaker_thresholds_are_checked() -> None:

@@ -259,3 +259,60 @@ async def test_readme_build_your_own_block_is_the_example_and_runs(
     assert "status:     ok, handled by billing" in stdout, stdout
     assert "Web UI:     http" in stdout and "SupportReply(" in stdout
     assert [r["amount_usd"] for r in json.loads(refunds.read_text()).values()] == [25.0]
+
+
+# -- flows ---------------------------------------------------------------------------
+
+
+async def test_flow_story_stops_or_writes_as_its_checker_says(env: WorkflowEnvironment,
+                                                              task_queue: str) -> None:
+    from examples import flow_story
+
+    async with baton.worker(flow_story.story, client=env.client, task_queue=task_queue):
+        outcome = await asyncio.wait_for(baton.run(
+            flow_story.story, "a lighthouse keeper", client=env.client,
+            task_queue=task_queue), 90)
+    assert outcome.status == "ok" and isinstance(outcome.output, flow_story.Story)
+    agents = [s.agent for s in outcome.result.trace if s.kind == "model_call"]
+    stopped = outcome.output.text.startswith("Stopped:")
+    assert agents == (["outliner", "checker"] if stopped else
+                      ["outliner", "checker", "writer"])
+
+
+async def test_flow_judge_loops_with_the_previous_draft_until_it_passes(
+        env: WorkflowEnvironment, task_queue: str) -> None:
+    from baton.launch import plan_flow, start_flow
+    from examples import flow_judge
+    from tests.helpers import activity_inputs
+
+    # The judge fails the first draft (its first call only), then judges normally.
+    chaos = Chaos(rejection_rate=1.0, agents=["slogan_judge"], faulty_tries=1)
+    planned = plan_flow(flow_judge.refine, "a slogan for durable agents",
+                        RunOptions(chaos=chaos))
+    async with baton.worker(flow_judge.refine, client=env.client, task_queue=task_queue):
+        handle = await start_flow(env.client, task_queue, planned)
+        result = await asyncio.wait_for(handle.result(), 90)
+    refined = flow_judge.Refined.model_validate(result.value)
+    assert result.status == "ok" and refined.passed and refined.rounds == 2
+    requests = [r for r in await activity_inputs(handle) if r["agent"] == "slogan_writer"]
+    assert len(requests) == 2
+    first_draft_text = requests[0]["messages"][-1]["content"]
+    second = requests[1]["messages"][-1]["content"]
+    assert first_draft_text == "a slogan for durable agents"
+    # the writer's second call carries its previous draft and the judge's feedback
+    assert "Previous draft: " in second and "Simulated rejection" in second
+
+
+async def test_flow_research_plans_with_its_own_model_and_searches_in_parallel(
+        env: WorkflowEnvironment, task_queue: str) -> None:
+    from examples import flow_research
+
+    async with baton.worker(flow_research.research, client=env.client, task_queue=task_queue):
+        outcome = await asyncio.wait_for(baton.run(
+            flow_research.research, "Is durable execution worth it?", client=env.client,
+            task_queue=task_queue), 90)
+    assert outcome.status == "ok" and isinstance(outcome.output, flow_research.Report)
+    searches = [s for s in outcome.result.trace
+                if s.kind == "model_call" and s.agent == "searcher"]
+    assert len(searches) == len(outcome.output.findings) >= 1
+    assert outcome.output.failed_searches == 0

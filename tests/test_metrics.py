@@ -1,5 +1,6 @@
 """Prometheus metrics (baton/metrics.py): one endpoint with the SDK's and Baton's numbers,
-counted as the runs' own usage says, once per run even when replayed."""
+counted as the runs' own usage says, once per run even when replayed; labels only from
+what the worker knows, breaker states current without a call, Prometheus naming."""
 
 from __future__ import annotations
 
@@ -13,24 +14,31 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from temporalio.testing import WorkflowEnvironment
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Replayer
 
 import baton
+from baton.activities.model import ModelCalls
+from baton.catalogue import load_catalogue
+from baton.errors import CircuitOpen
 from baton.metrics import (
     BREAKER_STATE,
     COST,
+    MICROUSD_PER_USD,
     MODEL_CALL_SECONDS,
     MODEL_CALLS,
     RUN_RESULTS,
     TOKENS,
     TOOL_CALLS,
+    UNLISTED_BREAKERS,
+    KnownLabels,
     MetricsAddressError,
-    _LabelCap,
+    known_catalogue,
     metrics_runtime,
     parse_address,
 )
-from baton.model_io import BreakerPolicy, Chaos
+from baton.model_io import BreakerPolicy, Chaos, Message, ModelRequest
 from baton.runs import TriageResult
 from baton.temporal import Settings, connect, data_converter
 from baton.usage import Price, Usage
@@ -62,9 +70,31 @@ def scrape(port: int) -> list[Sample]:
     return samples
 
 
+def matching(samples: list[Sample], name: str, **labels: str) -> list[Sample]:
+    return [(n, found, value) for n, found, value in samples
+            if n == name and all(found.get(k) == v for k, v in labels.items())]
+
+
 def total(samples: list[Sample], name: str, **labels: str) -> float:
-    return sum(value for n, found, value in samples
-               if n == name and all(found.get(k) == v for k, v in labels.items()))
+    return sum(value for _, _, value in matching(samples, name, **labels))
+
+
+def usd(samples: list[Sample], **labels: str) -> float:
+    """The cost counter's total in USD (it counts millionths)."""
+    return total(samples, COST, **labels) / MICROUSD_PER_USD
+
+
+def rounding(samples: list[Sample], **labels: str) -> float:
+    """How far `usd()` may be from the exact sum: each series is rounded once, to half a
+    millionth, however many calls it counts (a rounding per call would add up)."""
+    return 0.5 / MICROUSD_PER_USD * len(matching(samples, COST, **labels))
+
+
+def metric_types(port: int) -> dict[str, str]:
+    """Each metric's type as the exposition's `# TYPE` lines declare it."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    return dict(re.findall(r"^# TYPE (\S+) (\S+)$", text, re.MULTILINE))
 
 
 async def test_one_endpoint_counts_what_the_runs_spent(env: WorkflowEnvironment,
@@ -81,6 +111,7 @@ async def test_one_endpoint_counts_what_the_runs_spent(env: WorkflowEnvironment,
     cat.breakers["offline:standard"] = BreakerPolicy(failures=2, window_s=60, cooldown_s=600)
     cat.prices["offline:fast"] = Price(input_per_mtok=1.0, output_per_mtok=2.0)
     outage = Chaos(failure_rate=1.0, models=["offline:standard"])
+    known_catalogue(support.catalogue())  # as `worker.py --app` declares its app's agents
     async with worker(client, task_queue, tools=support.tools()):
         # first, while offline:standard (support's model too) still answers
         handle = await baton.start(support, "Status of A-1001?", client=client,
@@ -110,8 +141,9 @@ async def test_one_endpoint_counts_what_the_runs_spent(env: WorkflowEnvironment,
     assert total(samples, f"{MODEL_CALL_SECONDS}_sum") > 0
     router_cost = Usage.sum([opened.usage["router"], failed_fast.usage["router"]]).cost_usd
     assert router_cost is not None and router_cost > 0
-    assert total(samples, COST, agent="router", team="support_desk") == pytest.approx(router_cost)
-    assert total(samples, COST) == pytest.approx(spent.cost_usd)
+    router = {"agent": "router", "team": "support_desk"}
+    assert usd(samples, **router) == pytest.approx(router_cost, abs=rounding(samples, **router))
+    assert usd(samples) == pytest.approx(spent.cost_usd, abs=rounding(samples))
     # tool calls with the tool agent (it calls both of its tools)
     assert tooled.usage.tool_calls == 2
     assert total(samples, TOOL_CALLS, agent="support", team="support", outcome="ok") == 2
@@ -123,6 +155,14 @@ async def test_one_endpoint_counts_what_the_runs_spent(env: WorkflowEnvironment,
     assert total(samples, RUN_RESULTS) == 3
     assert total(samples, BREAKER_STATE, model="offline:standard") == 2  # open
     assert total(samples, BREAKER_STATE, model="offline:fast") == 0  # closed
+    # Prometheus naming, as the exposition declares the types: counters, and only
+    # counters, end in _total (promtool's rule); cost is a counter, in millionths of a USD
+    types = metric_types(port)
+    ours = {name: kind for name, kind in types.items() if name.startswith("baton_")}
+    assert ours == {MODEL_CALLS: "counter", TOKENS: "counter", COST: "counter",
+                    TOOL_CALLS: "counter", RUN_RESULTS: "counter", BREAKER_STATE: "gauge",
+                    UNLISTED_BREAKERS: "gauge", MODEL_CALL_SECONDS: "histogram"}
+    assert all(name.endswith("_total") == (kind == "counter") for name, kind in ours.items())
     # the SDK's own worker metrics share the endpoint
     names = {name for name, _, _ in samples}
     assert {"temporal_workflow_completed", "temporal_activity_execution_latency_count"} <= names
@@ -134,11 +174,100 @@ async def test_one_endpoint_counts_what_the_runs_spent(env: WorkflowEnvironment,
     assert total(scrape(port), RUN_RESULTS) == 3
 
 
-def test_label_values_beyond_the_cap_fold_into_other() -> None:
-    cap = _LabelCap(2)
-    assert [cap("agent", v) for v in ("a", "b", "c", "a", "d")] == ["a", "b", "other", "a",
-                                                                    "other"]
-    assert cap("team", "") == "none" and cap("team", "x") == "x"
+def test_only_values_the_worker_declared_are_labels() -> None:
+    known = KnownLabels()
+    known.add("agent", ["a", "b"])
+    assert [known("agent", v) for v in ("a", "c", "b", "d")] == ["a", "other", "b", "other"]
+    assert known("model", "a") == "other"  # known per label, not across labels
+    known.add("agent", ["c"])  # a worker adds its apps' and catalogues' names as it starts
+    assert [known("agent", v) for v in ("a", "c")] == ["a", "c"]
+    assert known("team", "") == "none"
+    with pytest.raises(TypeError, match=r"must be a collection of names, e.g. \['writer'\]"):
+        known.add("agent", "writer")
+
+
+def model_request(model: str, *, fails: bool = False) -> ModelRequest:
+    """A router call that opens its model's circuit when it fails."""
+    return ModelRequest(agent="router", team="support_desk", model=model, instructions="i",
+                        messages=[Message(role="user", content="hi")],
+                        chaos=Chaos(failure_rate=1.0) if fails else None,
+                        breaker=BreakerPolicy(failures=1, window_s=60, cooldown_s=600))
+
+
+async def call(env: ActivityEnvironment, calls: ModelCalls, request: ModelRequest) -> str:
+    """One model call attempt as the worker runs it: "ok", or the error's type."""
+    try:
+        await env.run(calls.call_model, request)
+    except ApplicationError as err:
+        return err.type or "error"
+    return "ok"
+
+
+async def test_a_flood_of_client_model_names_neither_becomes_labels_nor_merges_breakers(
+) -> None:
+    # The model activity as a worker runs it, on a meter that serves Prometheus text:
+    # a client may name any model (`--model 'offline:My email is bob@example.com'`).
+    port = free_port()
+    runtime = metrics_runtime(f"127.0.0.1:{port}")  # held: the exporter lives with it
+    env = ActivityEnvironment()
+    env.metric_meter = runtime.metric_meter
+    known_catalogue(load_catalogue())  # what build_worker declares
+    calls = ModelCalls()
+    flood = [f"offline:My email is bob{i}@example.com" for i in range(200)]
+    # every fourth flooded model fails once, which opens its circuit
+    outcomes = [await call(env, calls, model_request(m, fails=i % 4 == 0))
+                for i, m in enumerate(flood)]
+    assert outcomes.count("ModelUnavailable") == 50 and outcomes.count("ok") == 150
+    # then the worker's own models: one answers, one fails and opens, then fails fast
+    assert await call(env, calls, model_request("offline:fast")) == "ok"
+    assert await call(env, calls, model_request("offline:standard", fails=True)) != "ok"
+    assert await call(env, calls, model_request("offline:standard")) == CircuitOpen.TYPE
+    samples = scrape(port)
+
+    baton_samples = [s for s in samples if s[0].startswith("baton_")]
+    assert not [s for s in baton_samples if "example.com" in str(s)]
+    assert {labels.get("model") for _, labels, _ in baton_samples} == {
+        "other", "offline:fast", "offline:standard", None}  # None: the unlisted count
+    # the worker's models are still labelled by name after 200 others
+    assert total(samples, MODEL_CALLS, model="offline:fast", outcome="ok") == 1
+    assert total(samples, MODEL_CALLS, model="offline:standard", outcome="error") == 1
+    assert total(samples, MODEL_CALLS, model="offline:standard", outcome="circuit_open") == 1
+    assert total(samples, MODEL_CALLS, model="other") == 200
+    # one breaker series per listed model, none for "other"; the 200 others are counted
+    breakers = matching(samples, BREAKER_STATE)
+    assert sorted((labels["model"], value) for _, labels, value in breakers) == [
+        ("offline:fast", 0), ("offline:standard", 2)]
+    assert total(samples, UNLISTED_BREAKERS, state="open") == 50
+    assert total(samples, UNLISTED_BREAKERS, state="closed") == 150
+    assert total(samples, UNLISTED_BREAKERS, state="half_open") == 0
+
+
+async def test_the_breaker_gauge_turns_half_open_when_the_cooldown_ends_without_a_call(
+        env: WorkflowEnvironment, task_queue: str) -> None:
+    port = free_port()
+    address = env.client.service_client.config.target_host
+    client = await connect(Settings(address=address), runtime=metrics_runtime(
+        f"127.0.0.1:{port}"))
+    cooldown_s = 6.0  # longer than the rest of the run takes after the circuit opens
+    cat = fast_catalogue(billing={"fallback_models": ["offline:backup"]})
+    cat.breakers["offline:standard"] = BreakerPolicy(failures=1, window_s=60,
+                                                     cooldown_s=cooldown_s)
+    outage = Chaos(failure_rate=1.0, models=["offline:standard"])
+    billing = {"model": "offline:standard"}
+    async with worker(client, task_queue):
+        await finish(await start(client, task_queue, "support_desk", "Refund my invoice",
+                                 cat=cat, chaos=outage, result_type=TriageResult))
+        opened = scrape(port)
+        calls = total(opened, MODEL_CALLS)
+        # no run, so no call: only the clock moves
+        deadline = asyncio.get_running_loop().time() + cooldown_s + 10
+        while (total(now := scrape(port), BREAKER_STATE, **billing) != 1
+               and asyncio.get_running_loop().time() < deadline):
+            await asyncio.sleep(0.25)
+    assert total(opened, MODEL_CALLS, outcome="error", **billing) >= 1
+    assert total(opened, BREAKER_STATE, **billing) == 2  # open
+    assert total(now, BREAKER_STATE, **billing) == 1  # half-open, after the cool-down
+    assert total(now, MODEL_CALLS) == calls  # and no call came in between
 
 
 @pytest.mark.parametrize(("text", "bind"), [
@@ -232,7 +361,8 @@ def test_dashboard_queries_name_only_metrics_that_exist() -> None:
     exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]
     used = {name for e in exprs for name in re.findall(r"\bbaton_\w+", e)}
     known = {metrics.MODEL_CALLS, metrics.TOKENS, metrics.COST, metrics.TOOL_CALLS,
-             metrics.RUN_RESULTS, metrics.BREAKER_STATE, f"{MODEL_CALL_SECONDS}_bucket"}
+             metrics.RUN_RESULTS, metrics.BREAKER_STATE, metrics.UNLISTED_BREAKERS,
+             f"{MODEL_CALL_SECONDS}_bucket"}
     assert used == known
     assert any("histogram_quantile(0.95" in e for e in exprs)
     assert any("histogram_quantile(0.5" in e for e in exprs)

@@ -115,7 +115,8 @@ async def test_call_model_rejects_an_unknown_provider() -> None:
     with pytest.raises(ApplicationError) as caught:
         await ActivityEnvironment().run(ModelCalls().call_model, request(model="nowhere:x"))
     assert caught.value.type == "UnknownProvider" and caught.value.non_retryable
-    assert "available: anthropic, offline, openai" in caught.value.message
+    assert ("provider 'nowhere' is not declared on this worker; its providers: anthropic, "
+            "offline, openai") in caught.value.message
 
 
 async def test_call_model_heartbeats_while_waiting() -> None:

@@ -14,7 +14,7 @@ from baton.contracts import EditedDraft, Review, route_schema
 from baton.model_io import Message, ToolCall
 from baton.runs import RunResult, SupervisorResult, TriageResult
 from tests.fake_llm import FakeLLMServer, Fault
-from tests.helpers import on_fake, run, worker
+from tests.helpers import fake_provider, on_fake, run, worker
 
 pytestmark = pytest.mark.usefixtures("provider_key")
 
@@ -49,7 +49,7 @@ def test_messages_in_wire_format() -> None:
 
 async def test_structured_output_request_is_strict(env: WorkflowEnvironment, task_queue: str,
                                                    fake: FakeLLMServer) -> None:
-    async with worker(env.client, task_queue):
+    async with worker(env.client, task_queue, providers=fake_provider("openai", fake)):
         result = await run(env.client, task_queue, "support_desk", "Refund my invoice",
                            cat=on_fake("openai", fake), result_type=TriageResult)
     assert result.handled_by == "billing"
@@ -64,7 +64,7 @@ async def test_structured_output_request_is_strict(env: WorkflowEnvironment, tas
 
 async def test_tool_results_are_fed_back(env: WorkflowEnvironment, task_queue: str,
                                          fake: FakeLLMServer) -> None:
-    async with worker(env.client, task_queue):
+    async with worker(env.client, task_queue, providers=fake_provider("openai", fake)):
         result = await run(env.client, task_queue, "dev_team", "Write a date parser",
                            cat=on_fake("openai", fake), result_type=SupervisorResult)
     assert len(result.delegations) == 3
@@ -89,7 +89,7 @@ async def test_refusals_are_not_retried(env: WorkflowEnvironment, task_queue: st
             "choices": [{"index": 0, "message": message, "finish_reason": finish}],
             "usage": {"prompt_tokens": 1, "completion_tokens": 1, "total_tokens": 2}}
     fake.fail_next(Fault(body=json.dumps(body)))
-    async with worker(env.client, task_queue):
+    async with worker(env.client, task_queue, providers=fake_provider("openai", fake)):
         with pytest.raises(WorkflowFailureError) as caught:
             await run(env.client, task_queue, "writer", "x", cat=on_fake("openai", fake),
                       result_type=RunResult)

@@ -21,7 +21,7 @@ from baton.activities.providers.openai_chat import OpenAIChatProvider
 from baton.catalogue import load_catalogue
 from baton.runs import FanOutResult, PipelineResult, RunResult, SupervisorResult, TriageResult
 from tests.fake_llm import USAGE, FakeLLMServer, Fault
-from tests.helpers import KEY_ENV, finish, on_fake, run, start, worker
+from tests.helpers import KEY_ENV, fake_provider, finish, on_fake, run, start, worker
 
 pytestmark = pytest.mark.usefixtures("provider_key")
 
@@ -45,7 +45,7 @@ async def test_every_pattern_runs_on_the_adapter(env: WorkflowEnvironment, task_
                                                  fake: FakeLLMServer, kind: str, member: str,
                                                  prompt: str,
                                                  result_type: type[RunResult]) -> None:
-    async with worker(env.client, task_queue):
+    async with worker(env.client, task_queue, providers=fake_provider(kind, fake)):
         result = await run(env.client, task_queue, member, prompt, cat=on_fake(kind, fake),
                            result_type=result_type)
     assert result.status == "ok"
@@ -69,7 +69,7 @@ async def test_rate_limit_waits_as_told_then_succeeds(env: WorkflowEnvironment, 
     cat = on_fake(kind, fake, retry={"max_attempts": 3, "initial_interval_s": 20.0,
                                      "backoff": 1.0, "max_interval_s": 20.0})
     fake.fail_next(Fault(status=429, headers={"retry-after-ms": "400"}))
-    async with worker(env.client, task_queue):
+    async with worker(env.client, task_queue, providers=fake_provider(kind, fake)):
         handle = await start(env.client, task_queue, "writer", "Durable execution", cat=cat,
                              result_type=RunResult)
         result = await finish(handle)
@@ -92,7 +92,7 @@ async def test_transient_failures_are_retried(env: WorkflowEnvironment, task_que
                                               fake: FakeLLMServer, kind: str,
                                               fault: Fault) -> None:
     fake.fail_next(fault)
-    async with worker(env.client, task_queue):
+    async with worker(env.client, task_queue, providers=fake_provider(kind, fake)):
         result = await run(env.client, task_queue, "writer", "Durable execution",
                            cat=on_fake(kind, fake, timeout_s=2), result_type=RunResult)
     assert result.status == "ok"
@@ -109,7 +109,7 @@ async def test_client_errors_fail_on_the_first_attempt(env: WorkflowEnvironment,
                                                        kind: str, status: int,
                                                        error_type: str) -> None:
     fake.fail_next(Fault(status=status))
-    async with worker(env.client, task_queue):
+    async with worker(env.client, task_queue, providers=fake_provider(kind, fake)):
         with pytest.raises(WorkflowFailureError) as caught:
             await run(env.client, task_queue, "writer", "Durable execution",
                       cat=on_fake(kind, fake), result_type=RunResult)
@@ -124,7 +124,7 @@ async def test_missing_key_names_the_variable(env: WorkflowEnvironment, task_que
                                               fake: FakeLLMServer, kind: str,
                                               monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv(KEY_ENV)
-    async with worker(env.client, task_queue):
+    async with worker(env.client, task_queue, providers=fake_provider(kind, fake)):
         with pytest.raises(WorkflowFailureError) as caught:
             await run(env.client, task_queue, "writer", "Durable execution",
                       cat=on_fake(kind, fake), result_type=RunResult)
@@ -138,7 +138,7 @@ async def test_missing_key_names_the_variable(env: WorkflowEnvironment, task_que
 async def test_key_reaches_the_provider_in_its_header(env: WorkflowEnvironment,
                                                       task_queue: str, fake: FakeLLMServer,
                                                       kind: str) -> None:
-    async with worker(env.client, task_queue):
+    async with worker(env.client, task_queue, providers=fake_provider(kind, fake)):
         await run(env.client, task_queue, "writer", "Durable execution",
                   cat=on_fake(kind, fake), result_type=RunResult)
     headers = {k.lower(): v for k, v in fake.requests[0].headers.items()}
@@ -190,7 +190,7 @@ async def test_timeout_is_below_start_to_close(env: WorkflowEnvironment, task_qu
     cat = on_fake(kind, fake, timeout_s=2, retry={"max_attempts": 2, "initial_interval_s": 0.1,
                                                    "backoff": 1.0, "max_interval_s": 0.1})
     started = time.monotonic()
-    async with worker(env.client, task_queue):
+    async with worker(env.client, task_queue, providers=fake_provider(kind, fake)):
         with pytest.raises(WorkflowFailureError) as caught:
             await run(env.client, task_queue, "writer", "x", cat=cat, result_type=RunResult)
     assert isinstance(caught.value.cause, ApplicationError)

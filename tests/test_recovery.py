@@ -22,13 +22,15 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 def test_committed_histories_exist_for_every_pattern() -> None:
     names = {p.stem.rsplit("-", 1)[0] for p in HISTORIES}
     assert names == {"triage", "fanout", "supervisor", "pipeline", "composed",
-                     "pipeline-failed", "coordinator", "tools", "session"}
+                     "pipeline-failed", "coordinator", "tools", "session", "flow-tale"}
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=[p.stem for p in HISTORIES])
 async def test_committed_history_replays_with_todays_code(path: Path) -> None:
-    # The "tools" run used an app's contract: replay, like its worker, imports the app.
+    # The "tools" run used an app's contract, the flows are an app's: replay, like
+    # their worker, imports the apps.
     load_app("tests.data.tool_app")
+    load_app("tests.flow_app")
     history = recovery.load_history(path.name, path.read_text())
     [report] = await recovery.replay([history])
     assert report.ok, report.error

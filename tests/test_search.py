@@ -54,7 +54,7 @@ from baton.specs import Catalogue
 from baton.temporal import Settings, build_replayer, connect, dev_server_args
 from baton.usage import Budget, Price, Usage
 from tests.fake_llm import FakeLLMServer
-from tests.helpers import fast_catalogue, finish, on_fake, start, worker
+from tests.helpers import fake_provider, fast_catalogue, finish, on_fake, start, worker
 from tests.test_starter import NOWHERE, ROOT, starter
 
 BAD_STATUS = ("unknown --status 'bogus'; accepted: running, waiting_approval, ok, degraded, "
@@ -152,7 +152,7 @@ async def test_a_failed_run_is_found_with_what_it_spent(env: WorkflowEnvironment
 
 async def test_unknown_cost_is_left_unset(env: WorkflowEnvironment, task_queue: str,
                                           fake: FakeLLMServer, provider_key: str) -> None:
-    async with worker(env.client, task_queue):
+    async with worker(env.client, task_queue, providers=fake_provider("openai", fake)):
         handle = await start(env.client, task_queue, "support_desk", "Refund my invoice",
                              cat=on_fake("openai", fake), result_type=RunResult)
         result = await finish(handle)

@@ -36,7 +36,7 @@ from baton.runs import RunResult, TriageResult
 from baton.specs import Catalogue
 from baton.temporal import Settings, connect
 from tests.fake_llm import FakeLLMServer, Fault
-from tests.helpers import KEY_ENV, finish, on_fake, start, worker
+from tests.helpers import KEY_ENV, fake_provider, finish, on_fake, start, worker
 from tests.run_records import history_text, related_histories
 from tests.test_tracing import Collector, tracing_to_collector
 
@@ -49,7 +49,7 @@ async def test_sentinel_key_appears_nowhere_in_history(env: WorkflowEnvironment,
                                                        kind: str,
                                                        monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv(KEY_ENV, SENTINEL)
-    async with worker(env.client, task_queue):
+    async with worker(env.client, task_queue, providers=fake_provider(kind, fake)):
         handle = await start(env.client, task_queue, "concierge_desk",
                              "Research and compare vector databases",
                              cat=on_fake(kind, fake), result_type=TriageResult)
@@ -65,8 +65,10 @@ async def test_sentinel_key_appears_nowhere_in_history(env: WorkflowEnvironment,
         assert SENTINEL not in history_text(history)  # payloads decoded, not base64
     assert SENTINEL not in result.model_dump_json()
     assert SENTINEL not in str(await described.memo())
-    # the catalogue names the variable, never its value
-    assert KEY_ENV in histories[0].to_json() or KEY_ENV in str(histories)
+    # the run names its provider; the key's variable, like its endpoint, is the worker's
+    assert "fake:test-model" in history_text(histories[0])
+    assert all(KEY_ENV not in history_text(h) for h in histories)
+    assert all(fake.url not in history_text(h) for h in histories)
 
 
 @pytest.mark.parametrize("kind", ["openai", "anthropic"])
@@ -79,7 +81,7 @@ async def test_a_key_quoted_in_an_auth_error_is_redacted(env: WorkflowEnvironmen
     body = ({"type": "error", "error": {"type": "authentication_error", "message": quoted}}
             if kind == "anthropic" else {"error": {"message": quoted, "type": "invalid_key"}})
     fake.fail_next(Fault(status=401, body=json.dumps(body)))
-    async with worker(env.client, task_queue):
+    async with worker(env.client, task_queue, providers=fake_provider(kind, fake)):
         handle = await start(env.client, task_queue, "writer", "x", cat=on_fake(kind, fake),
                              result_type=RunResult)
         with pytest.raises(WorkflowFailureError) as caught:
@@ -175,7 +177,8 @@ async def test_keys_and_secret_tool_values_appear_nowhere(
     client = await connect(Settings(address=address), runtime=metrics_runtime(
         f"127.0.0.1:{port}"))
     cat = tool_catalogue(kind, fake)
-    async with worker(client, task_queue, tools=[account_lookup, account_credentials]):
+    async with worker(client, task_queue, tools=[account_lookup, account_credentials],
+                      providers=fake_provider(kind, fake)):
         composed = await start(client, task_queue, "concierge_desk",
                                "Research and compare vector databases", cat=cat,
                                result_type=TriageResult)
@@ -190,9 +193,11 @@ async def test_keys_and_secret_tool_values_appear_nowhere(
 
     assert all(r.status == "ok" for r in results), [r.reasons for r in results]
     assert fake.requests and all(SENTINEL in str(r.headers) for r in fake.requests)
-    # the searches see what they should: a plain tool value, the key's variable name
+    # the searches see what they should: a plain tool value, the provider's name (its
+    # key variable and endpoint are the worker's, never recorded)
     assert VISIBLE in recorded and VISIBLE in spans
-    assert KEY_ENV in recorded
+    assert "fake:test-model" in recorded
+    assert KEY_ENV not in recorded and fake.url not in recorded
     assert "account_lookup" in spans and "baton_model_calls" in metrics
     assert results[1].usage["clerk"].tool_calls == 2
     for where, text in [("history, memo or search attributes", recorded),
@@ -216,7 +221,7 @@ async def test_a_key_quoted_back_is_redacted_everywhere(
     fake.fail_next(Fault(status=401, body=json.dumps(body)))
     address = env.client.service_client.config.target_host
     client = await connect(Settings(address=address))
-    async with worker(client, task_queue):
+    async with worker(client, task_queue, providers=fake_provider(kind, fake)):
         handle = await start(client, task_queue, "writer", "x", cat=on_fake(kind, fake),
                              result_type=RunResult)
         with pytest.raises(WorkflowFailureError) as caught:
@@ -255,7 +260,7 @@ async def test_the_starter_prints_no_key(env: WorkflowEnvironment, task_queue: s
     write_fake_catalogue(path, "openai", fake)
     environment = {**os.environ, "TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
                    "BATON_TASK_QUEUE": task_queue, KEY_ENV: PLAIN_SENTINEL}
-    async with worker(env.client, task_queue):
+    async with worker(env.client, task_queue, providers=fake_provider("openai", fake)):
         for args in (["run", "writer", "hello", "--catalogue", str(path)],
                      ["run", "writer", "hello", "--catalogue", str(path), "--json"]):
             result = await asyncio.to_thread(

@@ -14,6 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from baton.activities.providers import register_provider
 from baton.activities.providers.openai_chat import OpenAIChatProvider
+from baton.catalogue import load_catalogue
 from tests.fake_llm import FakeLLMServer
 from tests.helpers import worker
 
@@ -33,7 +34,8 @@ def starter(*args: str, address: str = NOWHERE, stdin: str | None = None,
     (["triage", ""], "the conversation must end with a non-empty user message"),
     (["triage", "   \n"], "the conversation must end with a non-empty user message"),
     (["swarm", "hi"], "invalid choice: 'swarm' (choose from 'triage', 'fanout'"),
-    (["run", "ghost", "hi"], "unknown team or agent 'ghost'; teams: article_pipeline"),
+    (["run", "ghost", "hi"], "unknown team, agent or flow 'ghost'; teams: article_pipeline"),
+    (["run", "ghost", "hi"], "(your own are found with --app MODULE)"),
     (["triage", "hi", "--model", "mystery:x"],
      "unknown model provider 'mystery'; accepted: anthropic, offline, openai"),
     (["triage", "hi", "--model", "gpt"], "must be written 'provider:model'"),
@@ -128,10 +130,11 @@ async def test_no_wait_returns_the_id_at_once(env: WorkflowEnvironment, task_que
 
 async def test_failed_run_exits_1(env: WorkflowEnvironment, task_queue: str) -> None:
     # A custom catalogue whose only agent needs a key the worker does not have.
-    catalogue = ROOT / "tests" / "data"
-    async with worker(env.client, task_queue):
+    keyless = ROOT / "tests" / "data" / "keyless.toml"
+    # The operator declares the endpoint on the worker; the client only names it.
+    async with worker(env.client, task_queue, providers=load_catalogue(keyless).providers):
         code, out, err = await run_starter(env, task_queue, "run", "solo", "hello",
-                                           "--catalogue", str(catalogue / "keyless.toml"))
+                                           "--catalogue", str(keyless))
     assert code == 1, err
     assert "solo: FAILED — AgentFailed: agent 'solo' failed" in out
     assert "ModelAuthError: BATON_TEST_UNSET_KEY is not set in the worker's environment" in out

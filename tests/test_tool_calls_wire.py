@@ -30,7 +30,7 @@ from baton.runs import RunResult
 from baton.specs import Catalogue
 from baton.tools import Tool, tool
 from tests.fake_llm import FakeLLMServer, Fault, final, tool_calls
-from tests.helpers import KEY_ENV, run, worker
+from tests.helpers import fake_provider, run, worker
 
 pytestmark = pytest.mark.usefixtures("provider_key")
 
@@ -108,8 +108,8 @@ def clerk(*tools: Tool, **fields: Any) -> Agent:
 def on_fake(member: Agent, kind: str, fake: FakeLLMServer) -> Catalogue:
     """`member`'s own catalogue with every agent on the fake server's `kind` API."""
     raw = member.catalogue().model_dump(mode="json")
-    base = f"{fake.url}/v1" if kind == "openai" else fake.url
-    raw["providers"] = {"fake": {"kind": kind, "base_url": base, "api_key_env": KEY_ENV}}
+    raw["providers"] = {name: config.model_dump(mode="json")
+                        for name, config in fake_provider(kind, fake).items()}
     for spec in raw["agents"].values():
         spec["model"] = "fake:test-model"
         spec["retry"] = FAST
@@ -118,7 +118,8 @@ def on_fake(member: Agent, kind: str, fake: FakeLLMServer) -> Catalogue:
 
 async def run_clerk(env: WorkflowEnvironment, task_queue: str, member: Agent, kind: str,
                     fake: FakeLLMServer, prompt: str) -> RunResult:
-    async with worker(env.client, task_queue, tools=member.tools()):
+    async with worker(env.client, task_queue, tools=member.tools(),
+                      providers=fake_provider(kind, fake)):
         return await run(env.client, task_queue, member.name, prompt,
                          cat=on_fake(member, kind, fake), result_type=RunResult)
 
@@ -284,6 +285,8 @@ async def test_anthropic_answer_tool_is_forced_once_tools_are_no_longer_offered(
     assert first["tool_choice"] == {"type": "any"}
     assert last["tool_choice"] == {"type": "tool", "name": "WireOrderReport"}
     assert [t["name"] for t in last["tools"]] == ["WireOrderReport"]
+    # the result read before the limit is still a tool_result block, not user text
+    assert result_of("anthropic", last, asked_for("anthropic", last)[0][0]) == shipped("A-1001")
 
 
 def test_answer_tool_never_takes_a_user_tool_name() -> None:
@@ -296,35 +299,49 @@ def test_answer_tool_never_takes_a_user_tool_name() -> None:
     assert schema_tool_name(request.model_copy(update={"tools": []})) == "Report"
 
 
+def user_text(kind: str, body: dict[str, Any]) -> str:
+    """Everything a request says as the user or the system (not as a tool's result)."""
+    said = [m["content"] for m in body["messages"] if m["role"] in ("user", "system")
+            and isinstance(m["content"], str)]
+    if kind == "anthropic":
+        said += [b["text"] for m in body["messages"] if m["role"] == "user"
+                 for b in m["content"] if b["type"] == "text"]
+        said += [b["text"] for b in body.get("system", [])]
+    return "\n".join(said)
+
+
 @pytest.mark.parametrize("kind", KINDS)
 async def test_the_answer_after_the_tool_limit_keeps_the_results(
         env: WorkflowEnvironment, task_queue: str, fake: FakeLLMServer, kind: str) -> None:
-    # Past the limit no tools are offered; the Messages API refuses tool blocks in a
-    # request without tools (the fake does too), so Anthropic gets them as text.
+    # Past the limit no tools are offered, yet the results stay tool results: a tool's
+    # output as user text would read as the user speaking. The Messages API refuses
+    # tool blocks in a request without tools (the fake does too), so Anthropic gets
+    # the tools the conversation used declared as stubs that may not be used.
     agent = clerk(lookup_order, check_stock, max_tool_turns=1)
     result = await run_clerk(env, task_queue, agent, kind, fake, "Where is order A-1001?")
 
     assert result.status != "failed" and lookups == ["A-1001"]
     last = fake.requests[-1].body
-    assert "tools" not in last
+    assert result_of(kind, last, asked_for(kind, last)[0][0]) == shipped("A-1001")
+    assert "shipped to depot" not in user_text(kind, last)
     if kind == "openai":
-        assert result_of(kind, last, asked_for(kind, last)[0][0]) == shipped("A-1001")
+        assert "tools" not in last
     else:
-        assert native_results(kind, last) == [] and asked_for(kind, last) == [[]]
-        said = json.dumps(last["messages"])
-        assert "[called lookup_order with" in said and "shipped to depot 6" in said
+        assert last["tool_choice"] == {"type": "none"}
+        assert [t["name"] for t in last["tools"]] == ["lookup_order"]
 
 
-def test_tool_turns_as_text_for_a_request_without_tools() -> None:
+def test_tool_results_are_tool_result_blocks_never_text() -> None:
     call = ToolCall(id="t1", name="lookup_order", arguments={"order_id": "A-1"})
     wire = to_anthropic_messages([
         Message(role="user", content="Where is A-1?"),
         Message(role="assistant", content="Checking.", tool_calls=[call]),
         Message(role="tool", content="shipped", tool_call_id="t1"),
         Message(role="user", content="Answer now."),
-    ], tool_blocks=False)
+    ])
     assert [m["role"] for m in wire] == ["user", "assistant", "user"]
-    assert [b["text"] for b in wire[1]["content"]] == [
-        "Checking.", '[called lookup_order with {"order_id": "A-1"}]']
-    assert [b["text"] for b in wire[2]["content"]] == [
-        "[result of lookup_order]\nshipped", "Answer now."]
+    assert [(b["type"], b.get("id")) for b in wire[1]["content"]] == [
+        ("text", None), ("tool_use", "t1")]
+    assert wire[2]["content"] == [
+        {"type": "tool_result", "tool_use_id": "t1", "content": "shipped"},
+        {"type": "text", "text": "Answer now."}]

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
+import logging
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -25,13 +28,14 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from temporalio.api.enums.v1 import EventType
-from temporalio.client import Client, WorkflowHistory
+from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
 import baton
 from baton.catalogue import parse_catalogue
 from baton.cli.common import UsageError, connect_or_explain
-from baton.model_io import Chaos
+from baton.launch import plan_run, start_run
+from baton.model_io import Chaos, Message
 from baton.observability import (
     CONTENT_VAR,
     ENDPOINT_VARS,
@@ -41,10 +45,11 @@ from baton.observability import (
     reset_tracing,
     tracing_interceptors,
 )
-from baton.runs import RunResult
+from baton.runs import RunOptions, RunResult
 from baton.specs import Catalogue
 from baton.temporal import Settings, build_replayer, connect
-from tests.helpers import catalogue, finish, start, worker
+from tests.fake_llm import FakeLLMServer, Fault
+from tests.helpers import catalogue, fake_provider, finish, on_fake, start, worker
 
 
 @dataclass
@@ -57,10 +62,13 @@ class SpanRecord:
     events: list[tuple[str, dict[str, Any]]]
     service: str
     error: bool
+    status: str = ""  # the status description
 
     def text(self) -> str:
-        """Every attribute and event value, for looking for leaked content."""
-        values = [*self.attributes.values(), *(v for _, a in self.events for v in a.values())]
+        """Every attribute and event value and the status description, for looking for
+        leaked content."""
+        values = [*self.attributes.values(), *(v for _, a in self.events for v in a.values()),
+                  self.status]
         return "\n".join(map(str, values))
 
 
@@ -118,7 +126,7 @@ class Collector:
                             events=[(e.name, {a.key: _value(a.value) for a in e.attributes})
                                     for e in span.events],
                             service=str(resource.get("service.name")),
-                            error=span.status.code == 2))
+                            error=span.status.code == 2, status=span.status.message))
 
     def named(self, prefix: str) -> list[SpanRecord]:
         return [s for s in self.spans if s.name.startswith(prefix)]
@@ -353,3 +361,127 @@ def test_without_an_endpoint_nothing_is_imported_or_set_up() -> None:
     done = subprocess.run([sys.executable, "-c", code], env=clean, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+# --- Content off: nothing a run was given reaches a span or a log line ----------------
+# Exception messages are where it slips through: a tool's error quoting its arguments,
+# a provider's error body quoting the prompt. The marker opens the prompt, so a
+# workflow id built from the prompt's first words would carry it too.
+
+MARKER = "zed7f3a"
+LEAKY_PROMPT = f"{MARKER} asks: find the customer {MARKER}@example.com"
+
+
+@baton.tool(max_attempts=1)
+def find_customer(query: str) -> str:
+    """Find a customer by name or email."""
+    raise ValueError(f"no customer matches {query!r}")  # quotes its argument, as many do
+
+
+desk = baton.Agent("desk", "Find customers with your tool.", model="offline:standard",
+                   tools=[find_customer])
+
+
+def leaks(collector: Collector, caplog: pytest.LogCaptureFixture) -> list[str]:
+    """Where the marker was found: span names, attributes, events (exception events
+    included), status descriptions, and the worker's log lines and tracebacks."""
+    found = [f"span {s.name}" for s in collector.spans if MARKER in f"{s.name}\n{s.text()}"]
+    return found + ["logs"] * (MARKER in caplog.text)
+
+
+def exception_events(collector: Collector) -> list[dict[str, Any]]:
+    return [attrs for s in collector.spans for name, attrs in s.events if name == "exception"]
+
+
+async def test_a_tool_error_quoting_its_argument_leaves_only_its_type(
+        traced_client: Client, collector: Collector, task_queue: str,
+        caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)  # the worker's level (DEBUG dumps whole activations)
+    async with worker(traced_client, task_queue, tools=[find_customer]):
+        handle = await baton.start(desk, LEAKY_PROMPT, client=traced_client,
+                                   task_queue=task_queue)
+        outcome = await asyncio.wait_for(handle.result(), 60)
+        history = (await handle.handle.fetch_history()).to_json()
+    flush_tracing()
+
+    # The tool ran with the prompt's text and its error quoted it back (into the run's
+    # history, the client's own data, which encryption covers)...
+    assert outcome.result.usage["desk"].tool_calls == 1
+    assert re.search(rf"no customer matches '[^']*{MARKER}", history)
+    # ...but the run's id is its team's, and the trace and the logs keep the error's type
+    assert re.fullmatch(r"agent-desk-[0-9a-f]{8}", handle.workflow_id)
+    assert leaks(collector, caplog) == []
+    (tool,) = collector.named("execute_tool find_customer")
+    (activity_span,) = collector.named("RunActivity:find_customer")
+    for span in (tool, activity_span):
+        assert span.error and span.status.startswith("ValueError: message withheld")
+    events = exception_events(collector)
+    assert {e["exception.type"] for e in events} == {"ValueError"}
+    assert all(e["exception.message"].startswith("ValueError: message withheld")
+               for e in events)
+    assert all("find_customer" in e["exception.stacktrace"] for e in events)  # frames kept
+    assert "Completing activity as failed" in caplog.text and "ValueError" in caplog.text
+
+
+async def test_a_provider_error_body_quoting_the_prompt_leaves_only_its_type(
+        traced_client: Client, collector: Collector, task_queue: str, fake: FakeLLMServer,
+        provider_key: str, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    fake.fail_next(Fault(status=400, body=json.dumps({"error": {
+        "message": f"Invalid prompt: {LEAKY_PROMPT!r} was flagged", "type": "invalid_request"}})))
+    cat = on_fake("openai", fake)
+    planned = plan_run(cat, "writer", [Message(role="user", content=LEAKY_PROMPT)],
+                       RunOptions())
+    async with worker(traced_client, task_queue, providers=fake_provider("openai", fake)):
+        handle = await start_run(traced_client, task_queue, planned)
+        with pytest.raises(WorkflowFailureError) as failed:
+            await asyncio.wait_for(handle.result(), 60)
+    flush_tracing()
+
+    assert fake.requests  # the provider was called and answered with its error body
+    assert re.fullmatch(r"agent-writer-[0-9a-f]{8}", handle.id)
+    assert leaks(collector, caplog) == []
+    (chat,) = [s for s in collector.spans if s.attributes.get("gen_ai.operation.name") == "chat"]
+    assert chat.error and chat.status.startswith("ApplicationError (ModelBadRequest): ")
+    kinds = {e.get("baton.error.type") for e in exception_events(collector)}
+    assert "ModelBadRequest" in kinds
+    # the failure itself still says what the provider said (it is the run's own data)
+    cause: BaseException | None = failed.value.cause
+    while cause is not None and MARKER not in str(cause):
+        cause = cause.__cause__
+    assert cause is not None
+
+
+async def test_with_content_recorded_exception_messages_are_kept(
+        env: WorkflowEnvironment, task_queue: str, monkeypatch: pytest.MonkeyPatch,
+        caplog: pytest.LogCaptureFixture) -> None:
+    """The redaction above is what content-off does, not a loss: opted in, the
+    operator sees the messages (the check above would see them if they were there)."""
+    caplog.set_level(logging.INFO)
+    with tracing_to_collector(monkeypatch, **{CONTENT_VAR: "1"}) as collector:
+        client = await connect(Settings(address=env.client.service_client.config.target_host))
+        async with worker(client, task_queue, tools=[find_customer]):
+            handle = await baton.start(desk, LEAKY_PROMPT, client=client, task_queue=task_queue)
+            await asyncio.wait_for(handle.result(), 60)
+        flush_tracing()
+        (tool,) = collector.named("execute_tool find_customer")
+        assert MARKER in tool.status
+        assert any(MARKER in e["exception.message"] for e in exception_events(collector))
+    assert MARKER in caplog.text
+
+
+@pytest.mark.parametrize(("traced", "encrypted", "label"), [
+    (False, False, "my-invoice-is-wrong-again"), (True, False, "support-desk"),
+    (False, True, "support-desk"), (True, True, "support-desk")])
+def test_workflow_ids_name_the_team_when_traced_or_encrypted(
+        monkeypatch: pytest.MonkeyPatch, traced: bool, encrypted: bool, label: str) -> None:
+    for var in (*ENDPOINT_VARS, "OTEL_SDK_DISABLED", "BATON_ENCRYPTION_KEY"):
+        monkeypatch.delenv(var, raising=False)
+    if traced:
+        monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4318")
+    if encrypted:
+        monkeypatch.setenv("BATON_ENCRYPTION_KEY", "a" * 44)
+    planned = plan_run(catalogue(), "support_desk",
+                       [Message(role="user", content="My invoice is wrong, again")],
+                       RunOptions())
+    assert re.fullmatch(rf"triage-{label}-[0-9a-f]{{8}}", planned.workflow_id)

@@ -5,7 +5,9 @@ timeouts and bounded retry policy. While the model asks for tools (at most
 `max_tool_turns` turns), each call runs through a `Toolbox` handler: a function
 tool is its own activity, registered under the tool's name (`run_function_tool`);
 a supervisor's delegation to a worker is another kind of handler. Calls of one
-turn run concurrently and their results go back to the model as tool messages.
+turn run concurrently and their results go back to the model as tool messages
+(never as user text), each function tool's result first screened by the agent's
+`tool_output_guardrails`.
 The final answer is validated against the agent's contract (re-prompting with the
 validation error a bounded number of times), and the agent moves on to its
 fallback models when a model keeps failing, keeping the tool results it already
@@ -107,7 +109,7 @@ def retry_policy(attempts: int, initial_s: float, backoff: float, max_s: float,
                        non_retryable_error_types=list(non_retryable) or None)
 
 
-def _schedule_to_close(timeout_s: float, attempts: int, max_interval_s: float,
+def schedule_to_close(timeout_s: float, attempts: int, max_interval_s: float,
                        budget_seconds: float | None) -> timedelta:
     """Upper bound on one call including every retry and the waits between them; no
     call, retries included, may outlive the run's deadline."""
@@ -146,7 +148,6 @@ async def call_model_once(ledger: RunLedger, agent: AgentSpec, model: str,
         # Leave the provider's own HTTP timeout a margin inside start-to-close.
         timeout_s=max(agent.timeout_s * 0.9, agent.timeout_s - 2),
         chaos=ledger.run.options.chaos,
-        endpoint=ledger.run.catalogue.endpoint_for(model),
         price=ledger.run.catalogue.price_for(model),
         breaker=ledger.run.catalogue.breaker_for(model),
     )
@@ -163,7 +164,7 @@ async def call_model_once(ledger: RunLedger, agent: AgentSpec, model: str,
             request,
             result_type=ModelResponse,
             start_to_close_timeout=timedelta(seconds=agent.timeout_s),
-            schedule_to_close_timeout=_schedule_to_close(
+            schedule_to_close_timeout=schedule_to_close(
                 agent.timeout_s, retry.max_attempts, retry.max_interval_s, budget.max_seconds),
             heartbeat_timeout=timedelta(seconds=agent.heartbeat_s),
             retry_policy=retry_policy(retry.max_attempts, retry.initial_interval_s,
@@ -200,13 +201,15 @@ async def run_function_tool(ledger: RunLedger, agent: AgentSpec, tool: ToolDef,
         if decision is not None and not decision.approved:
             return (f"Rejected by a person: {decision.reason}. The tool {tool.name} did not "
                     "run; do not call it again with these arguments.")
+        if decision is not None:
+            invocation.approved_request = decision.request.request_id
     budget = ledger.check_budget()  # again: a person may have taken the deadline
     ledger.charge(agent.name, Usage(tool_calls=1))
     summary = shorten(f"{agent.name} · {tool.name}({arguments})", 200)
     # An unregistered activity fails with NotFoundError: no retry can fix that.
     policy = retry_policy(tool.max_attempts, 1.0, 2.0, 30.0, non_retryable=["NotFoundError"])
     timeout = timedelta(seconds=tool.timeout_s)
-    to_close = _schedule_to_close(tool.timeout_s, tool.max_attempts, 30.0, budget.max_seconds)
+    to_close = schedule_to_close(tool.timeout_s, tool.max_attempts, 30.0, budget.max_seconds)
     started = workflow.now()
     try:
         if tool.local:
@@ -231,12 +234,28 @@ async def run_function_tool(ledger: RunLedger, agent: AgentSpec, tool: ToolDef,
                     ok=False)
         if tool.on_failure == "fail_agent":
             raise ToolFailed(agent.name, tool.name, reason) from None
-        return f"Error: the tool {tool.name} failed: {reason}"
+        # An error message is the tool's output too (it may quote what the tool read).
+        return await _screened(ledger, agent, tool,
+                               f"Error: the tool {tool.name} failed: {reason}")
     ledger.charge(agent.name, Usage(tool_seconds=outcome.elapsed_s))
+    # Screened before the trace records it: a withheld result appears nowhere but in
+    # the tool's own activity result.
+    content = await _screened(ledger, agent, tool, outcome.content)
     ledger.step("tool_call", agent.name,
-                f"{tool.name}({arguments}) -> {shorten(outcome.content, 120)}", ok=outcome.ok,
+                f"{tool.name}({arguments}) -> {shorten(content, 120)}", ok=outcome.ok,
                 usage=Usage(tool_calls=1, tool_seconds=outcome.elapsed_s))
-    return outcome.content
+    return content
+
+
+async def _screened(ledger: RunLedger, agent: AgentSpec, tool: ToolDef, text: str) -> str:
+    """`text`, or a withheld notice when one of the agent's tool-output guardrails trips."""
+    if not agent.tool_output_guardrails:
+        return text
+    # Imported here: workflows/guardrails.py calls run_agent for agent guardrails.
+    from baton.workflows.guardrails import screen_tool_output
+
+    return await screen_tool_output(ledger, agent.tool_output_guardrails, agent.name,
+                                    tool.name, text)
 
 
 async def _approval(ledger: RunLedger, agent: AgentSpec, tool: ToolDef,

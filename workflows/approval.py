@@ -5,7 +5,10 @@
 run's status to `waiting_approval` with what is asked, and waits on a durable
 timer for a decision: the `decide` Update (validated before it is accepted, so a
 bad decision leaves the run unchanged) or, after the request's timeout, its
-declared default. Several requests may wait at once (parallel tool calls); a
+declared default. Who decided: the record keeps the name the decision gives, the
+client's Temporal identity (client-reported) and, on a worker with
+`BATON_APPROVER_KEYS`, the approver whose signature was verified before the Update
+was accepted (baton/approver_keys.py). Several requests may wait at once (parallel tool calls); a
 decision names the one it is for, or decides all that are pending. Work done
 before the approval point is in history and never runs again.
 """
@@ -61,12 +64,17 @@ class ApprovalDesk:
         _, records = self._desk()
         targets = ([decision.request_id] if decision.request_id
                    else [r.request_id for r in self._pending()])
+        # A signature reaches here only if this worker verified it (the approver
+        # interceptor rejects, in the validator, one it cannot check): the handler reads
+        # the decision alone, so replay on a worker configured otherwise records the same.
+        signer = decision.signature.signer if decision.signature else ""
         decided = []
         for request_id in targets:
             record = ApprovalRecord(
                 request=self._approval_requests[request_id], approved=decision.approve,
                 note=decision.note, reason=decision.reason,
-                decided_by=decision.by or "a person", decided_at=workflow.now())
+                decided_by=decision.by or "a person", decided_at=workflow.now(),
+                client_identity=decision.identity, signed_by=signer)
             records[request_id] = record
             decided.append(record)
         return decided

@@ -128,8 +128,10 @@ class PatternWorkflow(ApprovalDesk):
         return {}
 
     async def execute(self, run: RunInput, result_type: type[R],
-                      body: Callable[[RunLedger], Awaitable[R]]) -> R:
-        if (problem := unrunnable(run, self.pattern)) is not None:
+                      body: Callable[[RunLedger], Awaitable[R]], *, check: bool = True) -> R:
+        """Run `body` with the run's ledger; `check=False` for a run whose input was
+        checked by its workflow (a flow's catalogue is the worker's, not the input's)."""
+        if check and (problem := unrunnable(run, self.pattern)) is not None:
             # Retrying cannot fix the input: fail the run, not its workflow task forever.
             self.set_status("failed")
             raise InvalidRunInput(problem)
@@ -216,6 +218,12 @@ def unrunnable(run: object, pattern: str) -> str | None:
     if not isinstance(run, RunInput):
         return f"the input is not a RunInput but {type(run).__name__}"
     catalogue = run.catalogue
+    if catalogue.providers:
+        # Whoever can start a workflow writes its input: an endpoint in it would send
+        # the worker's keys wherever that person chose (docs/security.md).
+        return (f"the run's input declares providers ({', '.join(sorted(catalogue.providers))}"
+                "); a run may only name providers, which the worker declares in its own "
+                "catalogue (worker.py --catalogue FILE)")
     if run.member not in catalogue.agents and run.member not in catalogue.teams:
         return (f"member {run.member!r} is not in the run's catalogue (agents: "
                 f"{', '.join(sorted(catalogue.agents)) or 'none'}; teams: "

@@ -2,6 +2,7 @@
 
 from baton.workflows.breakers import BreakerReportWorkflow
 from baton.workflows.fanout import FanOutShardWorkflow, FanOutWorkflow
+from baton.workflows.flow import FlowWorkflow
 from baton.workflows.members import AgentWorkflow
 from baton.workflows.pipeline import PipelineWorkflow
 from baton.workflows.session import SessionWorkflow
@@ -9,4 +10,5 @@ from baton.workflows.supervisor import SupervisorWorkflow
 from baton.workflows.triage import TriageWorkflow
 
 ALL_WORKFLOWS = [TriageWorkflow, FanOutWorkflow, FanOutShardWorkflow, SupervisorWorkflow,
-                 PipelineWorkflow, AgentWorkflow, BreakerReportWorkflow, SessionWorkflow]
+                 PipelineWorkflow, AgentWorkflow, BreakerReportWorkflow, SessionWorkflow,
+                 FlowWorkflow]

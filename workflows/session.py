@@ -159,6 +159,10 @@ class SessionWorkflow(ApprovalDesk):
         if self._ending or self._ended_by is not None:
             raise ValueError(self._ended_message())
         member = self._input.member
+        if self._input.catalogue.providers:
+            # As pattern workflows refuse such a run (workflows/base.py: unrunnable).
+            raise ValueError("the session's input declares providers; a session may only "
+                             "name providers, which the worker declares in its own catalogue")
         if request.member is not None and request.member != member:
             raise ValueError(f"session {self._input.session_id!r} is a conversation with "
                              f"{member!r}, not {request.member!r}; use another session id")

@@ -3,11 +3,13 @@
 Structured output is a tool whose input schema is the contract: forced when it is
 the only tool; offered beside the agent's own tools with `tool_choice` "any" when
 there are both, so every reply either asks for tools or is the answer. Tool calls
-are `tool_use` blocks answered by `tool_result` blocks, except in a request that
-defines no tools (the tool-turn limit reached, or a conversation handed to an agent
-without tools): the API refuses tool blocks there, so past calls and results are
-replayed as text. The system prompt, and the conversation before the newest turn,
-carry `cache_control` so repeated prefixes (a supervisor's growing conversation, a
+are `tool_use` blocks answered by `tool_result` blocks, always: a tool's result is
+data from outside and never becomes user text, where the model would take it for
+the user speaking. The API refuses tool blocks in a request that defines no tools
+(the tool-turn limit reached, no contract), so such a request declares the tools its
+conversation used, as stubs, with `tool_choice` "none".
+The system prompt, and the conversation before the newest turn, carry
+`cache_control` so repeated prefixes (a supervisor's growing conversation, a
 pipeline's long inputs) are read from the prompt cache.
 """
 
@@ -43,7 +45,9 @@ class AnthropicMessagesProvider:
                 self._endpoint, key_variable="ANTHROPIC_API_KEY",
                 base_variable="ANTHROPIC_BASE_URL", provider="Anthropic")
             # max_retries=0: Temporal's retry policy is the only retry loop.
-            self._client = AsyncAnthropic(api_key=key, base_url=base_url, max_retries=0)
+            self._client = AsyncAnthropic(
+                api_key=key, base_url=base_url, max_retries=0,
+                default_headers=self._endpoint.headers if self._endpoint else None)
         return self._client
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
@@ -58,8 +62,9 @@ class AnthropicMessagesProvider:
         if request.temperature is not None:
             kwargs["temperature"] = min(request.temperature, 1.0)
         schema_tool = schema_tool_name(request)
-        tools = [{"name": t.name, "description": t.description, "input_schema": t.parameters}
-                 for t in request.tools]
+        tools: list[dict[str, Any]] = [
+            {"name": t.name, "description": t.description, "input_schema": t.parameters}
+            for t in request.tools]
         if request.output_schema is not None:
             tools.append({"name": schema_tool, "input_schema": request.output_schema,
                           "description": SCHEMA_TOOL_DESCRIPTION})
@@ -67,9 +72,11 @@ class AnthropicMessagesProvider:
             # may still pick one of the agent's tools before giving the answer.
             kwargs["tool_choice"] = ({"type": "any"} if request.tools
                                      else {"type": "tool", "name": schema_tool})
+        if not tools and (tools := _stubs_of_used_tools(request.messages)):
+            kwargs["tool_choice"] = {"type": "none"}
         if tools:
             kwargs["tools"] = tools
-        kwargs["messages"] = to_anthropic_messages(request.messages, tool_blocks=bool(tools))
+        kwargs["messages"] = to_anthropic_messages(request.messages)
         try:
             reply = await client.messages.create(**kwargs)
         except (anthropic.APIError, ValueError) as err:
@@ -124,35 +131,29 @@ def schema_tool_name(request: ModelRequest) -> str:
     return name
 
 
-def to_anthropic_messages(messages: list[Message], *,
-                          tool_blocks: bool = True) -> list[dict[str, Any]]:
-    """Baton's turns as alternating user/assistant messages of content blocks.
+def _stubs_of_used_tools(messages: list[Message]) -> list[dict[str, Any]]:
+    """Stub definitions of the tools the conversation called, for a request that offers
+    none: the API refuses tool blocks unless the request defines tools."""
+    used = dict.fromkeys(c.name for m in messages for c in m.tool_calls)
+    return [{"name": name, "description": "Not available in this turn.",
+             "input_schema": {"type": "object"}} for name in used]
 
-    `tool_blocks=False` (a request defining no tools) says past tool calls and their
-    results in text, which the API accepts where it would refuse the blocks.
-    """
+
+def to_anthropic_messages(messages: list[Message]) -> list[dict[str, Any]]:
+    """Baton's turns as alternating user/assistant messages of content blocks; tool
+    results are always `tool_result` blocks, never text."""
     result: list[dict[str, Any]] = []
-    names: dict[str, str] = {}  # call id -> tool name, to say whose result is whose
     for message in messages:
         role = "assistant" if message.role == "assistant" else "user"
         blocks: list[dict[str, Any]] = []
-        names.update((c.id, c.name) for c in message.tool_calls)
-        if message.role == "tool" and tool_blocks:
+        if message.role == "tool":
             blocks.append({"type": "tool_result", "tool_use_id": message.tool_call_id,
                            "content": message.content})
-        elif message.role == "tool":
-            name = names.get(message.tool_call_id or "", "a tool")
-            blocks.append({"type": "text", "text": f"[result of {name}]\n{message.content}"})
         else:
             if message.content:
                 blocks.append({"type": "text", "text": message.content})
-            if tool_blocks:
-                blocks += [{"type": "tool_use", "id": c.id, "name": c.name,
-                            "input": c.arguments} for c in message.tool_calls]
-            elif message.tool_calls:
-                said = "\n".join(f"[called {c.name} with {json.dumps(c.arguments)}]"
-                                  for c in message.tool_calls)
-                blocks.append({"type": "text", "text": said})
+            blocks += [{"type": "tool_use", "id": c.id, "name": c.name,
+                        "input": c.arguments} for c in message.tool_calls]
         if not blocks:
             blocks.append({"type": "text", "text": "(empty)"})
         if result and result[-1]["role"] == role:

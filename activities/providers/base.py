@@ -1,4 +1,4 @@
-"""The interface every provider adapter implements, and the registry that picks one.
+"""The interface every provider adapter implements, and each worker's provider registry.
 
 An adapter turns a provider-neutral `ModelRequest` into one call of a wire API and
 back into a `ModelResponse`. It raises `temporalio.exceptions.ApplicationError`
@@ -9,13 +9,13 @@ that Temporal's retry policy (not the SDK's) decides what happens next.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Protocol
 
 from baton.activities.providers.errors import missing_key, remember_key
 from baton.errors import UnknownProvider
-from baton.model_io import ModelRequest, ModelResponse, ProviderConfig
-from baton.usage import Usage
+from baton.model_io import BUILTIN_PROVIDERS, ModelRequest, ModelResponse, ProviderConfig
+from baton.usage import Price, Usage
 
 
 class ModelProvider(Protocol):
@@ -25,30 +25,57 @@ class ModelProvider(Protocol):
 # Builds an adapter for an endpoint (None: the provider's standard endpoint).
 ProviderFactory = Callable[[ProviderConfig | None], ModelProvider]
 
+# Adapter factories by wire API ("kind"); tests swap one in for a scripted model.
 _factories: dict[str, ProviderFactory] = {}
-# One adapter per endpoint per worker process: real SDK clients hold connection pools.
-_instances: dict[tuple[str, str | None, str | None], ModelProvider] = {}
 
 
 def register_provider(kind: str, factory: ProviderFactory) -> None:
     _factories[kind] = factory
-    for key in [k for k in _instances if k[0] == kind]:
-        del _instances[key]
 
 
-def provider_for(request: ModelRequest) -> ModelProvider:
-    kind = request.kind
-    endpoint = request.endpoint
-    key = (kind, str(endpoint.base_url) if endpoint and endpoint.base_url else None,
-           endpoint.api_key_env if endpoint else None)
-    if key not in _instances:
+class WorkerProviders:
+    """The providers one worker calls: the built-in ones at their standard endpoints,
+    and the named endpoints its operator declared.
+
+    The only place a provider name becomes an endpoint, a key variable and headers.
+    A run's request names its provider and nothing more, so no client can point the
+    worker's keys at a URL, or make it read a variable of the client's choosing.
+    """
+
+    def __init__(self, endpoints: Mapping[str, ProviderConfig] | None = None) -> None:
+        self.endpoints = dict(endpoints or {})
+        # One adapter per provider and factory: real SDK clients hold connection pools,
+        # and a factory swapped in by a test must not reuse the previous adapter.
+        self._adapters: dict[tuple[str, ProviderFactory], ModelProvider] = {}
+
+    def names(self) -> list[str]:
+        return sorted({*BUILTIN_PROVIDERS, *self.endpoints})
+
+    def kind_of(self, provider: str) -> str:
+        """The wire API serving `provider`; UnknownProvider when this worker has none."""
+        endpoint = self.endpoints.get(provider)
+        if endpoint is not None:
+            return endpoint.kind
+        if provider in BUILTIN_PROVIDERS:
+            return provider
+        raise UnknownProvider(
+            f"provider {provider!r} is not declared on this worker; its providers: "
+            f"{', '.join(self.names())}. Providers are the worker's configuration (a "
+            "[providers.NAME] table of the catalogue given to worker.py --catalogue); a "
+            "run may only name them")
+
+    def adapter_for(self, request: ModelRequest) -> ModelProvider:
+        provider = request.provider
+        kind = self.kind_of(provider)
         factory = _factories.get(kind)
         if factory is None:
             raise UnknownProvider(
-                f"no adapter for provider {kind!r} on this worker; "
+                f"no adapter for provider kind {kind!r} on this worker; "
                 f"available: {', '.join(sorted(_factories))}")
-        _instances[key] = factory(endpoint)
-    return _instances[key]
+        key = (provider, factory)
+        if key not in self._adapters:
+            self._adapters[key] = factory(self.endpoints.get(provider))
+        return self._adapters[key]
 
 
 def endpoint_settings(endpoint: ProviderConfig | None, *, key_variable: str,
@@ -70,7 +97,9 @@ def endpoint_settings(endpoint: ProviderConfig | None, *, key_variable: str,
     return key, base_url
 
 
-def priced(request: ModelRequest, usage: Usage) -> Usage:
-    """`usage` with its cost from the request's price (None when the price is unknown)."""
-    cost = request.price.cost(usage) if request.price is not None else None
+def priced(request: ModelRequest, usage: Usage, unknown: Price | None = None) -> Usage:
+    """`usage` with its cost from the request's price, else from `unknown` (None: the
+    cost is unknown)."""
+    price = request.price if request.price is not None else unknown
+    cost = price.cost(usage) if price is not None else None
     return usage.model_copy(update={"cost_usd": cost})

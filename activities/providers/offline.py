@@ -26,7 +26,7 @@ from baton.activities.providers.base import priced
 from baton.activities.providers.schema_instance import build_instance
 from baton.model_io import Chaos, ModelRequest, ModelResponse, ProviderConfig, ToolCall
 from baton.text import shorten
-from baton.usage import Usage
+from baton.usage import Price, Usage
 
 # Words that send a request to a target whose name contains the key.
 ROUTING_KEYWORDS: dict[str, tuple[str, ...]] = {
@@ -46,6 +46,10 @@ SUBTASK_ASPECTS = ("the evidence so far", "how teams use it in practice",
 
 def _words(text: str) -> set[str]:
     return set(re.findall(r"[a-z0-9]+", text.lower()))
+
+
+# Offline answers cost nothing, whatever the provider's name.
+FREE = Price(input_per_mtok=0, output_per_mtok=0)
 
 
 def estimate_tokens(text: str) -> int:
@@ -121,7 +125,7 @@ class OfflineProvider:
                 calls=1,
                 input_tokens=estimate_tokens(prompt_text),
                 output_tokens=estimate_tokens(output_text),
-            )),
+            ), unknown=FREE),
         )
         _log_call(request)  # once the answer exists: only answered calls are logged
         return response

@@ -40,7 +40,9 @@ class OpenAIChatProvider:
             key, base_url = endpoint_settings(self._endpoint, key_variable="OPENAI_API_KEY",
                                               base_variable="OPENAI_BASE_URL", provider="OpenAI")
             # max_retries=0: Temporal's retry policy is the only retry loop.
-            self._client = AsyncOpenAI(api_key=key, base_url=base_url, max_retries=0)
+            self._client = AsyncOpenAI(
+                api_key=key, base_url=base_url, max_retries=0,
+                default_headers=self._endpoint.headers if self._endpoint else None)
         return self._client
 
     async def complete(self, request: ModelRequest) -> ModelResponse:

@@ -1,14 +1,19 @@
-"""`starter.py pending | approve | reject`: people deciding on runs that wait for them."""
+"""`starter.py pending | approve | reject | approver-key`: people deciding on runs that
+wait for them, and the Ed25519 key pair that lets workers check who decided."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import sys
 from typing import Any
 
 from baton.approvals import ApprovalError, decide, pending
+from baton.approver_keys import KEY_ENV, KEYS_ENV, ApproverKeyError, SigningKey
 from baton.cli.common import UsageError, connect_or_explain, print_json
+from baton.codec import KEY_ENV as ENCRYPTION_KEY_ENV
+from baton.codec import OLD_KEYS_ENV
 from baton.runs import ApprovalRecord, Decision
 from baton.temporal import Settings
 
@@ -26,18 +31,28 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("--request", metavar="ID", help="one request (default: all pending)")
     p.add_argument("--reason", required=True, help="why (the agent is told)")
     p.set_defaults(handler=send_decision, approve=False)
+    p = sub.add_parser("approver-key", parents=[common],
+                       help=f"make an approver's key pair ({KEYS_ENV} / {KEY_ENV})")
+    p.add_argument("name", help="the approver's name, as the worker will know the key")
+    p.set_defaults(handler=make_key)
 
 
 async def show_pending(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     client = await connect_or_explain(settings)
-    runs = await pending(client)
+    unreadable: list[str] = []
+    runs = await pending(client, unreadable=unreadable)
+    if unreadable:
+        # On stderr, so --json stays a list; exit 2 says the listing is incomplete.
+        print(f"error: skipped {len(unreadable)} waiting run(s) this client cannot "
+              f"decrypt ({', '.join(unreadable)}): set {ENCRYPTION_KEY_ENV} (and "
+              f"{OLD_KEYS_ENV} for older keys) as the workers have it", file=sys.stderr)
     if args.json:
         print_json([{"workflow_id": w.workflow_id, "link": settings.workflow_link(w.workflow_id),
                      "requests": [r.model_dump(mode="json") for r in w.requests]}
                     for w in runs])
-        return 0
-    if not runs:
+        return 2 if unreadable else 0
+    if not runs and not unreadable:
         print("no run is waiting for a person")
     for waiting in runs:
         print(f"{waiting.workflow_id}  {settings.workflow_link(waiting.workflow_id)}")
@@ -46,7 +61,7 @@ async def show_pending(args: argparse.Namespace) -> int:
             print(f"  {r.request_id:<20} {r.agent} · {r.subject}({json.dumps(r.arguments)})"
                   f"{where}\n  {'':<20} {r.why}; asked {r.asked_at:%Y-%m-%d %H:%M:%S} UTC, "
                   f"default {r.default} after {r.timeout_s:g} s")
-    return 0
+    return 2 if unreadable else 0
 
 
 async def send_decision(args: argparse.Namespace) -> int:
@@ -56,9 +71,13 @@ async def send_decision(args: argparse.Namespace) -> int:
                         note=args.note if args.approve else "",
                         reason="" if args.approve else args.reason,
                         by=os.environ.get("USER", ""))
+    try:
+        key = SigningKey.from_env()
+    except ApproverKeyError as err:
+        raise UsageError(str(err)) from None
     client = await connect_or_explain()
     try:
-        records = await decide(client, args.workflow_id, decision)
+        records = await decide(client, args.workflow_id, decision, key=key)
     except ApprovalError as err:
         raise UsageError(str(err)) from None
     if args.json:
@@ -68,8 +87,25 @@ async def send_decision(args: argparse.Namespace) -> int:
     return 0
 
 
+async def make_key(args: argparse.Namespace) -> int:
+    try:
+        key = SigningKey.generate(args.name)
+    except ApproverKeyError as err:
+        raise UsageError(str(err)) from None
+    if args.json:
+        print_json({"approver": key.signer, KEYS_ENV: key.public_entry(),
+                    KEY_ENV: key.private_entry()})
+        return 0
+    print(f"# on every worker (public; join several approvers with commas):\n"
+          f"{KEYS_ENV}={key.public_entry()}\n"
+          f"# for {key.signer} only, where they approve (private: keep it secret):\n"
+          f"{KEY_ENV}={key.private_entry()}")
+    return 0
+
+
 def describe(record: ApprovalRecord) -> str:
     verdict = "approved" if record.approved else f"rejected ({record.reason})"
     request = record.request
+    signed = f", signed by {record.signed_by}" if record.signed_by else ""
     return (f"{request.request_id} in {request.workflow_id}: {request.agent} · "
-            f"{request.subject} {verdict}")
+            f"{request.subject} {verdict}{signed}")

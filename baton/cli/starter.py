@@ -13,6 +13,7 @@
     python starter.py reset <workflow-id> [--force]
     python starter.py list [--team T] [--status S] [--since 1d] [--all] [--limit N]
     python starter.py codec-server [--port 8081] [--origin URL]   # Web UI decryption
+        [--token T] [--tls-cert PEM --tls-key PEM] [--allowed-host H] [--allow-encode]
 
 Flags: --no-wait, --model PROVIDER:MODEL, --json, --catalogue FILE, --team NAME,
 --budget-tokens/--budget-calls/--budget-usd, --deadline, --chaos/--seed/--latency.
@@ -42,12 +43,13 @@ from baton import launch, recovery
 from baton.app import AppError, app_catalogue
 from baton.catalogue import CatalogueError, describe_errors, load_catalogue
 from baton.cli.common import UsageError, connect_or_explain
-from baton.errors import CircuitOpen, UndecryptablePayload
+from baton.codec import client_key_problem
+from baton.errors import CircuitOpen
+from baton.flows import FLOWS
 from baton.model_io import BreakerState, Chaos, Message
 from baton.runs import (
     FanOutResult,
     PipelineResult,
-    RunInput,
     RunOptions,
     RunResult,
     SupervisorResult,
@@ -79,11 +81,18 @@ class PlannedRun:
     """A run the starter validated, with the command that asked for it."""
 
     command: str
-    planned: launch.PlannedRun
+    planned: launch.PlannedRun | launch.PlannedFlow
 
     @property
-    def input(self) -> RunInput:
-        return self.planned.input
+    def member(self) -> str:
+        """The team, agent or flow the run runs."""
+        if isinstance(self.planned, launch.PlannedFlow):
+            return self.planned.flow.name
+        return self.planned.input.member
+
+    @property
+    def options(self) -> RunOptions:
+        return self.planned.input.options
 
     @property
     def workflow_id(self) -> str:
@@ -116,12 +125,15 @@ def load_for_run(path: str | None, model: str | None, apps: Sequence[str] = ()) 
 async def start(client: Client, settings: Settings, planned: PlannedRun,
                 wait: bool) -> RunResult | None:
     """Start one run; wait for its result unless the caller only wants the id."""
+    if isinstance(planned.planned, launch.PlannedFlow):
+        flow_handle = await launch.start_flow(client, settings.task_queue, planned.planned)
+        return await flow_handle.result() if wait else None
     handle = await launch.start_run(client, settings.task_queue, planned.planned)
     return await handle.result() if wait else None
 
 
 def render(planned: PlannedRun, result: RunResult, settings: Settings) -> str:
-    lines = [f"== {planned.command}: {planned.input.member} ({result.pattern}) "
+    lines = [f"== {planned.command}: {planned.member} ({result.pattern}) "
              f"status={result.status}"]
     if isinstance(result, TriageResult):
         lines.append(f"handled by: {result.handled_by} — {result.route_reason}")
@@ -295,6 +307,19 @@ def plan(args: argparse.Namespace) -> list[PlannedRun]:
         return [plan_run(c, DEMO_PROMPTS[c], catalogue, COMMAND_TEAMS[c], options)
                 for c in COMMAND_TEAMS]
     prompt = sys.stdin.read() if args.prompt == "-" else args.prompt
+    if args.command == "run" and args.team in FLOWS:  # a flow of an --app module
+        try:
+            return [PlannedRun(args.command, launch.plan_flow(FLOWS[args.team], prompt, options))]
+        except launch.RunRefused as err:
+            raise UsageError(str(err)) from None
+    if (args.command == "run" and args.team not in catalogue.agents
+            and args.team not in catalogue.teams):
+        flows = ", ".join(sorted(FLOWS)) or "none"
+        raise UsageError(
+            f"unknown team, agent or flow {args.team!r}; teams: "
+            f"{', '.join(sorted(catalogue.teams))}; agents: "
+            f"{', '.join(sorted(catalogue.agents))}; flows: {flows}"
+            + ("" if args.app else " (your own are found with --app MODULE)"))
     return [plan_run(args.command, prompt, catalogue, args.team, options, args.items)]
 
 
@@ -322,7 +347,7 @@ def show_catalogue(args: argparse.Namespace) -> None:
 async def execute(args: argparse.Namespace, runs: Sequence[PlannedRun]) -> int:
     settings = Settings.from_env()
     client = await connect_or_explain(settings)
-    chaos = runs[0].input.options.chaos if runs else None
+    chaos = runs[0].options.chaos if runs else None
     if chaos is not None and not args.json:
         print(f"chaos: {chaos.failure_rate:.0%} failures, {chaos.malformed_rate:.0%} malformed, "
               f"{chaos.rejection_rate:.0%} judge rejections per call (seed {chaos.seed}); "
@@ -334,11 +359,13 @@ async def execute(args: argparse.Namespace, runs: Sequence[PlannedRun]) -> int:
     for planned, outcome in zip(runs, outcomes, strict=True):
         link = settings.workflow_link(planned.workflow_id)
         if isinstance(outcome, WorkflowFailureError):
+            if problem := client_key_problem(outcome, client.data_converter.payload_codec):
+                raise UsageError(problem)  # the workers refused what this client sent
             status = 1
             cause = outcome.cause
             reason = f"{cause.type}: {cause.message}" if isinstance(cause, ApplicationError) \
                 else str(cause)
-            print(f"== {planned.input.member}: FAILED — {reason}\nweb ui: {link}")
+            print(f"== {planned.member}: FAILED — {reason}\nweb ui: {link}")
         elif isinstance(outcome, RPCError):
             raise UsageError(f"Temporal refused the run {planned.workflow_id}: {outcome}")
         elif isinstance(outcome, BaseException):
@@ -454,11 +481,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in ("history", "replay", "reset"):
             return asyncio.run(recover(args))
         return asyncio.run(execute(args, plan(args)))
-    except (UsageError, recovery.RecoveryError, UndecryptablePayload) as err:
+    except (UsageError, recovery.RecoveryError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as err:
+        # A client without the key (or with another) fails deep in the SDK's decoding:
+        # one line naming the key, not a traceback.
+        if (problem := client_key_problem(err)) is None:
+            raise
+        print(f"error: {problem}", file=sys.stderr)
+        return 2
 
 
 def run() -> None:

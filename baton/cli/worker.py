@@ -3,10 +3,13 @@
     python worker.py                 # task queue from BATON_TASK_QUEUE, default "baton"
     python worker.py --app MODULE    # also your @baton.tool functions, agents and teams
     python worker.py --metrics 0.0.0.0:9464   # Prometheus text at http://HOST:PORT/metrics
+    python worker.py --catalogue ops.toml     # the operator's providers ([providers.NAME])
 
 Connection settings come from TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE (default: the
 embedded dev server on localhost:7233). Provider keys are read here, from this
-process's environment, and never travel through Temporal.
+process's environment, and never travel through Temporal. So are named providers
+(base URL, key variable, headers): from the operator's catalogue given here, never
+from a run's input, which may only name them (docs/security.md).
 """
 
 from __future__ import annotations
@@ -16,31 +19,40 @@ import asyncio
 import logging
 import os
 import signal
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from temporalio.runtime import Runtime
 
 from baton.app import AppError, load_app
+from baton.approver_keys import ApproverKeyError, ApproverKeys
+from baton.catalogue import CatalogueError, load_catalogue
+from baton.codec import REQUIRE_ENV, EncryptionKeyError, requires_encryption
+from baton.flows import FLOWS
 from baton.guardrails import Guardrail
-from baton.metrics import MetricsAddressError, metrics_runtime
+from baton.metrics import MetricsAddressError, known_catalogue, metrics_runtime
+from baton.model_io import ProviderConfig
 from baton.search import ensure_search_attributes, patch_activation
 from baton.temporal import Settings, build_worker, connect, exit_now
 from baton.tools import Tool
 
 
 async def serve(settings: Settings, tools: Sequence[Tool] = (),
-                guardrails: Sequence[Guardrail] = ()) -> None:
+                guardrails: Sequence[Guardrail] = (),
+                providers: Mapping[str, ProviderConfig] | None = None) -> None:
     client = await connect(settings)
     searchable = await ensure_search_attributes(client)
     worker = build_worker(client, settings.task_queue, tools=tools, guardrails=guardrails,
+                          providers=providers,
                           patch_activation_callback=patch_activation(searchable))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    logging.info("worker on %s, namespace %s, task queue %s, tools: %s",
-                 settings.address, settings.namespace, settings.task_queue,
-                 ", ".join(t.name for t in tools) or "none")
+    logging.info("worker on %s, namespace %s, task queue %s, tools: %s, flows: %s, "
+                 "named providers: %s", settings.address, settings.namespace,
+                 settings.task_queue, ", ".join(t.name for t in tools) or "none",
+                 ", ".join(sorted(FLOWS)) or "none",
+                 ", ".join(sorted(providers or {})) or "none")
     async with worker:
         await stop.wait()
         logging.info("signal received; finishing in-flight tasks")
@@ -51,6 +63,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--app", metavar="MODULE", action="append", default=[],
                         help="import MODULE and register its tools, agents and teams "
                              "(repeatable; from the current directory or PYTHONPATH)")
+    parser.add_argument("--catalogue", metavar="FILE",
+                        default=os.environ.get("BATON_CATALOGUE") or None,
+                        help="the operator's catalogue (TOML): its [providers.NAME] tables are "
+                             "the named endpoints this worker may call (default: "
+                             "BATON_CATALOGUE)")
     parser.add_argument("--metrics", metavar="HOST:PORT",
                         help="serve Prometheus metrics, Temporal's and Baton's, at "
                              "http://HOST:PORT/metrics (e.g. 0.0.0.0:9464)")
@@ -68,7 +85,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             app = load_app(module)
             tools += app.tools
             guardrails += app.guardrails
-    except AppError as err:
+            if app.members:  # the worker's own agents and teams: metric labels by name
+                known_catalogue(app.catalogue())
+        providers = load_catalogue(args.catalogue).providers if args.catalogue else {}
+        approvers = ApproverKeys.from_env()  # a bad key refuses here, not in a traceback
+        refuse_plain = requires_encryption()  # so does a bad BATON_REQUIRE_ENCRYPTION
+    except (AppError, CatalogueError, ApproverKeyError, EncryptionKeyError) as err:
         print(f"error: {err}", flush=True)
         return 2
     if args.metrics:
@@ -80,8 +102,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"error: {err}", flush=True)
             return 2
         logging.info("metrics at http://%s/metrics", args.metrics)
+    if refuse_plain:
+        logging.info("refusing plain-text run inputs, Updates and signals (%s)", REQUIRE_ENV)
+    if approvers.keys:
+        logging.info("accepting only decisions signed by: %s", ", ".join(sorted(approvers.keys)))
     try:
-        asyncio.run(serve(Settings.from_env(), tools, guardrails))
+        asyncio.run(serve(Settings.from_env(), tools, guardrails, providers))
     except RuntimeError as err:
         logging.error("worker stopped: %s", err)
         return 1

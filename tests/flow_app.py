@@ -1,0 +1,99 @@
+"""An app of flows for the tests (tests/test_flows.py), as a user would write one.
+
+Import-time work is definitions only: the worker imports this module, and so does
+every replay.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, Field
+
+import baton
+
+calls: list[str] = []  # what the tools really did, in this process
+
+
+class StoryOutline(BaseModel):
+    title: str
+    points: list[str] = Field(min_length=1)
+
+
+class StoryVerdict(BaseModel):
+    good: bool
+    reason: str
+
+
+class Tale(BaseModel):
+    title: str
+    text: str
+
+
+outliner = baton.Agent("outliner", "StoryOutline a short story on the topic.", output=StoryOutline,
+                       retry={"max_attempts": 2, "initial_interval_s": 0.1})
+checker = baton.Agent("checker", "Judge whether the outline is good.", output=StoryVerdict,
+                      retry={"max_attempts": 2, "initial_interval_s": 0.1})
+writer = baton.Agent("writer", "Write the story from the outline.",
+                     retry={"max_attempts": 2, "initial_interval_s": 0.1})
+
+
+@baton.tool
+def word_count(text: str) -> int:
+    """Count the words of a text."""
+    calls.append(f"word_count {len(text)}")
+    return len(text.split())
+
+
+@baton.tool
+def fails_always(reason: str) -> str:
+    """A tool that always fails (for the gather tests)."""
+    calls.append("fails_always")
+    raise baton.BatonError(f"broken on purpose: {reason}")
+
+
+@baton.tool(approval=True, approval_timeout=60.0)
+def publish(title: str) -> str:
+    """Publish a story (a person approves every call)."""
+    calls.append(f"publish {title}")
+    return f"published {title}"
+
+
+@baton.flow
+async def tale(topic: str) -> Tale:
+    """Outline, check, then write: stops on the checker's verdict."""
+    outline = await outliner.run(topic)
+    verdict = await checker.run(outline.text, output=StoryVerdict)
+    if not verdict.output.good:
+        return Tale(title=outline.output.title, text=f"Stopped: {verdict.output.reason}")
+    draft = await writer.run([*outline.messages,
+                              baton.Message(role="user", content="Now write the story.")])
+    words = await word_count(draft.text)
+    return Tale(title=outline.output.title, text=f"{draft.text} ({words} words)")
+
+
+@baton.flow
+async def fan(topics: list[str], keep_failures: bool = False) -> list[str]:
+    """StoryOutline every topic in parallel; one extra branch always fails."""
+    steps = [outliner.run(t) for t in topics] + [fails_always("test")]
+    results = await baton.gather(*steps, return_failures=keep_failures)
+    return [r.output.title if hasattr(r, "output") else f"failed: {r.message}"
+            for r in results]
+
+
+@baton.flow
+async def publish_story(title: str) -> str:
+    """Call a tool whose worker policy asks a person first."""
+    return await publish(title)
+
+
+@baton.flow
+async def ask_first(title: str) -> str:
+    """A person's decision as a step of the flow, then a durable sleep."""
+    record = await baton.approval(f"publish {title}?", {"title": title})
+    await baton.sleep(0.1)
+    return "approved" if record.approved else f"not approved: {record.reason}"
+
+
+@baton.flow
+async def broken(topic: str) -> str:
+    """Its own code raises."""
+    raise KeyError(topic)

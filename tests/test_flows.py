@@ -1,0 +1,266 @@
+"""Flows (baton/flows.py, workflows/flow.py): your own orchestration code as a durable run,
+and Baton's agents inside a plain Temporal workflow through BatonPlugin.
+
+Every test runs real workflows on the dev server with the offline model; some with no
+workflow cache, so every step of the flow is replayed from history.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from datetime import timedelta
+
+import pytest
+from temporalio import workflow
+from temporalio.client import Client, WorkflowFailureError
+from temporalio.exceptions import ApplicationError
+from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer, Worker
+
+import baton
+from baton.approvals import pending_in_tree
+from baton.flows import FLOWS, FlowDefinitionError, FlowResult
+from baton.launch import RunRefused
+from baton.temporal import build_replayer
+from tests import flow_app
+from tests.flow_app import Tale
+
+
+@pytest.fixture(autouse=True)
+def clear_calls() -> None:
+    flow_app.calls.clear()
+
+
+def app_worker(env: WorkflowEnvironment, task_queue: str, **options: object) -> Worker:
+    from tests.helpers import worker
+
+    return worker(env.client, task_queue,
+                  tools=[flow_app.word_count, flow_app.fails_always, flow_app.publish],
+                  **options)
+
+
+async def test_a_flow_runs_its_own_control_flow_durably(env: WorkflowEnvironment,
+                                                        task_queue: str) -> None:
+    async with app_worker(env, task_queue, max_cached_workflows=0):
+        outcome = await baton.run(flow_app.tale, "a lighthouse keeper", client=env.client,
+                                  task_queue=task_queue)
+    result = outcome.result
+    assert isinstance(result, FlowResult) and result.status == "ok"
+    assert isinstance(outcome.output, Tale)  # typed by the flow's return annotation
+    assert result.pattern == "flow" and result.member == "tale"
+    # the checker's verdict decided the path: either it stopped, or it wrote and counted
+    agents = [s.agent for s in result.trace if s.kind == "model_call"]
+    assert agents[:2] == ["outliner", "checker"]
+    if outcome.output.text.startswith("Stopped:"):
+        assert agents == ["outliner", "checker"] and flow_app.calls == []
+    else:
+        assert agents == ["outliner", "checker", "writer"]
+        assert flow_app.calls and flow_app.calls[0].startswith("word_count")
+        assert outcome.output.text.endswith("words)")
+    assert set(result.usage) >= {"outliner", "checker"}
+    assert result.total_usage.calls == len(agents)
+    assert outcome.workflow_id.startswith("tale-a-lighthouse-keeper-")
+
+
+async def test_each_step_is_an_activity_replayed_not_repeated(env: WorkflowEnvironment,
+                                                              task_queue: str) -> None:
+    async with app_worker(env, task_queue, max_cached_workflows=0):
+        handle = await baton.start(flow_app.tale, "a lighthouse keeper", client=env.client,
+                                   task_queue=task_queue)
+        await handle.result()
+    history = await handle.handle.fetch_history()
+    scheduled = [e.activity_task_scheduled_event_attributes.activity_type.name
+                 for e in history.events
+                 if e.HasField("activity_task_scheduled_event_attributes")]
+    assert scheduled[:2] == ["call_model", "call_model"]
+    assert scheduled.count("word_count") == len(flow_app.calls)  # each tool call ran once
+    # today's code replays the recorded history without a difference
+    await build_replayer().replay_workflow(history)
+
+
+async def test_gather_keeps_every_branch_and_reports_failures(env: WorkflowEnvironment,
+                                                              task_queue: str) -> None:
+    async with app_worker(env, task_queue):
+        kept = await baton.run(flow_app.fan, '{"topics": ["tea", "rain"], "keep_failures": true}',
+                               client=env.client, task_queue=task_queue)
+        with pytest.raises(WorkflowFailureError) as caught:
+            await baton.run(flow_app.fan, {"topics": ["tea"]}, client=env.client,
+                            task_queue=task_queue)
+    titles = kept.result.value
+    assert len(titles) == 3 and titles[2].startswith("failed: ")
+    assert "broken on purpose" in titles[2]
+    assert not titles[0].startswith("failed") and not titles[1].startswith("failed")
+    cause = caught.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "BranchesFailed"
+    assert "1 of 2 branches failed" in cause.message
+
+
+async def test_a_tool_that_needs_a_person_waits_in_a_flow(env: WorkflowEnvironment,
+                                                          task_queue: str) -> None:
+    async with app_worker(env, task_queue):
+        handle = await baton.start(flow_app.publish_story, "Night Shift", client=env.client,
+                                   task_queue=task_queue)
+        requests = []
+        for _ in range(200):
+            requests = await pending_in_tree(env.client, handle.workflow_id)
+            if requests:
+                break
+            await asyncio.sleep(0.1)
+        [request] = requests
+        assert flow_app.calls == []  # nothing published before the decision
+        assert request.subject == "publish" and request.arguments == {"title": "Night Shift"}
+        await baton.approve(handle.workflow_id, request=request.request_id, client=env.client)
+        outcome = await asyncio.wait_for(handle.result(), 60)
+    assert outcome.answer == "published Night Shift"
+    assert flow_app.calls == ["publish Night Shift"]
+    [record] = outcome.result.approvals
+    assert record.approved and record.request.kind == "flow"
+
+
+async def test_a_person_decides_a_flow_step(env: WorkflowEnvironment, task_queue: str) -> None:
+    async with app_worker(env, task_queue, max_cached_workflows=0):
+        handle = await baton.start(flow_app.ask_first, "Night Shift", client=env.client,
+                                   task_queue=task_queue)
+        for _ in range(200):
+            if await pending_in_tree(env.client, handle.workflow_id):
+                break
+            await asyncio.sleep(0.1)
+        await baton.reject(handle.workflow_id, "not this week", client=env.client)
+        outcome = await asyncio.wait_for(handle.result(), 60)
+    assert outcome.answer == "not approved: not this week"
+
+
+async def test_a_flow_whose_code_raises_fails_typed(env: WorkflowEnvironment,
+                                                    task_queue: str) -> None:
+    async with app_worker(env, task_queue):
+        with pytest.raises(WorkflowFailureError) as caught:
+            await asyncio.wait_for(baton.run(flow_app.broken, "x", client=env.client,
+                                             task_queue=task_queue), 60)
+    cause = caught.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "FlowFailed"
+    assert "flow 'broken' failed: KeyError" in cause.message
+
+
+async def test_an_unknown_flow_or_bad_arguments_fail_at_once(env: WorkflowEnvironment,
+                                                             task_queue: str) -> None:
+    async with app_worker(env, task_queue):
+        handle = await env.client.start_workflow(
+            "no_such_flow", id=f"ghost-{uuid.uuid4().hex[:8]}", task_queue=task_queue,
+            result_type=FlowResult)
+        with pytest.raises(WorkflowFailureError) as caught:
+            await asyncio.wait_for(handle.result(), 60)
+        forged = await env.client.start_workflow(
+            "tale", {"arguments": {"topic": 42, "extra": 1}},
+            id=f"forged-{uuid.uuid4().hex[:8]}", task_queue=task_queue, result_type=FlowResult)
+        with pytest.raises(WorkflowFailureError) as bad:
+            await asyncio.wait_for(forged.result(), 60)
+    cause = caught.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "InvalidRunInput"
+    assert "no flow or workflow named 'no_such_flow'" in cause.message
+    assert "tale" in cause.message  # the worker's flows are listed
+    assert isinstance(bad.value.cause, ApplicationError)
+    assert bad.value.cause.type == "InvalidRunInput"
+    assert "invalid arguments for flow 'tale'" in bad.value.cause.message
+
+
+async def test_bad_arguments_are_refused_before_anything_starts() -> None:
+    with pytest.raises(RunRefused) as caught:
+        await baton.start(flow_app.fan, "tea and rain", client=None)
+    assert str(caught.value) == (
+        "invalid arguments for flow 'fan': topics: Input should be a valid list; it takes "
+        "topics: list[str], keep_failures: bool")
+
+
+def test_a_flow_must_be_async_and_typed() -> None:
+    with pytest.raises(FlowDefinitionError, match="must be an async function"):
+        @baton.flow
+        def not_async(topic: str) -> str:  # type: ignore[type-var]
+            return topic
+    with pytest.raises(FlowDefinitionError, match="parameter 'topic' has no type annotation"):
+        @baton.flow
+        async def untyped(topic) -> str:  # type: ignore[no-untyped-def]
+            return str(topic)
+    with pytest.raises(FlowDefinitionError, match="has no return annotation"):
+        @baton.flow
+        async def no_return(topic: str):  # type: ignore[no-untyped-def]
+            return topic
+    with pytest.raises(FlowDefinitionError, match="two flows are named 'tale'"):
+        @baton.flow(name="tale")
+        async def another(topic: str) -> str:
+            return topic
+    assert FLOWS["tale"] is flow_app.tale
+    assert flow_app.tale.description.startswith("Outline, check, then write")
+
+
+# --- Baton inside a plain Temporal workflow, through the plugin ---------------------------
+
+@workflow.defn
+class ReviewWorkflow:
+    """A user's own workflow: Baton agents are steps of it."""
+
+    @workflow.run
+    async def run(self, topic: str) -> str:
+        outline = await flow_app.outliner.run(topic)
+        verdict = await flow_app.checker.run(outline.text)
+        words = await flow_app.word_count(outline.text)
+        await workflow.sleep(timedelta(milliseconds=10))
+        return f"{outline.output.title}|{verdict.output.good}|{words}"
+
+
+async def test_agents_run_inside_a_plain_workflow_with_the_plugin(env: WorkflowEnvironment,
+                                                                  task_queue: str) -> None:
+    plugin = baton.BatonPlugin(flow_app.word_count)
+    config = env.client.config()
+    client = Client(**{**config, "plugins": [plugin]})
+    async with Worker(client, task_queue=task_queue, workflows=[ReviewWorkflow],
+                      max_cached_workflows=0):
+        handle = await client.start_workflow(ReviewWorkflow.run, "tea",
+                                             id=f"review-{uuid.uuid4().hex[:8]}",
+                                             task_queue=task_queue)
+        answer = await asyncio.wait_for(handle.result(), 60)
+    title, good, words = answer.split("|")
+    assert title and good in ("True", "False") and int(words) > 0
+    assert flow_app.calls == [f"word_count {len(title)}"] or flow_app.calls[0].startswith(
+        "word_count")
+    history = await handle.fetch_history()
+    types = [e.activity_task_scheduled_event_attributes.activity_type.name
+             for e in history.events if e.HasField("activity_task_scheduled_event_attributes")]
+    assert types == ["call_model", "call_model", "word_count"]
+    await Replayer(workflows=[ReviewWorkflow], plugins=[plugin]).replay_workflow(history)
+
+
+async def test_the_starter_runs_a_flow_of_an_app(env: WorkflowEnvironment,
+                                                 task_queue: str) -> None:
+    import json
+    import os
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    address = env.client.service_client.config.target_host
+    environ = {**os.environ, "TEMPORAL_ADDRESS": address, "BATON_TASK_QUEUE": task_queue}
+
+    async def starter(*args: str) -> tuple[int, str, str]:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable, "starter.py", *args, cwd=root, env=environ,
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        try:
+            out, err = await asyncio.wait_for(process.communicate(), 120)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+        return process.returncode or 0, out.decode(), err.decode()
+
+    async with app_worker(env, task_queue):
+        code, out, err = await starter("run", "tale", "a lighthouse keeper",
+                                       "--app", "tests.flow_app", "--json")
+        bad_code, _, bad_err = await starter("run", "fan", "tea and rain",
+                                             "--app", "tests.flow_app")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["pattern"] == "flow" and result["member"] == "tale"
+    assert result["status"] == "ok" and result["value"]["title"]
+    assert result["workflow_id"].startswith("tale-a-lighthouse-keeper-")
+    assert bad_code == 2 and "invalid arguments for flow 'fan': topics" in bad_err

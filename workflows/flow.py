@@ -1,0 +1,273 @@
+"""Flows, and the durable steps any workflow may take with Baton's agents.
+
+`FlowWorkflow` is one dynamic workflow: started as workflow type `NAME`, it runs the
+`@baton.flow` of that name that the worker imported (baton/flows.py), with the
+same run wrapper as the patterns (ledger, budget, status, search attributes,
+approvals, queries, progress events). The flow's function is the workflow's body.
+
+The steps (`agent_step`, `member_step`, `tool_step`, `approval_step`, `gather`) are
+what `agent.run(...)`, `team.run(...)`, a `@baton.tool` called directly,
+`baton.approval(...)` and `baton.gather(...)` do when they are awaited inside a
+workflow: a flow's, or the user's own `@workflow.defn` through `BatonPlugin`. They
+take the run's ledger (`current_ledger()`), so budgets, breakers, fallbacks,
+contract repair, guardrails, approvals, spans, metrics and usage are those of
+every Baton run. The agents a run uses are Python objects of the worker's own
+code: their definitions join the run's catalogue on first use, never from input.
+"""
+
+from __future__ import annotations
+
+import json
+import typing
+import weakref
+from collections.abc import Sequence
+from datetime import timedelta
+from functools import partial
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from temporalio import workflow
+from temporalio.common import RawValue
+from temporalio.exceptions import ActivityError, ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from pydantic import BaseModel, TypeAdapter, ValidationError
+
+    from baton.contracts import contract_model, register_contract
+    from baton.errors import FlowFailed, InvalidRunInput, ToolUnavailable
+    from baton.flows import (
+        FLOWS,
+        AgentResult,
+        Flow,
+        FlowArgumentsError,
+        FlowInput,
+        FlowResult,
+    )
+    from baton.model_io import Message
+    from baton.runs import ApprovalRecord, RunInput, RunResult
+    from baton.specs import Catalogue
+    from baton.text import shorten
+    from baton.tools import Tool, ToolInvocation, ToolOutcome
+    from baton.usage import Usage
+
+from baton.workflows.agent_call import (
+    function_toolbox,
+    retry_policy,
+    run_agent,
+    schedule_to_close,
+)
+from baton.workflows.approval import current_desk
+from baton.workflows.base import PatternWorkflow
+from baton.workflows.ledger import RunLedger
+from baton.workflows.members import run_member
+
+if TYPE_CHECKING:
+    from baton.api import Member
+
+T = TypeVar("T")
+
+# A run's catalogue before its first agent: what a flow starts with.
+EMPTY_CATALOGUE = Catalogue.model_construct(agents={}, teams={}, tools={}, guardrails={},
+                                            prices={}, breakers={}, providers={})
+
+
+@workflow.defn(dynamic=True)
+class FlowWorkflow(PatternWorkflow):
+    """Runs the `@baton.flow` named by this workflow's type."""
+
+    pattern = "flow"
+
+    @workflow.run
+    async def run(self, args: Sequence[RawValue]) -> FlowResult:
+        name = workflow.info().workflow_type
+        flow = FLOWS.get(name)
+        if flow is None:
+            known = ", ".join(sorted(FLOWS)) or "none"
+            raise InvalidRunInput(
+                f"no flow or workflow named {name!r} on this worker (its flows: {known}); "
+                "start the worker with the module that defines it: python worker.py --app "
+                "MODULE")
+        try:
+            given = (workflow.payload_converter().from_payload(args[0].payload, FlowInput)
+                     if args else FlowInput())
+            arguments = flow.validate_arguments(given.arguments)
+        except (ValidationError, FlowArgumentsError) as err:
+            # Retrying cannot fix the input: fail the run, not its workflow task forever.
+            raise InvalidRunInput(str(err)) from None
+        prompt = given.prompt or shorten(json.dumps(given.arguments, default=str), 2000)
+        run = RunInput(member=name, catalogue=EMPTY_CATALOGUE, options=given.options,
+                       messages=[Message(role="user", content=prompt or "(no input)")])
+        return await self.execute(run, FlowResult, partial(self._body, flow, arguments),
+                                  check=False)
+
+    async def _body(self, flow: Flow[Any], arguments: dict[str, Any],
+                    ledger: RunLedger) -> FlowResult:
+        self.set_phase(f"{flow.name} is running")
+        try:
+            value = await flow.fn(**arguments)
+        except (ApplicationError, workflow.NondeterminismError):
+            raise  # typed failures, and what a fixed deployment can resume from
+        except Exception as err:  # the flow's own code raised: fail the run, typed
+            raise FlowFailed(flow.name, f"{type(err).__name__}: {err}") from err
+        try:
+            answer, as_json = flow.render(value)
+        except ValidationError as err:
+            raise FlowFailed(flow.name, f"returned {type(value).__name__}, not "
+                             f"{flow.return_type}: {err.errors()[0]['msg']}") from None
+        return FlowResult(answer=answer, value=as_json,
+                          output=as_json if isinstance(as_json, dict) else None,
+                          **ledger.result_fields())
+
+
+# --- the run a step belongs to ---------------------------------------------------------
+
+def current_ledger() -> RunLedger:
+    """The ledger of the workflow this code runs in: a flow's or pattern's own, or one
+    made for a user's workflow on its first Baton step (default budget)."""
+    instance = workflow.instance()
+    ledger = getattr(instance, "_ledger", None)
+    if isinstance(ledger, RunLedger):
+        return ledger
+    ledger = getattr(instance, "_baton_ledger", None)
+    if not isinstance(ledger, RunLedger):
+        info = workflow.info()
+        ledger = RunLedger(RunInput(member=info.workflow_type, catalogue=EMPTY_CATALOGUE,
+                                    messages=[Message(role="user", content=info.workflow_type)]))
+        instance._baton_ledger = ledger
+    return ledger
+
+
+# Each member's catalogue, built once per process: a pure function of worker code.
+_catalogues: weakref.WeakKeyDictionary[Any, Catalogue] = weakref.WeakKeyDictionary()
+
+
+def join(ledger: RunLedger, member: Member) -> None:
+    """Make `member` and what it reaches (tools, guardrails, handoffs) known to the run.
+
+    No validation here: each member's catalogue was validated when it was built.
+    """
+    part = _catalogues.get(member)
+    if part is None:
+        part = _catalogues[member] = member.catalogue()
+    base = ledger.run.catalogue
+    if all(n in base.agents for n in part.agents) and all(
+            n in base.teams for n in part.teams) and all(
+            base.agents[n] is a for n, a in part.agents.items()):
+        return
+    merged = base.model_copy(update={
+        table: {**getattr(base, table), **getattr(part, table)}
+        for table in ("agents", "teams", "tools", "guardrails", "prices", "breakers")})
+    ledger.run = ledger.run.model_copy(update={"catalogue": merged})
+
+
+# --- steps ----------------------------------------------------------------------------
+
+def _messages(input: str | Sequence[Message]) -> list[Message]:
+    if isinstance(input, str):
+        return [Message(role="user", content=input)]
+    messages = list(input)
+    if not messages or messages[-1].role != "user":
+        messages.append(Message(role="user", content="Continue."))
+    return messages
+
+
+async def agent_step(agent: Any, input: str | Sequence[Message], *,
+                     output: type[BaseModel] | None, model: str | None,
+                     isolated: bool) -> AgentResult[Any]:
+    """`agent.run(...)` inside a workflow."""
+    ledger = current_ledger()
+    join(ledger, agent)
+    spec = agent.spec
+    chosen = model or ledger.run.options.model_override
+    if chosen is not None:
+        spec = spec.model_copy(update={"model": chosen, "fallback_models": []})
+    contract = register_contract(output) if output is not None else spec.contract
+    messages = _messages(input)
+    before = ledger.usage.get(spec.name, Usage())
+    if isolated:
+        result = await run_member(ledger, spec.name, messages, as_child=True)
+        value: Any = (contract_model(contract).model_validate(result.output)
+                      if contract is not None and result.output is not None else result.answer)
+        transcript = [*messages, Message(role="assistant", content=result.answer,
+                                         agent=spec.name)]
+        text = result.answer
+    else:
+        reply = await run_agent(ledger, spec, messages, contract=contract,
+                                toolbox=function_toolbox(ledger, spec))
+        value = reply.output if reply.output is not None else reply.text
+        text = reply.answer
+        transcript = [*messages, Message(role="assistant", content=text, agent=spec.name)]
+    spent = ledger.usage.get(spec.name, Usage())
+    return AgentResult(output=value, text=text, messages=transcript,
+                       usage=spent.minus(before), handled_by=spec.name)
+
+
+async def member_step(team: Any, input: str | Sequence[Message]) -> RunResult:
+    """`team.run(...)` inside a workflow: the team's pattern as a child workflow."""
+    ledger = current_ledger()
+    join(ledger, team)
+    return await run_member(ledger, team.name, _messages(input))
+
+
+async def tool_step(tool: Tool, arguments: dict[str, Any]) -> Any:
+    """A `@baton.tool` called inside a workflow: its own activity, its typed value."""
+    ledger = current_ledger()
+    definition = tool.definition
+    who = ledger.run.member
+    try:
+        checked = tool.validate(arguments)
+    except ValidationError as err:
+        raise ApplicationError(f"invalid arguments for tool {tool.name!r}: {err}",
+                               type="InvalidToolArguments", non_retryable=True) from None
+    as_json = {k: TypeAdapter(Any).dump_python(getattr(checked, k), mode="json")
+               for k in type(checked).model_fields}
+    invocation = ToolInvocation(tool=tool.name, agent=who, call_id=str(workflow.uuid4()),
+                                arguments=as_json, team=who, want_value=True,
+                                max_result_chars=definition.max_result_chars)
+    if definition.approval != "never":
+        needed = tool.needs_approval(checked)
+        if needed:
+            record = await approval_step(
+                f"{tool.name} requires approval", as_json, subject=tool.name,
+                timeout=definition.approval_timeout_s, default=definition.approval_default)
+            if not record.approved:
+                raise ApplicationError(f"{tool.name} was rejected: {record.reason}",
+                                       type="ToolRejected", non_retryable=True)
+            invocation.approved_request = record.request.request_id
+    budget = ledger.check_budget()
+    ledger.charge(who, Usage(tool_calls=1))
+    timeout = timedelta(seconds=definition.timeout_s)
+    shown = ", ".join(f"{k}={shorten(json.dumps(v), 40)}" for k, v in as_json.items())
+    try:
+        outcome: ToolOutcome = await workflow.execute_activity(
+            tool.name, invocation, result_type=ToolOutcome, start_to_close_timeout=timeout,
+            schedule_to_close_timeout=schedule_to_close(
+                definition.timeout_s, definition.max_attempts, 30.0, budget.max_seconds),
+            retry_policy=retry_policy(definition.max_attempts, 1.0, 2.0, 30.0,
+                                      non_retryable=["NotFoundError"]),
+            heartbeat_timeout=(timedelta(seconds=definition.heartbeat_s)
+                               if definition.heartbeat_s is not None else None),
+            summary=shorten(f"{who} · {tool.name}({shown})", 200))
+    except ActivityError as err:
+        cause = err.cause
+        if isinstance(cause, ApplicationError) and cause.type == "NotFoundError":
+            raise ToolUnavailable(f"tool {tool.name!r}", workflow.info().task_queue) from None
+        ledger.step("tool_call", who, f"{tool.name}({shown}) failed", ok=False,
+                    error_type=cause.type if isinstance(cause, ApplicationError) else None)
+        raise
+    ledger.charge(who, Usage(tool_seconds=outcome.elapsed_s))
+    ledger.step("tool_call", who, f"{tool.name}({shown}) -> {shorten(outcome.content, 120)}",
+                usage=Usage(tool_calls=1, tool_seconds=outcome.elapsed_s))
+    hints = typing.get_type_hints(tool.fn)
+    returns = hints.get("return", Any)
+    return TypeAdapter(returns).validate_python(outcome.value)
+
+
+async def approval_step(question: str, details: dict[str, Any] | None = None, *,
+                        subject: str = "approval", timeout: float = 86_400.0,
+                        default: str = "reject") -> ApprovalRecord:
+    """Wait, durably, for a person's decision (`starter.py approve`, `baton.approve`)."""
+    ledger = current_ledger()
+    return await current_desk().ask(
+        ledger, kind="flow", agent=ledger.run.member, subject=subject,
+        arguments=details or {}, why=question, timeout_s=timeout,
+        default="approve" if default == "approve" else "reject")
