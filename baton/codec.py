@@ -28,6 +28,10 @@ ciphertext from one run's history into another's. So:
   Web UI, which is told only the namespace) still decrypt, with the names from the
   payload. A payload without the names (written before binding, or by the codec
   server's /encode, which knows no workflow) is read as before: it is not bound.
+  One quirk of the SDK (temporalio 1.35): it encrypts a nested run's summary and
+  details (the Web UI's user metadata) in the parent's context, so they are bound to
+  the parent; the codec server shows them, a Python client's `describe()` of the
+  nested run would refuse its `static_summary()`. Baton reads neither.
 - a worker that requires encryption (`BATON_REQUIRE_ENCRYPTION=1`, the default
   whenever `BATON_ENCRYPTION_KEY` is set) refuses every plain payload it is handed
   with a `PlaintextRefused` refusal.
@@ -93,7 +97,7 @@ WORKFLOW_METADATA = "encryption-workflow-id"
 # What the associated data of a bound payload begins with; a new layout gets a new one.
 BINDING_VERSION = "baton-payload-binding/1"
 # An in-memory stand-in for a refused payload, between the codec and the converter;
-# never written to Temporal (a worker that requires encryption writes ciphertext only).
+# it carries the refusal's message only, never the refused content.
 REFUSED_ENCODING = "binary/baton-refused"
 REFUSED_TYPE_METADATA = "refused-type"
 REFUSED_KEY_METADATA = "refused-key-id"

@@ -26,7 +26,7 @@ from typing import Any
 
 from temporalio.converter import DataConverter
 from temporalio.plugin import SimplePlugin
-from temporalio.worker import WorkflowRunner
+from temporalio.worker import ReplayerConfig, WorkerConfig, WorkflowRunner
 from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner
 
 from baton.api import Member
@@ -68,6 +68,26 @@ class BatonPlugin(SimplePlugin):
             workflow_failure_exception_types=workflow_failure_types(),
             interceptors=[approver_interceptor(ApproverKeys.from_env())],
         )
+
+    def configure_worker(self, config: WorkerConfig) -> WorkerConfig:
+        """As SimplePlugin does, and the worker decodes refusing plain payloads when
+        encryption is required (baton/codec.py; the client it was given does not)."""
+        from baton.temporal import worker_client
+
+        config = super().configure_worker(config)
+        if "client" in config:
+            config["client"] = worker_client(config["client"])
+        return config
+
+    def configure_replayer(self, config: ReplayerConfig) -> ReplayerConfig:
+        """As SimplePlugin does, refusing plain payloads as the workers do."""
+        from baton.temporal import worker_data_converter
+
+        config = super().configure_replayer(config)
+        if "data_converter" in config:
+            config["data_converter"] = worker_data_converter(config["data_converter"],
+                                                             replaying=True)
+        return config
 
 
 def _baton_converter(existing: DataConverter | None) -> DataConverter:

@@ -150,6 +150,21 @@ def worker_data_converter(converter: DataConverter, *,
                                    check_namespace=not replaying))
 
 
+def worker_client(client: Client) -> Client:
+    """`client` as a worker uses it: the same connection, decoding with
+    worker_data_converter. Refusing plain payloads is the worker's alone; the caller's
+    client still reads older plain runs."""
+    converter = worker_data_converter(client.data_converter)
+    if converter is client.data_converter:
+        return client
+    config = client.config(active_config=True)
+    # Its plugins already shaped this config; run again, one that sets the converter
+    # (BatonPlugin) would put back the one that accepts plain payloads.
+    config["plugins"] = []
+    config["data_converter"] = converter
+    return Client(**config)
+
+
 async def connect(settings: Settings | None = None, *,
                   runtime: Runtime | None = None) -> Client:
     """A client for `settings` (default: from the environment), on `runtime` (default:
@@ -191,6 +206,7 @@ def build_worker(client: Client, task_queue: str, *, tools: Sequence[Tool] = (),
     model calls may use besides the built-in ones (the operator's, never a run's).
     `sandboxed` (default: BATON_SANDBOX=1 in the environment) runs the workflows in
     Temporal's sandbox."""
+    from temporalio.worker import Plugin as WorkerPlugin
     from temporalio.worker import (
         PollerBehaviorSimpleMaximum,
         UnsandboxedWorkflowRunner,
@@ -214,13 +230,12 @@ def build_worker(client: Client, task_queue: str, *, tools: Sequence[Tool] = (),
         raise ValueError(f"{KEY_ENV} or {OLD_KEYS_ENV} is set but the client has no "
                          "encryption codec; connect it with baton.temporal.connect() or "
                          "data_converter=baton.temporal.data_converter()")
-    converter = worker_data_converter(client.data_converter)
-    if converter is not client.data_converter:
-        # Refusing plain payloads is the worker's alone: it gets a client of its own on
-        # the same connection, and the caller's client still reads older plain runs.
-        config = client.config()
-        config["data_converter"] = converter
-        client = Client(**config)
+    refusing = worker_client(client)
+    if refusing is not client:
+        # Its client's plugins shaped its config; the worker still applies their worker part.
+        options.setdefault("plugins", [p for p in client.config()["plugins"]
+                                       if isinstance(p, WorkerPlugin)])
+        client = refusing
     if sandboxed is None:
         sandboxed = os.environ.get("BATON_SANDBOX", "") == "1"
     if not sandboxed:

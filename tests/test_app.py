@@ -94,7 +94,7 @@ def test_starter_lists_an_apps_agents_with_their_tools() -> None:
     (["run", "support", "hi", "--app", "no_such_app_module"],
      "cannot import app module 'no_such_app_module'"),
     (["run", "ghost", "hi", "--app", "tests.data.tool_app"],
-     "unknown team or agent 'ghost'; teams: ; agents: support"),
+     "unknown team, agent or flow 'ghost'; teams: ; agents: support; flows: none"),
 ])
 def test_starter_refuses_bad_apps_before_connecting(args: list[str], expected: str) -> None:
     result = starter(*args)

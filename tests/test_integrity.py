@@ -16,9 +16,10 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from temporalio.api.common.v1 import Payload
+from temporalio.api.common.v1 import Payload, SearchAttributes
 from temporalio.api.enums.v1 import EventType
 from temporalio.api.failure.v1 import Failure
+from temporalio.api.sdk.v1 import UserMetadata
 from temporalio.client import (
     Client,
     WorkflowExecutionStatus,
@@ -38,6 +39,7 @@ from temporalio.converter import (
 )
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer, Worker
 
 import baton
 from baton import recovery
@@ -51,11 +53,12 @@ from baton.codec import (
     WORKFLOW_METADATA,
     EncryptionCodec,
     EncryptionKeyError,
+    payloads_in,
     requires_encryption,
 )
 from baton.errors import MisboundPayload, PlaintextRefused, UndecryptablePayload
 from baton.events import EVENTS_TOPIC
-from baton.runs import Decision, TriageResult
+from baton.runs import Decision, FanOutResult, TriageResult
 from baton.temporal import data_converter, temporal_binary, worker_data_converter
 from tests.helpers import finish, start, worker
 from tests.test_codec import KEY_A, KEY_B, MARKER, PROMPT, encrypted_client, use_keys
@@ -268,6 +271,29 @@ async def test_a_decision_under_another_key_is_refused_and_the_run_lives_on(
     assert refunds == ["U-1"]
 
 
+async def test_a_worker_built_with_the_plugin_refuses_plain_inputs_too(
+        env: WorkflowEnvironment, task_queue: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    require(monkeypatch, None)
+    plugin = baton.BatonPlugin()
+    config = env.client.config()
+    config["plugins"] = [plugin]
+    client = Client(**config)
+    async with Worker(client, task_queue=task_queue):
+        handle = await start(await plain_client(env), task_queue, "support_desk", PROMPT,
+                             result_type=TriageResult)
+        with pytest.raises(WorkflowFailureError) as failed:
+            await finish(handle)
+        # The plugin's client itself is not refused anything (it encrypts), and reads.
+        ok = await finish(await start(client, task_queue, "support_desk", PROMPT,
+                                      result_type=TriageResult))
+    assert MARKER in ok.answer
+    cause = failed.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == PlaintextRefused.TYPE
+    history = await handle.fetch_history()
+    assert_failed_at_once(history)
+    await Replayer(workflows=[], plugins=[plugin]).replay_workflow(history)
+
+
 @dataclass
 class Decided:
     """A run whose refund a manager approved: the history holds the decision, encrypted."""
@@ -358,6 +384,43 @@ async def test_a_run_input_copied_into_another_run_fails_it(
     assert isinstance(cause, ApplicationError) and cause.type == MisboundPayload.TYPE
     assert decided.workflow_id in cause.message
     assert_failed_at_once(await copy.fetch_history())
+
+
+async def test_nested_runs_bind_their_payloads_to_themselves_and_replay(
+        env: WorkflowEnvironment, task_queue: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A fan-out's branches are child workflows: each input is encrypted by the parent
+    for the child's id, each result by the child for its own, and all of it runs,
+    under a worker that checks every binding, and replays."""
+    require(monkeypatch, None)
+    client = await encrypted_client(env)
+    async with worker(client, task_queue):
+        handle = await start(client, task_queue, "research_panel", PROMPT,
+                             result_type=FanOutResult)
+        result = await finish(handle)
+    assert result.status == "ok" and len(result.branches) >= 2
+    histories = await recovery.run_histories(client, handle.id)
+    assert len(histories) > 1  # the run and its nested runs
+    for history in histories:
+        own = {bound_to(p) for e in history.events  # core's patch markers: plain ids
+               if e.marker_recorded_event_attributes.marker_name != "core_patch"
+               for p in payloads_in(e, skip=(SearchAttributes, UserMetadata))}
+        if history.workflow_id == handle.id:  # it also holds its children's inputs, results
+            assert handle.id in own and all(b.startswith(f"{handle.id}/")
+                                            for b in own - {handle.id})
+        else:
+            assert own == {history.workflow_id}
+            # The SDK encrypts a child's summary (shown by the Web UI, through the codec
+            # server, which checks no binding) in its parent's context.
+            shown = {bound_to(p) for e in history.events if e.HasField("user_metadata")
+                     for p in payloads_in(e.user_metadata)}
+            assert shown <= {handle.id, history.workflow_id}
+    for report in await recovery.replay(histories):
+        assert report.ok, report.error
+
+
+def bound_to(payload: Payload) -> str:
+    assert payload.metadata["encoding"] == ENCODING
+    return payload.metadata[WORKFLOW_METADATA].decode()
 
 
 def context(workflow_id: str, namespace: str = "default") -> WorkflowSerializationContext:
