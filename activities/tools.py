@@ -15,10 +15,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 from temporalio import activity
 
 from baton.activities.heartbeat import heartbeating
+from baton.contracts import contract_model
 from baton.errors import ApprovalMissing
 from baton.metrics import metered_tool
 from baton.observability import tool_call_span
@@ -77,7 +78,10 @@ def _activity_for(tool: Tool) -> Callable[..., Any]:
             # The workflow asks a person when the run's catalogue says so; the policy
             # that counts is this worker's, so a catalogue saying "never" changes nothing.
             raise ApprovalMissing(tool.name)
+        state = (contract_model(invocation.context_model).model_validate(invocation.context)
+                 if invocation.context is not None and invocation.context_model else None)
         context = ToolContext(
+            context=state,
             workflow_id=info.workflow_id or "", run_id=info.workflow_run_id or "",
             agent=invocation.agent, tool=tool.name, call_id=invocation.call_id,
             attempt=info.attempt,
@@ -94,9 +98,18 @@ def _activity_for(tool: Tool) -> Callable[..., Any]:
                 content=content, truncated=truncated,
                 elapsed_s=round(time.monotonic() - started, 6),
                 value=(TypeAdapter(Any).dump_python(value, mode="json")
-                       if invocation.want_value else None))
+                       if invocation.want_value else None),
+                context=_changed(state, invocation.context))
             span.outcome(outcome)
         return outcome
 
     run_tool.__name__ = run_tool.__qualname__ = f"tool_{tool.name}"
     return activity.defn(name=tool.name)(metered_tool(tool.name, run_tool))
+
+
+def _changed(state: BaseModel | None, before: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The context as the tool left it, when it changed (the workflow applies it)."""
+    if state is None:
+        return None
+    after = state.model_dump(mode="json")
+    return after if after != before else None

@@ -9,7 +9,8 @@ There is no second code path for Python-built teams.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterable, Sequence
+import inspect
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from types import ModuleType
@@ -116,7 +117,8 @@ class Agent(Member):
     `handoffs` other agents or teams.
     """
 
-    def __init__(self, name: str, instructions: str, *, model: str = "offline:fast",
+    def __init__(self, name: str, instructions: str | Callable[[Any], str], *,
+                 model: str = "offline:fast",
                  description: str = "", tools: Sequence[Tool] = (),
                  output: type[BaseModel] | None = None, handoffs: Sequence[Member] = (),
                  default_handoff: Member | None = None, fallback_models: Sequence[str] = (),
@@ -139,6 +141,11 @@ class Agent(Member):
             "output_guardrails": output_guardrails,
             "tool_output_guardrails": tool_output_guardrails}
         self.name = name
+        # Instructions made per run from its context (agent.run(context=...)).
+        self.instructions_for = instructions if callable(instructions) else None
+        if callable(instructions):
+            instructions = (inspect.getdoc(instructions)
+                            or f"(instructions made per run by {instructions.__name__})")
         self._guardrails = [*input_guardrails, *output_guardrails, *tool_output_guardrails]
         for item in tools:
             if not isinstance(item, Tool):
@@ -174,7 +181,8 @@ class Agent(Member):
 
     async def run(self, input: str | Sequence[Message], *,
                   output: type[BaseModel] | None = None, model: str | None = None,
-                  isolated: bool = False, **options: Any) -> AgentResult[Any]:
+                  isolated: bool = False, context: BaseModel | None = None,
+                  **options: Any) -> AgentResult[Any]:
         """Run this agent on `input` (a string or a conversation).
 
         Inside a workflow it is a durable step of that run: one activity per model or
@@ -188,7 +196,11 @@ class Agent(Member):
             from baton.workflows.flow import agent_step
 
             return await agent_step(self, input, output=output, model=model,
-                                    isolated=isolated)
+                                    isolated=isolated, context=context)
+        if context is not None or self.instructions_for is not None:
+            raise TypeError(f"agent {self.name!r}: a run context (and instructions made from "
+                            "it) needs a durable run: call agent.run(...) inside a "
+                            "@baton.flow or a workflow with BatonPlugin")
         if output is not None:
             return await self.clone(output=output).run(input, model=model, **options)
         outcome = await run(self, input, model=model, **options)

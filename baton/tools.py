@@ -96,6 +96,9 @@ class ToolInvocation(BaseModel):
     approved_request: str | None = None
     # A flow's direct call wants the function's value (as JSON) besides the text.
     want_value: bool = False
+    # The run's context as JSON, and the name its model is registered under.
+    context: dict[str, Any] | None = None
+    context_model: str | None = None
 
 
 class ToolOutcome(BaseModel):
@@ -107,6 +110,8 @@ class ToolOutcome(BaseModel):
     elapsed_s: float = 0.0
     # The function's return value as JSON, for a call that asked for it (want_value).
     value: Any = None
+    # The run's context as the tool left it, when the tool changed it.
+    context: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)
@@ -125,6 +130,9 @@ class ToolContext:
     call_id: str
     attempt: int
     idempotency_key: str
+    # The run's context (a copy of the pydantic model given to agent.run(context=...)),
+    # or None. Changes made to it here go back to the run when the call completes.
+    context: Any = None
 
     def heartbeat(self, *details: Any) -> None:
         """Report progress (Baton already heartbeats while the tool runs)."""

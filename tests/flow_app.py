@@ -97,3 +97,39 @@ async def ask_first(title: str) -> str:
 async def broken(topic: str) -> str:
     """Its own code raises."""
     raise KeyError(topic)
+
+
+class Booking(BaseModel):
+    """The airline desk's run context: shared by the agent's tools and instructions."""
+
+    passenger: str
+    seat: str = "unassigned"
+    changes: int = 0
+
+
+@baton.tool
+def change_seat(seat: str, ctx: baton.ToolContext) -> str:
+    """Move the passenger to another seat."""
+    booking = ctx.context
+    calls.append(f"change_seat {booking.passenger} {booking.seat} -> {seat}")
+    booking.seat = seat[:40]
+    booking.changes += 1
+    return f"{booking.passenger} now sits in {booking.seat}"
+
+
+def seat_instructions(booking: Booking) -> str:
+    """You change seats for a passenger."""
+    return f"You help {booking.passenger}, now in seat {booking.seat}. Change seats on request."
+
+
+seat_agent = baton.Agent("seat_agent", seat_instructions, tools=[change_seat],
+                         max_tool_turns=1, retry={"max_attempts": 2, "initial_interval_s": 0.1})
+
+
+@baton.flow
+async def seat_desk(passenger: str) -> Booking:
+    """Two requests on one booking: the second sees what the first changed."""
+    booking = Booking(passenger=passenger)
+    await seat_agent.run("Move me to a window seat", context=booking)
+    await seat_agent.run("Now an aisle seat please", context=booking)
+    return booking

@@ -36,7 +36,8 @@ def app_worker(env: WorkflowEnvironment, task_queue: str, **options: object) -> 
     from tests.helpers import worker
 
     return worker(env.client, task_queue,
-                  tools=[flow_app.word_count, flow_app.fails_always, flow_app.publish],
+                  tools=[flow_app.word_count, flow_app.fails_always, flow_app.publish,
+                         flow_app.change_seat],
                   **options)
 
 
@@ -264,3 +265,34 @@ async def test_the_starter_runs_a_flow_of_an_app(env: WorkflowEnvironment,
     assert result["status"] == "ok" and result["value"]["title"]
     assert result["workflow_id"].startswith("tale-a-lighthouse-keeper-")
     assert bad_code == 2 and "invalid arguments for flow 'fan': topics" in bad_err
+
+
+async def test_a_run_context_is_shared_by_tools_and_instructions_and_replays(
+        env: WorkflowEnvironment, task_queue: str) -> None:
+    from tests.helpers import activity_inputs
+
+    async with app_worker(env, task_queue, max_cached_workflows=0) as running:
+        del running
+        handle = await baton.start(flow_app.seat_desk, "Ada", client=env.client,
+                                   task_queue=task_queue)
+        outcome = await asyncio.wait_for(handle.result(), 60)
+    booking = outcome.output
+    assert isinstance(booking, flow_app.Booking)
+    # each request's tool changed the run's own context; the second saw the first's change
+    assert booking.changes == 2 == len(flow_app.calls)
+    assert flow_app.calls[0].startswith("change_seat Ada unassigned -> ")
+    first_seat = flow_app.calls[0].split(" -> ")[1][:40]
+    assert flow_app.calls[1].startswith(f"change_seat Ada {first_seat} -> ")
+    # the instructions were made from the context as it was at each call
+    instructions = [r["instructions"] for r in await activity_inputs(handle.handle)
+                    if "instructions" in r]  # the model calls' requests, not the tools'
+    assert len(instructions) >= 2
+    assert instructions[0] == "You help Ada, now in seat unassigned. Change seats on request."
+    assert instructions[-1] == (f"You help Ada, now in seat {first_seat}. Change seats on "
+                                "request.")
+    await build_replayer().replay_workflow(await handle.handle.fetch_history())
+
+
+async def test_a_context_needs_a_durable_run() -> None:
+    with pytest.raises(TypeError, match="needs a durable run"):
+        await flow_app.seat_agent.run("hi", context=flow_app.Booking(passenger="Ada"))

@@ -184,7 +184,7 @@ async def call_model_once(ledger: RunLedger, agent: AgentSpec, model: str,
 
 
 async def run_function_tool(ledger: RunLedger, agent: AgentSpec, tool: ToolDef,
-                            call: ToolCall) -> str:
+                            call: ToolCall, context: BaseModel | None = None) -> str:
     """One function-tool call as its own activity; the text the model reads back.
 
     The call counts against the run's tool-call budget when it starts. A tool that
@@ -194,7 +194,11 @@ async def run_function_tool(ledger: RunLedger, agent: AgentSpec, tool: ToolDef,
     ledger.check_budget()
     invocation = ToolInvocation(tool=tool.name, agent=agent.name, call_id=call.id,
                                 arguments=call.arguments, max_result_chars=tool.max_result_chars,
-                                team=ledger.run.member)
+                                team=ledger.run.member,
+                                context=(context.model_dump(mode="json")
+                                         if context is not None else None),
+                                context_model=(type(context).__name__
+                                               if context is not None else None))
     arguments = ", ".join(f"{k}={shorten(json.dumps(v), 40)}" for k, v in call.arguments.items())
     if tool.approval != "never":
         decision = await _approval(ledger, agent, tool, invocation)
@@ -238,6 +242,8 @@ async def run_function_tool(ledger: RunLedger, agent: AgentSpec, tool: ToolDef,
         return await _screened(ledger, agent, tool,
                                f"Error: the tool {tool.name} failed: {reason}")
     ledger.charge(agent.name, Usage(tool_seconds=outcome.elapsed_s))
+    if outcome.context is not None and context is not None:
+        apply_context(context, outcome.context)
     # Screened before the trace records it: a withheld result appears nowhere but in
     # the tool's own activity result.
     content = await _screened(ledger, agent, tool, outcome.content)
@@ -276,14 +282,24 @@ async def _approval(ledger: RunLedger, agent: AgentSpec, tool: ToolDef,
         why=why, timeout_s=tool.approval_timeout_s, default=tool.approval_default)
 
 
-def function_toolbox(ledger: RunLedger, agent: AgentSpec) -> Toolbox | None:
-    """The agent's declared function tools, each a `run_function_tool` handler."""
+def apply_context(context: BaseModel, changed: dict[str, Any]) -> None:
+    """A tool's changes to the run's context, applied to the run's own object in the
+    order the calls completed (recorded in history, so a replay applies the same)."""
+    updated = type(context).model_validate(changed)
+    for name in type(context).model_fields:
+        setattr(context, name, getattr(updated, name))
+
+
+def function_toolbox(ledger: RunLedger, agent: AgentSpec,
+                     context: BaseModel | None = None) -> Toolbox | None:
+    """The agent's declared function tools, each a `run_function_tool` handler; with
+    the run's `context`, which the tools may change."""
     if not agent.tools:
         return None
     tools = [ledger.run.catalogue.tools[name] for name in agent.tools]
 
     def handler(tool: ToolDef) -> ToolHandler:
-        return lambda call: run_function_tool(ledger, agent, tool, call)
+        return lambda call: run_function_tool(ledger, agent, tool, call, context)
 
     return Toolbox(specs=[t.spec() for t in tools],
                    handlers={t.name: handler(t) for t in tools},

@@ -171,15 +171,27 @@ def _messages(input: str | Sequence[Message]) -> list[Message]:
 
 
 async def agent_step(agent: Any, input: str | Sequence[Message], *,
-                     output: type[BaseModel] | None, model: str | None,
-                     isolated: bool) -> AgentResult[Any]:
-    """`agent.run(...)` inside a workflow."""
+                     output: type[BaseModel] | None, model: str | None, isolated: bool,
+                     context: BaseModel | None = None) -> AgentResult[Any]:
+    """`agent.run(...)` inside a workflow; `context` is the run's state object, which the
+    agent's instructions may read and its tools may change."""
     ledger = current_ledger()
     join(ledger, agent)
     spec = agent.spec
+    if context is not None and not isinstance(context, BaseModel):
+        raise ApplicationError(
+            f"agent {spec.name!r}: context must be a pydantic model instance, not "
+            f"{type(context).__name__}", type="InvalidContext", non_retryable=True)
+    if context is not None:
+        register_contract(type(context))  # its tools' activities rebuild it by name
+    updates: dict[str, Any] = {}
     chosen = model or ledger.run.options.model_override
     if chosen is not None:
-        spec = spec.model_copy(update={"model": chosen, "fallback_models": []})
+        updates.update(model=chosen, fallback_models=[])
+    if agent.instructions_for is not None:
+        updates["instructions"] = agent.instructions_for(context)
+    if updates:
+        spec = spec.model_copy(update=updates)
     contract = register_contract(output) if output is not None else spec.contract
     messages = _messages(input)
     before = ledger.usage.get(spec.name, Usage())
@@ -192,7 +204,7 @@ async def agent_step(agent: Any, input: str | Sequence[Message], *,
         text = result.answer
     else:
         reply = await run_agent(ledger, spec, messages, contract=contract,
-                                toolbox=function_toolbox(ledger, spec))
+                                toolbox=function_toolbox(ledger, spec, context))
         value = reply.output if reply.output is not None else reply.text
         text = reply.answer
         transcript = [*messages, Message(role="assistant", content=text, agent=spec.name)]
