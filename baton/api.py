@@ -26,7 +26,7 @@ from baton.guardrails import BUILTIN_GUARDRAILS, Guardrail
 from baton.model_io import Message, ModelRef
 from baton.runs import RunResult
 from baton.specs import AgentSpec, Catalogue, RetrySpec
-from baton.tools import Tool
+from baton.tools import AGENT_TOOL_EXTRACTORS, Tool, ToolDef
 from baton.usage import Budget, Usage
 
 if TYPE_CHECKING:
@@ -46,6 +46,10 @@ class Member:
         return []
 
     def tools(self) -> list[Tool]:
+        return []
+
+    def agent_tools(self) -> list[AgentTool]:
+        """Agents this member calls as tools (agent.as_tool())."""
         return []
 
     def guardrails(self) -> list[Guardrail | Agent]:
@@ -74,7 +78,7 @@ class Member:
         """This member and everything it reaches, as a validated catalogue."""
         agents: dict[str, Any] = {}
         teams: dict[str, Any] = {}
-        tools: dict[str, Tool] = {}
+        tools: dict[str, Tool | AgentTool] = {}
         guardrails: dict[str, Any] = {}
         seen: dict[str, Member] = {}
         stack: list[Member] = [self]
@@ -89,7 +93,8 @@ class Member:
             seen[member.name] = member
             kind, spec = member.spec_entry()
             (agents if kind == "agents" else teams)[member.name] = spec
-            for tool in member.tools():
+            offered: list[Tool | AgentTool] = [*member.tools(), *member.agent_tools()]
+            for tool in offered:
                 if tools.setdefault(tool.name, tool) is not tool:
                     raise ValueError(f"two different tools are named {tool.name!r}")
             for guard in member.guardrails():
@@ -107,6 +112,27 @@ class Member:
 
     def __repr__(self) -> str:
         return f"<baton.{type(self).__name__} {self.name}>"
+
+
+class AgentTool:
+    """An agent offered to other agents as a tool (`agent.as_tool(...)`)."""
+
+    def __init__(self, agent: Agent, name: str, description: str,
+                 output_extractor: Callable[[AgentResult[Any]], str] | None) -> None:
+        self.agent = agent
+        self.name = name
+        self.output_extractor = output_extractor
+        self.definition = ToolDef(
+            name=name, description=description, kind="agent", agent=agent.name,
+            parameters={"type": "object", "required": ["input"], "properties": {
+                "input": {"type": "string",
+                          "description": f"What to ask {agent.name}, in full"}}})
+        if output_extractor is not None:
+            # Code, not data: found by the tool's name in the worker's process.
+            AGENT_TOOL_EXTRACTORS[name] = output_extractor
+
+    def __repr__(self) -> str:
+        return f"<baton.agent_tool {self.name} -> {self.agent.name}>"
 
 
 class Agent(Member):
@@ -148,9 +174,9 @@ class Agent(Member):
                             or f"(instructions made per run by {instructions.__name__})")
         self._guardrails = [*input_guardrails, *output_guardrails, *tool_output_guardrails]
         for item in tools:
-            if not isinstance(item, Tool):
-                raise TypeError(f"agent {name!r}: tools must be @baton.tool functions; got "
-                                f"{item!r} (decorate it with @baton.tool)")
+            if not isinstance(item, Tool | AgentTool):
+                raise TypeError(f"agent {name!r}: tools must be @baton.tool functions or "
+                                f"agent.as_tool(); got {item!r} (decorate it with @baton.tool)")
         for role, items, kinds, what in (
                 ("handoffs", [*handoffs, *([default_handoff] if default_handoff else [])],
                  Member, "agents or teams (the objects, not their names)"),
@@ -159,7 +185,8 @@ class Agent(Member):
             for given in items:
                 if not isinstance(given, kinds):
                     raise TypeError(f"agent {name!r}: {role} must be {what}; got {given!r}")
-        self._tools = list(tools)
+        self._tools = [t for t in tools if isinstance(t, Tool)]
+        self._agent_tools = [t for t in tools if isinstance(t, AgentTool)]
         self.output = output
         self._handoffs = list(handoffs)
         contract = register_contract(output) if output is not None else None
@@ -177,7 +204,16 @@ class Agent(Member):
             "tool_output_guardrails": [g.name for g in tool_output_guardrails]})
 
     def members(self) -> list[Member]:
-        return list(self._handoffs)
+        return [*self._handoffs, *(t.agent for t in self._agent_tools)]
+
+    def as_tool(self, name: str | None = None, description: str | None = None,
+                output_extractor: Callable[[AgentResult[Any]], str] | None = None
+                ) -> AgentTool:
+        """This agent as a tool any agent may call (`tools=[...]`): the caller's model asks
+        it one question (`input`) and reads its answer, or what `output_extractor` makes
+        of it. It runs in the caller's workflow with its own model, tools and limits."""
+        return AgentTool(self, name or self.name, description or self.spec.description
+                         or f"Ask the {self.name} agent.", output_extractor)
 
     async def run(self, input: str | Sequence[Message], *,
                   output: type[BaseModel] | None = None, model: str | None = None,
@@ -220,6 +256,9 @@ class Agent(Member):
 
     def tools(self) -> list[Tool]:
         return list(self._tools)
+
+    def agent_tools(self) -> list[AgentTool]:
+        return list(self._agent_tools)
 
     def guardrails(self) -> list[Guardrail | Agent]:
         return list(self._guardrails)

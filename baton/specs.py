@@ -280,6 +280,10 @@ class Catalogue(BaseModel):
                         f"agent {agent.name!r} names unknown tool {tool!r}; known tools: "
                         f"{known} (tools are @baton.tool functions of a module given with "
                         "--app or the catalogue's `app`)")
+                definition = self.tools[tool]
+                if definition.kind == "agent":
+                    self._require_agent(definition.agent or "",
+                                        f"agent {agent.name!r}'s tool {tool!r}")
         for name, team in self.teams.items():
             for role, member, agent_only in _team_references(team):
                 where = f"team {name!r} ({role})"
@@ -372,9 +376,12 @@ class Catalogue(BaseModel):
                 self._reject_cycle(member, [*path, name])
 
     def members_of(self, name: str) -> list[str]:
-        """Direct members of a team, or an agent's handoff targets."""
+        """Direct members of a team, or an agent's handoff targets and agents as tools."""
         if name in self.agents:
-            return list(self.agents[name].handoffs)
+            agent = self.agents[name]
+            answering = [d.agent for t in agent.tools if (d := self.tools.get(t)) is not None
+                         and d.kind == "agent" and d.agent is not None]
+            return [*agent.handoffs, *answering]
         return [member for _, member, _ in _team_references(self.teams[name])]
 
     def pattern_of(self, name: str) -> str:

@@ -51,6 +51,10 @@ APPROVAL_POLICY_ACTIVITY = "baton_approval_policy"
 F = TypeVar("F", bound=Callable[..., Any])
 
 
+# The output extractors of agents offered as tools, by tool name (agent.as_tool()).
+AGENT_TOOL_EXTRACTORS: dict[str, Callable[[Any], str]] = {}
+
+
 class ToolDefinitionError(ValueError):
     """A function that cannot become a tool; raised when it is decorated."""
 
@@ -61,6 +65,10 @@ class ToolDef(BaseModel):
     name: str = Field(pattern=TOOL_NAME)
     description: str
     parameters: dict[str, Any]
+    # "agent": another agent of the catalogue answers the call (agent.as_tool()), in the
+    # calling workflow; "function": a @baton.tool, its own activity.
+    kind: Literal["function", "agent"] = "function"
+    agent: str | None = None
     timeout_s: float = Field(default=60.0, gt=0, le=86_400)
     max_attempts: int = Field(default=3, ge=1, le=100)
     # Heartbeat timeout: a worker that died mid-call is noticed within this many

@@ -133,3 +133,10 @@ async def seat_desk(passenger: str) -> Booking:
     await seat_agent.run("Move me to a window seat", context=booking)
     await seat_agent.run("Now an aisle seat please", context=booking)
     return booking
+
+
+# An agent offered as a tool whose output extractor raises (a user's bug).
+asker = baton.Agent("asker", "Ask the outliner, then answer.", max_tool_turns=1,
+                    tools=[outliner.as_tool("ask_outliner",
+                                            output_extractor=lambda r: r.output.missing)],
+                    retry={"max_attempts": 2, "initial_interval_s": 0.1})

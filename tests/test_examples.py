@@ -316,3 +316,25 @@ async def test_flow_research_plans_with_its_own_model_and_searches_in_parallel(
                 if s.kind == "model_call" and s.agent == "searcher"]
     assert len(searches) == len(outcome.output.findings) >= 1
     assert outcome.output.failed_searches == 0
+
+
+async def test_flow_translate_calls_agents_as_tools(env: WorkflowEnvironment,
+                                                    task_queue: str) -> None:
+    from examples import flow_translate
+
+    async with baton.worker(flow_translate.translate, client=env.client,
+                            task_queue=task_queue):
+        outcome = await asyncio.wait_for(baton.run(
+            flow_translate.translate, "Good morning", client=env.client,
+            task_queue=task_queue), 90)
+    assert outcome.status == "ok"
+    trace = outcome.result.trace
+    tools = [s.detail.split("(")[0] for s in trace if s.kind == "tool_call" and s.ok]
+    assert set(tools) == {"translate_to_spanish", "translate_to_french"}
+    callees = {s.agent for s in trace if s.kind == "model_call"}
+    assert {"spanish_translator", "french_translator"} <= callees
+    # the extractor gave the orchestrator the Translation's text, not its JSON
+    shown = [s.detail for s in trace if s.kind == "tool_call"]
+    assert all('"language"' not in d for d in shown)
+    # each translator answered in the flow's own workflow: no child runs, one history
+    assert set(outcome.result.usage) >= {"translation_orchestrator", "spanish_translator"}

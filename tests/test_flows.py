@@ -296,3 +296,27 @@ async def test_a_run_context_is_shared_by_tools_and_instructions_and_replays(
 async def test_a_context_needs_a_durable_run() -> None:
     with pytest.raises(TypeError, match="needs a durable run"):
         await flow_app.seat_agent.run("hi", context=flow_app.Booking(passenger="Ada"))
+
+
+async def test_an_agent_tool_in_a_plain_run_and_its_extractor_failing_typed(
+        env: WorkflowEnvironment, task_queue: str) -> None:
+    catalogue = flow_app.asker.catalogue()
+    assert catalogue.tools["ask_outliner"].kind == "agent"
+    assert "outliner" in catalogue.closure("asker").agents  # the tool's agent travels
+    async with app_worker(env, task_queue):
+        with pytest.raises(WorkflowFailureError) as caught:
+            await asyncio.wait_for(baton.run(flow_app.asker, "Outline a tale of rain",
+                                             client=env.client, task_queue=task_queue), 60)
+    cause = caught.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "OutputExtractorFailed"
+    assert ("the output extractor of agent tool 'ask_outliner' (agent 'outliner') raised "
+            "AttributeError") in cause.message
+
+
+def test_an_agent_tool_must_name_a_declared_agent() -> None:
+    from baton.catalogue import CatalogueError, parse_catalogue
+
+    raw = flow_app.asker.catalogue().model_dump(mode="json")
+    raw["tools"]["ask_outliner"]["agent"] = "nobody"
+    with pytest.raises(CatalogueError, match="tool 'ask_outliner'.* undeclared agent 'nobody'"):
+        parse_catalogue(raw)

@@ -33,11 +33,18 @@ with workflow.unsafe.imports_passed_through():
 
     from baton.contracts import contract_model, contract_schema
     from baton.errors import AgentFailed, ContractViolation, ToolFailed, ToolUnavailable
+    from baton.flows import AgentResult
     from baton.model_io import Message, ModelRequest, ModelResponse, ToolCall, ToolSpec
     from baton.runs import ApprovalRecord
     from baton.specs import AgentSpec
     from baton.text import shorten
-    from baton.tools import APPROVAL_POLICY_ACTIVITY, ToolDef, ToolInvocation, ToolOutcome
+    from baton.tools import (
+        AGENT_TOOL_EXTRACTORS,
+        APPROVAL_POLICY_ACTIVITY,
+        ToolDef,
+        ToolInvocation,
+        ToolOutcome,
+    )
     from baton.usage import Usage
 
 from baton.workflows.approval import current_desk
@@ -253,6 +260,41 @@ async def run_function_tool(ledger: RunLedger, agent: AgentSpec, tool: ToolDef,
     return content
 
 
+async def run_agent_tool(ledger: RunLedger, caller: AgentSpec, tool: ToolDef, call: ToolCall,
+                         context: BaseModel | None = None) -> str:
+    """An agent offered as a tool (agent.as_tool()): it answers the caller's question in
+    this workflow, with its own model, tools and limits; the caller's model reads its
+    answer, or what the tool's output extractor makes of it. Its failure is reported to
+    the caller's model like a function tool's."""
+    callee = ledger.run.catalogue.agents[tool.agent or ""]
+    question = str(call.arguments.get("input") or "").strip() or "(no question given)"
+    messages = [Message(role="user", content=question)]
+    shown = shorten(question, 80)
+    try:
+        reply = await run_agent(ledger, callee, messages,
+                                toolbox=function_toolbox(ledger, callee, context))
+    except AgentFailed as err:
+        ledger.step("tool_call", caller.name, f"{tool.name}({shown}) failed: {err.reason}",
+                    ok=False, error_type=err.type)
+        return f"Error: the agent tool {tool.name} failed: {err.reason}"
+    text = reply.answer
+    extractor = AGENT_TOOL_EXTRACTORS.get(tool.name)
+    if extractor is not None:
+        result = AgentResult(
+            output=reply.output if reply.output is not None else reply.text, text=reply.answer,
+            messages=[*messages, Message(role="assistant", content=reply.answer,
+                                         agent=callee.name)], handled_by=callee.name)
+        try:
+            text = str(extractor(result))
+        except Exception as err:  # the user's extractor: a typed failure naming it
+            raise ApplicationError(
+                f"the output extractor of agent tool {tool.name!r} (agent {callee.name!r}) "
+                f"raised {type(err).__name__}: {err}", type="OutputExtractorFailed",
+                non_retryable=True) from None
+    ledger.step("tool_call", caller.name, f"{tool.name}({shown}) -> {shorten(text, 120)}")
+    return text
+
+
 async def _screened(ledger: RunLedger, agent: AgentSpec, tool: ToolDef, text: str) -> str:
     """`text`, or a withheld notice when one of the agent's tool-output guardrails trips."""
     if not agent.tool_output_guardrails:
@@ -299,6 +341,8 @@ def function_toolbox(ledger: RunLedger, agent: AgentSpec,
     tools = [ledger.run.catalogue.tools[name] for name in agent.tools]
 
     def handler(tool: ToolDef) -> ToolHandler:
+        if tool.kind == "agent":
+            return lambda call: run_agent_tool(ledger, agent, tool, call, context)
         return lambda call: run_function_tool(ledger, agent, tool, call, context)
 
     return Toolbox(specs=[t.spec() for t in tools],
