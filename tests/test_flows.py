@@ -318,5 +318,5 @@ def test_an_agent_tool_must_name_a_declared_agent() -> None:
 
     raw = flow_app.asker.catalogue().model_dump(mode="json")
     raw["tools"]["ask_outliner"]["agent"] = "nobody"
-    with pytest.raises(CatalogueError, match="tool 'ask_outliner'.* undeclared agent 'nobody'"):
+    with pytest.raises(CatalogueError, match=r"tool 'ask_outliner'.* undeclared agent 'nobody'"):
         parse_catalogue(raw)
