@@ -392,9 +392,10 @@ def Supervisor(name: str, supervisor: Agent, workers: Sequence[Member], *,
                max_rounds: int = 6, max_revisions: int = 1, approve_acceptance: bool = False,
                approval_timeout_s: float = 86_400.0,
                approval_default: Literal["approve", "reject"] = "reject",
-               description: str = "") -> Team:
+               description: str = "", review: bool = True) -> Team:
     """A supervisor delegates to workers exposed as tools and reviews each result
-    (with `approve_acceptance`, a person confirms each result it accepts)."""
+    (with `approve_acceptance`, a person confirms each result it accepts; with
+    `review=False` it reads each result as it is, without a review call)."""
     _expect(name, "supervisor", supervisor, Agent, "an Agent")
     _expect(name, "workers", workers, Member, _MEMBERS, many=True)
     return Team(name, {"pattern": "supervisor", "supervisor": supervisor.name,
@@ -402,7 +403,7 @@ def Supervisor(name: str, supervisor: Agent, workers: Sequence[Member], *,
                        "max_revisions": max_revisions, "description": description,
                        "approve_acceptance": approve_acceptance,
                        "approval_timeout_s": approval_timeout_s,
-                       "approval_default": approval_default},
+                       "approval_default": approval_default, "review": review},
                 [supervisor, *workers], None)
 
 

@@ -233,7 +233,8 @@ class ShardInput(BaseModel):
 class Delegation(BaseModel):
     worker: str
     task: str
-    verdict: Literal["accept", "revise", "reassign", "forced_accept", "failed"]
+    # "unreviewed": the team delegates without a review (review = false).
+    verdict: Literal["accept", "revise", "reassign", "forced_accept", "failed", "unreviewed"]
     answer: str
     feedback: str = ""
 

@@ -179,6 +179,8 @@ class SupervisorTeam(Guarded):
     workers: list[str] = Field(min_length=1)
     max_rounds: int = Field(default=6, ge=1, le=50)
     max_revisions: int = Field(default=1, ge=0, le=10)
+    # False: delegate without a review call; the supervisor reads each result as it is.
+    review: bool = True
     # A person confirms each result the supervisor accepts; a rejection is a revision.
     approve_acceptance: bool = False
     approval_timeout_s: float = Field(default=86_400.0, gt=0, le=365 * 86_400)

@@ -75,3 +75,28 @@ async def test_round_limit_forces_a_final_answer(env: WorkflowEnvironment,
     assert result.status == "degraded"
     assert "round limit 2 reached" in result.reasons[0]
     assert result.answer.startswith("[offline")
+
+
+async def test_without_review_results_reach_the_supervisor_as_they_are(
+        env: WorkflowEnvironment, task_queue: str) -> None:
+    from tests.helpers import run_with_requests
+
+    cat = fast_catalogue()
+    raw = cat.model_dump(mode="json")
+    raw["teams"]["dev_team"]["review"] = False
+    from baton.catalogue import parse_catalogue
+
+    cat = parse_catalogue(raw)
+    async with worker(env.client, task_queue):
+        result, requests = await run_with_requests(
+            env.client, task_queue, "dev_team", "Write a date parser", cat=cat,
+            result_type=SupervisorResult)
+    assert result.status == "ok"
+    assert [(d.worker, d.verdict) for d in result.delegations] == [
+        ("researcher", "unreviewed"), ("coder", "unreviewed"), ("reviewer", "unreviewed")]
+    assert result.usage["lead"].calls == 4  # 4 turns, no review calls
+    assert "review" not in [s.kind for s in result.trace]
+    last = [r for r in requests if r["agent"] == "lead"][-1]  # holds every tool result
+    lead_views = [m["content"] for m in last["messages"] if m["role"] == "tool"]
+    # the supervisor's model read each worker's answer exactly, with no verdict prefix
+    assert lead_views == [d.answer for d in result.delegations]

@@ -90,6 +90,8 @@ class SupervisorWorkflow(PatternWorkflow):
 
     async def _delegation_text(self, supervisor: AgentSpec, call: ToolCall) -> str:
         result = await self._delegate(supervisor, call)
+        if result.verdict == "unreviewed":
+            return result.answer  # nothing was judged: no verdict to show the model
         return f"[{result.verdict}] {result.answer}"
 
     async def _delegate(self, supervisor: AgentSpec, call: ToolCall) -> Delegation:
@@ -118,6 +120,9 @@ class SupervisorWorkflow(PatternWorkflow):
                 worker = nxt
                 tried.append(worker)
                 continue
+            if not team.review:
+                return self._record(Delegation(worker=worker, task=task, verdict="unreviewed",
+                                               answer=result.answer))
             review = await self._review(supervisor, worker, task, result.answer)
             ledger.step("review", supervisor.name, f"{worker}: {review.verdict}")
             if review.verdict == "accept" and team.approve_acceptance:
