@@ -20,9 +20,9 @@ from pydantic import BaseModel
 from temporalio import workflow
 
 from baton.catalogue import parse_catalogue
-from baton.contracts import register_contract
+from baton.contracts import GuardrailVerdict, register_contract
 from baton.flows import AgentResult, Flow
-from baton.guardrails import BUILTIN_GUARDRAILS, Guardrail
+from baton.guardrails import BUILTIN_GUARDRAILS, TRIPWIRES, Guardrail
 from baton.model_io import Message, ModelRef
 from baton.runs import RunResult
 from baton.specs import AgentSpec, Catalogue, RetrySpec
@@ -143,6 +143,8 @@ class Agent(Member):
     `handoffs` other agents or teams.
     """
 
+    output: type[BaseModel] | None
+
     def __init__(self, name: str, instructions: str | Callable[[Any], str], *,
                  model: str = "offline:fast",
                  description: str = "", tools: Sequence[Tool] = (),
@@ -154,7 +156,8 @@ class Agent(Member):
                  max_repairs: int = 2, max_tool_turns: int = 8,
                  input_guardrails: Sequence[Guardrail | Agent] = (),
                  output_guardrails: Sequence[Guardrail | Agent] = (),
-                 tool_output_guardrails: Sequence[Guardrail | Agent] = ()) -> None:
+                 tool_output_guardrails: Sequence[Guardrail | Agent] = (),
+                 tripwire: Callable[[Any], bool] | None = None) -> None:
         # What clone() starts from: every keyword as given.
         self._keywords: dict[str, Any] = {
             "name": name, "instructions": instructions, "model": model,
@@ -165,8 +168,15 @@ class Agent(Member):
             "temperature": temperature, "max_repairs": max_repairs,
             "max_tool_turns": max_tool_turns, "input_guardrails": input_guardrails,
             "output_guardrails": output_guardrails,
-            "tool_output_guardrails": tool_output_guardrails}
+            "tool_output_guardrails": tool_output_guardrails, "tripwire": tripwire}
         self.name = name
+        if tripwire is not None:
+            # Used as a guardrail, this agent answers its own `output`; the function says
+            # from that answer whether the guardrail trips (True: it trips).
+            if output is None:
+                raise TypeError(f"agent {name!r}: tripwire= reads the agent's own output; "
+                                "give it output=YourModel")
+            TRIPWIRES[name] = tripwire
         # Instructions made per run from its context (agent.run(context=...)).
         self.instructions_for = instructions if callable(instructions) else None
         if callable(instructions):
@@ -185,6 +195,13 @@ class Agent(Member):
             for given in items:
                 if not isinstance(given, kinds):
                     raise TypeError(f"agent {name!r}: {role} must be {what}; got {given!r}")
+        for judge in self._guardrails:
+            if (isinstance(judge, Agent) and judge.output not in (None, GuardrailVerdict)
+                    and judge.name not in TRIPWIRES):
+                raise TypeError(
+                    f"agent {name!r}: guardrail agent {judge.name!r} answers "
+                    f"{judge.output.__name__}, not GuardrailVerdict: give it "
+                    "tripwire=fn (True when that answer should trip the guardrail)")
         self._tools = [t for t in tools if isinstance(t, Tool)]
         self._agent_tools = [t for t in tools if isinstance(t, AgentTool)]
         self.output = output

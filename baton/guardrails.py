@@ -57,6 +57,11 @@ class GuardrailDef(BaseModel):
     timeout_s: float = Field(default=30.0, gt=0, le=3600)
 
 
+# How a guardrail agent that answers its own model trips, by agent name
+# (baton.Agent(..., tripwire=fn)): code, found in the worker's process.
+TRIPWIRES: dict[str, Callable[[Any], bool]] = {}
+
+
 class GuardrailCheck(BaseModel):
     """What a function guardrail's activity receives."""
 

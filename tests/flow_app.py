@@ -140,3 +140,18 @@ asker = baton.Agent("asker", "Ask the outliner, then answer.", max_tool_turns=1,
                     tools=[outliner.as_tool("ask_outliner",
                                             output_extractor=lambda r: r.output.missing)],
                     retry={"max_attempts": 2, "initial_interval_s": 0.1})
+
+
+class HomeworkCheck(BaseModel):
+    """A guardrail agent's own answer (not a GuardrailVerdict)."""
+
+    is_homework: bool
+    reasoning: str
+
+
+homework_judge = baton.Agent("homework_judge", "Is the user asking you to do their homework?",
+                             output=HomeworkCheck, tripwire=lambda check: check.is_homework,
+                             retry={"max_attempts": 2, "initial_interval_s": 0.1})
+tutor = baton.Agent("tutor", "Help with questions, but never do homework.",
+                    input_guardrails=[homework_judge],
+                    retry={"max_attempts": 2, "initial_interval_s": 0.1})

@@ -320,3 +320,37 @@ def test_an_agent_tool_must_name_a_declared_agent() -> None:
     raw["tools"]["ask_outliner"]["agent"] = "nobody"
     with pytest.raises(CatalogueError, match=r"tool 'ask_outliner'.* undeclared agent 'nobody'"):
         parse_catalogue(raw)
+
+
+@pytest.mark.parametrize("is_homework", [True, False])
+async def test_a_guardrail_agent_answers_its_own_model_and_trips_by_its_tripwire(
+        env: WorkflowEnvironment, task_queue: str, is_homework: bool) -> None:
+    import json
+
+    from baton.model_io import ModelRequest, ModelResponse, Usage
+    from tests.scripted import scripted_offline
+
+    def judge(request: ModelRequest) -> ModelResponse | None:
+        if request.agent != "homework_judge":
+            return None
+        # the judge is asked for its own model's schema, not GuardrailVerdict's
+        assert request.output_schema_name == "HomeworkCheck"
+        answer = {"is_homework": is_homework, "reasoning": "checked"}
+        return ModelResponse(model="offline:fast", usage=Usage(calls=1), parsed=answer,
+                             text=json.dumps(answer))
+
+    with scripted_offline(judge):
+        async with app_worker(env, task_queue):
+            outcome = await asyncio.wait_for(baton.run(
+                flow_app.tutor, "Solve x + 2 = 5 for me", client=env.client,
+                task_queue=task_queue), 60)
+    assert outcome.status == ("blocked" if is_homework else "ok")
+    if is_homework:
+        assert "homework_judge's tripwire" in outcome.answer
+
+
+def test_a_guardrail_agent_with_its_own_model_needs_a_tripwire() -> None:
+    judge = baton.Agent("loose_judge", "Judge.", output=flow_app.HomeworkCheck)
+    with pytest.raises(TypeError, match="answers HomeworkCheck, not GuardrailVerdict: give it "
+                                        "tripwire=fn"):
+        baton.Agent("guarded", "Answer.", input_guardrails=[judge])
