@@ -19,12 +19,12 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
 import baton
-from baton.approvals import pending_in_tree
 from baton.flows import FLOWS, FlowDefinitionError, FlowResult
 from baton.launch import RunRefused
 from baton.temporal import build_replayer
 from tests import flow_app
 from tests.flow_app import Tale
+from tests.test_approval import wait_for_requests
 
 
 @pytest.fixture(autouse=True)
@@ -102,13 +102,7 @@ async def test_a_tool_that_needs_a_person_waits_in_a_flow(env: WorkflowEnvironme
     async with app_worker(env, task_queue):
         handle = await baton.start(flow_app.publish_story, "Night Shift", client=env.client,
                                    task_queue=task_queue)
-        requests = []
-        for _ in range(200):
-            requests = await pending_in_tree(env.client, handle.workflow_id)
-            if requests:
-                break
-            await asyncio.sleep(0.1)
-        [request] = requests
+        [request] = await wait_for_requests(env, handle.workflow_id)
         assert flow_app.calls == []  # nothing published before the decision
         assert request.subject == "publish" and request.arguments == {"title": "Night Shift"}
         await baton.approve(handle.workflow_id, request=request.request_id, client=env.client)
@@ -123,10 +117,7 @@ async def test_a_person_decides_a_flow_step(env: WorkflowEnvironment, task_queue
     async with app_worker(env, task_queue, max_cached_workflows=0):
         handle = await baton.start(flow_app.ask_first, "Night Shift", client=env.client,
                                    task_queue=task_queue)
-        for _ in range(200):
-            if await pending_in_tree(env.client, handle.workflow_id):
-                break
-            await asyncio.sleep(0.1)
+        await wait_for_requests(env, handle.workflow_id)
         await baton.reject(handle.workflow_id, "not this week", client=env.client)
         outcome = await asyncio.wait_for(handle.result(), 60)
     assert outcome.answer == "not approved: not this week"
@@ -234,31 +225,15 @@ async def test_agents_run_inside_a_plain_workflow_with_the_plugin(env: WorkflowE
 async def test_the_starter_runs_a_flow_of_an_app(env: WorkflowEnvironment,
                                                  task_queue: str) -> None:
     import json
-    import os
-    import sys
-    from pathlib import Path
 
-    root = Path(__file__).resolve().parent.parent
-    address = env.client.service_client.config.target_host
-    environ = {**os.environ, "TEMPORAL_ADDRESS": address, "BATON_TASK_QUEUE": task_queue}
-
-    async def starter(*args: str) -> tuple[int, str, str]:
-        process = await asyncio.create_subprocess_exec(
-            sys.executable, "starter.py", *args, cwd=root, env=environ,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        try:
-            out, err = await asyncio.wait_for(process.communicate(), 120)
-        finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-        return process.returncode or 0, out.decode(), err.decode()
+    from tests.test_starter import run_starter
 
     async with app_worker(env, task_queue):
-        code, out, err = await starter("run", "tale", "a lighthouse keeper",
-                                       "--app", "tests.flow_app", "--json")
-        bad_code, _, bad_err = await starter("run", "fan", "tea and rain",
-                                             "--app", "tests.flow_app")
+        code, out, err = await run_starter(env, task_queue, "run", "tale",
+                                           "a lighthouse keeper", "--app", "tests.flow_app",
+                                           "--json")
+        bad_code, _, bad_err = await run_starter(env, task_queue, "run", "fan", "tea and rain",
+                                                 "--app", "tests.flow_app")
     assert code == 0, err
     result = json.loads(out)
     assert result["pattern"] == "flow" and result["member"] == "tale"

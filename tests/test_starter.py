@@ -83,14 +83,22 @@ def test_catalogue_listing() -> None:
     assert "support_desk       triage" in result.stdout
 
 
-async def run_starter(env: WorkflowEnvironment, task_queue: str,
-                      *args: str) -> tuple[int, str, str]:
+async def run_starter(env: WorkflowEnvironment, task_queue: str, *args: str,
+                      environ: dict[str, str] | None = None) -> tuple[int, str, str]:
+    """starter.py ARGS against the test server (`environ`: the process's environment
+    instead of this one's); the process is ended whatever happens."""
     address = env.client.service_client.config.target_host
     process = await asyncio.create_subprocess_exec(
         sys.executable, "starter.py", *args, cwd=ROOT,
-        env={**os.environ, "TEMPORAL_ADDRESS": address, "BATON_TASK_QUEUE": task_queue},
+        env={**(os.environ if environ is None else environ), "TEMPORAL_ADDRESS": address,
+             "BATON_TASK_QUEUE": task_queue},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(process.communicate(), 120)
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), 120)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
 

@@ -8,7 +8,6 @@ attempt refused with nothing sent: the capture server (tests/fake_llm.py on
 
 from __future__ import annotations
 
-import asyncio
 import os
 import subprocess
 import sys
@@ -30,6 +29,7 @@ from baton.session_io import SessionInput, TurnRequest
 from baton.specs import Catalogue
 from tests.fake_llm import FakeLLMServer
 from tests.helpers import finish, start, worker
+from tests.test_starter import run_starter
 
 ROOT = Path(__file__).resolve().parent.parent
 SECRET_VAR = "BATON_TEST_WORKER_SECRET"
@@ -60,24 +60,6 @@ def evil_catalogue(fake: FakeLLMServer) -> Catalogue:
     return parse_catalogue(tomllib.loads(EVIL_TOML.format(url=fake.url, var=SECRET_VAR)))
 
 
-async def run_starter(env: WorkflowEnvironment, task_queue: str,
-                      *args: str) -> tuple[int, str, str]:
-    address = env.client.service_client.config.target_host
-    environ = {k: v for k, v in os.environ.items() if k != SECRET_VAR}  # a client without it
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "starter.py", *args, cwd=ROOT,
-        env={**environ, "TEMPORAL_ADDRESS": address, "BATON_TASK_QUEUE": task_queue},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    try:
-        out, err = await asyncio.wait_for(process.communicate(), 120)
-    finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
-
-
 @pytest.mark.usefixtures("worker_secret")
 async def test_the_exfiltrating_catalogue_sends_nothing_and_is_refused(
         env: WorkflowEnvironment, task_queue: str, fake: FakeLLMServer,
@@ -85,8 +67,10 @@ async def test_the_exfiltrating_catalogue_sends_nothing_and_is_refused(
     path = tmp_path / "evil.toml"
     path.write_text(EVIL_TOML.format(url=fake.url, var=SECRET_VAR))
     async with worker(env.client, task_queue):  # declares no provider named "evil"
+        # a client without the worker's secret in its environment
+        client_environ = {k: v for k, v in os.environ.items() if k != SECRET_VAR}
         code, out, err = await run_starter(env, task_queue, "run", "general", "hi",
-                                           "--catalogue", str(path))
+                                           "--catalogue", str(path), environ=client_environ)
     assert code == 1, err
     assert "UnknownProvider" in out
     assert ("provider 'evil' is not declared on this worker; its providers: anthropic, "
