@@ -72,7 +72,7 @@ async def tale(topic: str) -> Tale:
 
 @baton.flow
 async def fan(topics: list[str], keep_failures: bool = False) -> list[str]:
-    """StoryOutline every topic in parallel; one extra branch always fails."""
+    """Outline every topic in parallel; one extra branch always fails."""
     steps = [outliner.run(t) for t in topics] + [fails_always("test")]
     results = await baton.gather(*steps, return_failures=keep_failures)
     return [r.output.title if hasattr(r, "output") else f"failed: {r.message}"

@@ -329,3 +329,13 @@ def test_a_guardrail_agent_with_its_own_model_needs_a_tripwire() -> None:
     with pytest.raises(TypeError, match="answers HomeworkCheck, not GuardrailVerdict: give it "
                                         "tripwire=fn"):
         baton.Agent("guarded", "Answer.", input_guardrails=[judge])
+
+
+def test_the_catalogue_lists_an_apps_flows_with_their_parameters() -> None:
+    from tests.test_starter import starter
+
+    result = starter("catalogue", "--app", "tests.flow_app")
+    assert result.returncode == 0, result.stderr
+    assert "flows:" in result.stdout
+    assert ("  fan                (topics: list[str], keep_failures: bool) Outline every topic "
+            "in parallel") in result.stdout

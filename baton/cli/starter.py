@@ -336,6 +336,11 @@ def show_catalogue(args: argparse.Namespace) -> None:
         contract = f" -> {agent.contract}" if agent.contract else ""
         tools = f"  tools: {', '.join(agent.tools)}" if agent.tools else ""
         print(f"  {name:<18} {agent.model:<22}{contract}{tools}")
+    if FLOWS:
+        print("flows:")
+        for name, flow in sorted(FLOWS.items()):
+            about = flow.description.splitlines()[0] if flow.description else ""
+            print(f"  {name:<18} ({flow.describe_parameters()}) {about}")
     if catalogue.tools:
         print("tools:")
         for name, tool in catalogue.tools.items():
