@@ -133,11 +133,13 @@ class GuardrailTripped(BatonError):
 
     TYPE = "GuardrailTripped"
 
-    def __init__(self, guardrail: str, where: str, reason: str) -> None:
+    def __init__(self, guardrail: str, where: str, reason: str, refusal: str = "") -> None:
         super().__init__(f"blocked by guardrail {guardrail!r} on the {where}: {reason}")
         self.guardrail = guardrail
         self.where = where
         self.reason = reason
+        # What the blocked run answers, when the guardrail declares it.
+        self.refusal = refusal
 
 
 class UnknownContract(BatonError):

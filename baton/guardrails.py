@@ -55,6 +55,8 @@ class GuardrailDef(BaseModel):
     # Tool-output guardrails only: what a trip does (see the module's docstring).
     on_tool_output: OnToolOutput = "withhold"
     timeout_s: float = Field(default=30.0, gt=0, le=3600)
+    # What a run this guardrail blocks answers ("" : "Blocked: <why>").
+    refusal: str = Field(default="", max_length=2000)
 
 
 # How a guardrail agent that answers its own model trips, by agent name
@@ -77,11 +79,11 @@ class Guardrail:
 
     def __init__(self, fn: Callable[..., Any], *, name: str | None = None,
                  parallel: bool = False, timeout: float = 30.0,
-                 on_tool_output: OnToolOutput = "withhold") -> None:
+                 on_tool_output: OnToolOutput = "withhold", refusal: str = "") -> None:
         self.fn = fn
         self.definition = GuardrailDef(name=name or fn.__name__, kind="function",
                                        parallel=parallel, timeout_s=timeout,
-                                       on_tool_output=on_tool_output)
+                                       on_tool_output=on_tool_output, refusal=refusal)
         self.takes_where = len(inspect.signature(fn).parameters) > 1
 
     @property
@@ -112,22 +114,23 @@ def guardrail(fn: Callable[..., Any], /) -> Guardrail: ...
 
 @overload
 def guardrail(*, name: str | None = None, parallel: bool = False, timeout: float = 30.0,
-              on_tool_output: OnToolOutput = "withhold",
+              on_tool_output: OnToolOutput = "withhold", refusal: str = "",
               ) -> Callable[[Callable[..., Any]], Guardrail]: ...
 
 
 def guardrail(fn: Callable[..., Any] | None = None, /, *, name: str | None = None,
               parallel: bool = False, timeout: float = 30.0,
-              on_tool_output: OnToolOutput = "withhold",
+              on_tool_output: OnToolOutput = "withhold", refusal: str = "",
               ) -> Guardrail | Callable[[Callable[..., Any]], Guardrail]:
     """Make `fn(text[, where])` a guardrail: bare `@guardrail` or `@guardrail(parallel=True)`.
 
     `where` is "input", "output" or "tool_output"; `on_tool_output="halt"` makes a trip
-    on a tool's output block the run instead of withholding that output.
+    on a tool's output block the run instead of withholding that output; `refusal` is
+    what a run this guardrail blocks answers (default: "Blocked: <why>").
     """
     def make(function: Callable[..., Any]) -> Guardrail:
         return Guardrail(function, name=name, parallel=parallel, timeout=timeout,
-                         on_tool_output=on_tool_output)
+                         on_tool_output=on_tool_output, refusal=refusal)
 
     return make(fn) if fn is not None else make
 

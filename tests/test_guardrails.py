@@ -388,3 +388,27 @@ async def test_a_withheld_output_never_reaches_the_provider(
     assert result_of(kind, bodies[1], call_id) == WITHHELD.format(
         tool="read_ticket", names="no_injection")
     assert all("IGNORE PREVIOUS" not in json.dumps(body) for body in bodies)
+
+
+@baton.guardrail(refusal="Sorry, I can only help with our products.")
+def on_topic(text: str) -> bool:
+    """Trips on questions about the weather (a stand-in for an off-topic check)."""
+    return "weather" not in text.lower()
+
+
+async def test_a_tripped_guardrail_answers_with_its_refusal(env: WorkflowEnvironment,
+                                                            task_queue: str) -> None:
+    shop = baton.Agent("shop", "Help with our products.", input_guardrails=[on_topic])
+    async with baton.worker(shop, client=env.client, task_queue=task_queue):
+        blocked = await asyncio.wait_for(baton.run(
+            shop, "What is the weather tomorrow?", client=env.client,
+            task_queue=task_queue), 60)
+        passed = await asyncio.wait_for(baton.run(
+            shop, "Which plan fits a team of five?", client=env.client,
+            task_queue=task_queue), 60)
+    assert blocked.status == "blocked"
+    assert blocked.answer == "Sorry, I can only help with our products."
+    assert passed.status == "ok" and passed.answer != blocked.answer
+    # the trace still says which guardrail tripped and why
+    [trip] = [s for s in blocked.result.trace if s.kind == "guardrail" and not s.ok]
+    assert "on_topic" in trip.detail

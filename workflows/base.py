@@ -146,7 +146,8 @@ class PatternWorkflow(ApprovalDesk):
             result = result_type(pattern=self.pattern, **ledger.stopped_by_budget(err),
                                  **self.partial_fields())
         except GuardrailTripped as err:
-            result = result_type(pattern=self.pattern, answer=f"Blocked: {err.message}",
+            result = result_type(pattern=self.pattern,
+                                 answer=err.refusal or f"Blocked: {err.message}",
                                  **ledger.result_fields(), **self.partial_fields())
         except ApplicationError as err:
             self.set_status("failed", searchable=spending_attributes(ledger))

@@ -82,7 +82,8 @@ async def _judged(ledger: RunLedger, names: Sequence[str], where: Where, text: s
 
 def _block(ledger: RunLedger, name: str, subject: str, reason: str) -> NoReturn:
     ledger.blocked = f"guardrail {name} on the {subject}: {reason}"
-    raise GuardrailTripped(name, subject, reason)
+    raise GuardrailTripped(name, subject, reason,
+                           refusal=ledger.run.catalogue.guardrail(name).refusal)
 
 
 async def _verdict(ledger: RunLedger, name: str, where: Where, text: str,
