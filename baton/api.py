@@ -25,7 +25,7 @@ from baton.flows import AgentResult, Flow
 from baton.guardrails import BUILTIN_GUARDRAILS, TRIPWIRES, Guardrail
 from baton.model_io import Message, ModelRef
 from baton.runs import RunResult
-from baton.specs import AgentSpec, Catalogue, RetrySpec
+from baton.specs import GATES, AgentSpec, Catalogue, RetrySpec
 from baton.tools import AGENT_TOOL_EXTRACTORS, Tool, ToolDef
 from baton.usage import Budget, Usage
 
@@ -432,6 +432,9 @@ class Stage:
     member: Member
     gate_field: str | None = None
     loop_back_to: Member | None = None
+    # A predicate of the stage's output (its contract's model, or its text): False
+    # loops back, like a false gate_field; e.g. `gate=lambda out: out.score == "pass"`.
+    gate: Callable[[Any], bool] | None = None
     # A person approves the stage before it runs.
     approval: bool = False
     approval_timeout_s: float = 86_400.0
@@ -444,11 +447,14 @@ def Pipeline(name: str, stages: Sequence[Member | Stage], *,
     _expect(name, "stages", stages, (Member, Stage), "agents, teams or Stages", many=True)
     steps = [s if isinstance(s, Stage) else Stage(s) for s in stages]
     for step in steps:
+        if step.gate is not None:
+            GATES[f"{name}/{step.member.name}"] = step.gate
         _expect(name, "a stage's member", step.member, Member, "an agent or a team")
         _expect(name, "loop_back_to", step.loop_back_to, (Member, type(None)),
                 "an agent or a team")
     spec = {"pattern": "pipeline", "max_attempts": max_attempts, "description": description,
             "stages": [{"agent": s.member.name, "gate_field": s.gate_field,
+                        "gate": f"{name}/{s.member.name}" if s.gate is not None else None,
                         "loop_back_to": s.loop_back_to.name if s.loop_back_to else None,
                         "approval": s.approval, "approval_timeout_s": s.approval_timeout_s,
                         "approval_default": s.approval_default}

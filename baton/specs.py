@@ -11,7 +11,8 @@ input, so workflows read recorded configuration and never the file system.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from collections.abc import Callable
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
@@ -187,12 +188,20 @@ class SupervisorTeam(Guarded):
     approval_default: Literal["approve", "reject"] = "reject"
 
 
+# Stage gates that are functions, by "team/stage" (baton.Stage(gate=fn)): code, found
+# in the worker's process.
+GATES: dict[str, Callable[[Any], bool]] = {}
+
+
 class StageSpec(BaseModel):
     """One pipeline stage: an agent (validated against its contract) or a team."""
 
     agent: str
     # A boolean field of this stage's output that must be true to go on (a judge gate).
     gate_field: str | None = None
+    # Or a predicate of the stage's output, by the name it is registered under on the
+    # worker (baton.Stage(gate=fn)): code stays the worker's, a run only names it.
+    gate: str | None = Field(default=None, max_length=200)
     # Stage to send the failure reason back to; defaults to this stage.
     loop_back_to: str | None = None
     # A person approves the stage before it runs (it sees the stage's input).

@@ -100,3 +100,41 @@ async def test_current_stage_query_names_the_last_stage_and_attempt(
         await finish(handle)
         stage = await handle.query("current_stage")
     assert stage == "formatter (attempt 1)"
+
+
+async def test_a_gate_may_be_a_predicate_of_the_stage_output(env: WorkflowEnvironment,
+                                                             task_queue: str) -> None:
+    from typing import Literal
+
+    from pydantic import BaseModel
+
+    import baton
+
+    class GradedScore(BaseModel):
+        score: Literal["pass", "fail"]
+        feedback: str
+
+    seen: list[str] = []
+
+    def never_good_enough(out: GradedScore) -> bool:
+        seen.append(out.score)  # the stage's own model reaches the predicate
+        return False
+
+    drafter = baton.Agent("gate_drafter", "Draft.", retry={"max_attempts": 1})
+    grader = baton.Agent("gate_grader", "Grade the draft.", output=GradedScore,
+                         retry={"max_attempts": 1})
+    team = baton.Pipeline("graded", [drafter, baton.Stage(grader, gate=never_good_enough,
+                                                           loop_back_to=drafter)],
+                          max_attempts=2)
+    async with baton.worker(team, client=env.client, task_queue=task_queue):
+        outcome = await baton.run(team, "Durable execution", client=env.client,
+                                  task_queue=task_queue)
+    assert seen and set(seen) <= {"pass", "fail"}
+    assert [(s.stage, s.attempts) for s in outcome.result.stages] == [
+        ("gate_drafter", 2), ("gate_grader", 2)]
+    gates = [s for s in outcome.result.trace if s.kind == "gate"]
+    assert len(gates) == 2 and not any(g.ok for g in gates)
+    assert gates[0].detail.startswith("gate graded/gate_grader=False")
+    assert outcome.status == "degraded"
+    assert any("graded/gate_grader still failing after 2 attempts" in r
+               for r in outcome.result.reasons)

@@ -12,8 +12,10 @@ last output and the run is marked degraded, naming the gate that never passed.
 from __future__ import annotations
 
 import json
+from typing import Any
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
@@ -21,7 +23,7 @@ with workflow.unsafe.imports_passed_through():
     from baton.contracts import Article, contract_model
     from baton.model_io import Message
     from baton.runs import PipelineResult, RunInput, RunResult, StageOutcome
-    from baton.specs import PipelineTeam
+    from baton.specs import GATES, PipelineTeam
     from baton.text import shorten
 
 from baton.workflows.base import PatternWorkflow
@@ -75,19 +77,25 @@ class PipelineWorkflow(PatternWorkflow):
             result = await run_member(ledger, stage.agent, [message])
             results[stage.agent] = result
             ledger.step("stage", stage.agent, f"attempt {attempts[stage.agent]} done")
-            if stage.gate_field is not None:
+            if stage.gate_field is not None or stage.gate is not None:
                 verdict = stage_output(run, stage.agent, result)
-                passed = bool(getattr(verdict, stage.gate_field, False))
+                if stage.gate is not None:
+                    passed = _gate_passes(stage.gate, verdict if verdict is not None
+                                          else result.answer)
+                    shown = f"gate {stage.gate}"
+                else:
+                    passed = bool(getattr(verdict, stage.gate_field or "", False))
+                    shown = str(stage.gate_field)
                 reason = str(getattr(verdict, "feedback", "") or "gate not passed")
                 target = stage.loop_back_to or stage.agent
-                ledger.step("gate", stage.agent, f"{stage.gate_field}={passed}: {reason}",
-                            ok=passed)
+                ledger.step("gate", stage.agent, f"{shown}={passed}: {reason}", ok=passed)
                 if not passed:
                     if attempts[target] < team.max_attempts:
                         feedback[target] = reason
                         index = names.index(target)
                         continue
-                    ledger.degrade(f"gate {stage.agent}.{stage.gate_field} still failing after "
+                    ledger.degrade(f"gate {stage.agent}.{stage.gate_field or stage.gate} still "
+                                   "failing after "
                                    f"{attempts[target]} attempts of {target}; escalated")
             index += 1
         done = [n for n in names if n in results]
@@ -121,3 +129,19 @@ def _stage_message(request: str, previous: RunResult | None, feedback: str | Non
     if feedback:
         parts.append(f"Feedback to address: {feedback}")
     return Message(role="user", content="\n\n".join(parts))
+
+
+def _gate_passes(name: str, output: Any) -> bool:
+    """A stage's gate function (baton.Stage(gate=fn)) on its output; typed failures when
+    this worker does not have it or it raises (a run names gates, never carries code)."""
+    gate = GATES.get(name)
+    if gate is None:
+        raise ApplicationError(f"gate {name!r} is not registered on this worker (it is "
+                               "defined with baton.Stage(gate=...) in the app's module; "
+                               "start the worker with --app MODULE)", type="UnknownGate",
+                               non_retryable=True)
+    try:
+        return bool(gate(output))
+    except Exception as err:  # the user's function: a typed failure naming it
+        raise ApplicationError(f"gate {name!r} raised {type(err).__name__}: {err}",
+                               type="GateFailed", non_retryable=True) from None
