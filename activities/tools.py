@@ -74,7 +74,9 @@ def _activity_for(tool: Tool) -> Callable[..., Any]:
             return ToolOutcome(ok=False, content=(
                 f"Error: invalid arguments for {tool.name}: {problems}. Call it again with "
                 "arguments that match its schema."))
-        if invocation.approved_request is None and tool.needs_approval(arguments):
+        unapproved = invocation.approved_request is None or (
+            invocation.approval_timed_out and tool.definition.approval_default != "approve")
+        if unapproved and tool.needs_approval(arguments):
             # The workflow asks a person when the run's catalogue says so; the policy
             # that counts is this worker's, so a catalogue saying "never" changes nothing.
             raise ApprovalMissing(tool.name)
@@ -108,8 +110,10 @@ def _activity_for(tool: Tool) -> Callable[..., Any]:
 
 
 def _changed(state: BaseModel | None, before: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The context as the tool left it, when it changed (the workflow applies it)."""
-    if state is None:
+    """The context's fields this tool changed (the workflow applies just those, so tools
+    of one turn that change different fields do not undo each other)."""
+    if state is None or before is None:
         return None
     after = state.model_dump(mode="json")
-    return after if after != before else None
+    changed = {k: v for k, v in after.items() if before.get(k) != v}
+    return changed or None

@@ -103,7 +103,8 @@ class ApprovalMissing(BatonError):
     def __init__(self, tool: str) -> None:
         super().__init__(
             f"tool {tool!r} needs a person's approval for these arguments on this worker, and "
-            "the call carries none; it did not run. Its approval policy is the worker's "
+            "the call carries none (or only a timeout the worker's policy does not approve "
+            "on); it did not run. Its approval policy is the worker's "
             "(@baton.tool(approval=...)), whatever the run's catalogue declares")
 
 

@@ -41,6 +41,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from temporalio import workflow
 from temporalio.exceptions import ApplicationError
 
+from baton.errors import BudgetExhausted, GuardrailTripped
 from baton.model_io import Message
 from baton.runs import RunOptions, RunResult
 from baton.specs import MAX_NAME_CHARS
@@ -303,7 +304,11 @@ async def gather(*steps: Awaitable[Any], return_failures: bool = False) -> list[
     outcomes = await asyncio.gather(*steps, return_exceptions=True)
     results: list[Any] = []
     for index, outcome in enumerate(outcomes):
-        if isinstance(outcome, asyncio.CancelledError | workflow.NondeterminismError):
+        # Run-level stops are the run's, not a branch's: a spent budget or a tripped
+        # guardrail ends the run as such; the SDK's own signals pass through.
+        if (not isinstance(outcome, Exception) and isinstance(outcome, BaseException)) or \
+                isinstance(outcome, workflow.NondeterminismError | BudgetExhausted
+                           | GuardrailTripped):
             raise outcome
         results.append(BranchFailure(index, outcome) if isinstance(outcome, BaseException)
                        else outcome)

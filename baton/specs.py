@@ -317,7 +317,21 @@ class Catalogue(BaseModel):
                 self._require_guardrail(guard_name, name)
         for name in self.teams:
             self._reject_cycle(name, [])
+        for name in self.agents:
+            self._reject_agent_tool_cycle(name, [])
         return self
+
+    def _reject_agent_tool_cycle(self, name: str, path: list[str]) -> None:
+        """An agent that reaches itself through agents offered as tools would call
+        itself without end."""
+        if name in path:
+            cycle = [*path[path.index(name):], name]
+            raise ValueError(f"agents call themselves through agent tools: "
+                             f"{' -> '.join(cycle)}")
+        for tool in self.agents[name].tools:
+            definition = self.tools.get(tool)
+            if definition is not None and definition.kind == "agent" and definition.agent:
+                self._reject_agent_tool_cycle(definition.agent, [*path, name])
 
     def unknown_providers(self) -> list[str]:
         """Models whose provider neither is built in nor declared here.

@@ -102,6 +102,9 @@ class ToolInvocation(BaseModel):
     # The request a person approved for this call; the tool's activity refuses a call
     # its own policy says needs one when this is empty.
     approved_request: str | None = None
+    # Approved because nobody decided in time: counts only where the worker's own
+    # definition approves by default (the run's catalogue may not say so for it).
+    approval_timed_out: bool = False
     # A flow's direct call wants the function's value (as JSON) besides the text.
     want_value: bool = False
     # The run's context as JSON, and the name its model is registered under.

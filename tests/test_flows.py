@@ -134,23 +134,35 @@ async def test_a_flow_whose_code_raises_fails_typed(env: WorkflowEnvironment,
     assert "flow 'broken' failed: KeyError" in cause.message
 
 
-async def test_an_unknown_flow_or_bad_arguments_fail_at_once(env: WorkflowEnvironment,
-                                                             task_queue: str) -> None:
+async def test_an_unknown_flow_waits_for_a_worker_and_bad_arguments_fail_at_once(
+        env: WorkflowEnvironment, task_queue: str) -> None:
+    from temporalio.api.enums.v1 import EventType
+
     async with app_worker(env, task_queue):
         handle = await env.client.start_workflow(
             "no_such_flow", id=f"ghost-{uuid.uuid4().hex[:8]}", task_queue=task_queue,
             result_type=FlowResult)
-        with pytest.raises(WorkflowFailureError) as caught:
-            await asyncio.wait_for(handle.result(), 60)
+        # Like any type a worker lacks: the task fails and is retried, so a worker that
+        # has the flow (a later deploy, another pool) can still run it.
+        failures: list[str] = []
+        for _ in range(100):
+            history = await handle.fetch_history()
+            failures = [e.workflow_task_failed_event_attributes.failure.message
+                        for e in history.events
+                        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED]
+            if failures:
+                break
+            await asyncio.sleep(0.1)
+        described = await handle.describe()
+        await handle.terminate("test cleanup")
         forged = await env.client.start_workflow(
             "tale", {"arguments": {"topic": 42, "extra": 1}},
             id=f"forged-{uuid.uuid4().hex[:8]}", task_queue=task_queue, result_type=FlowResult)
         with pytest.raises(WorkflowFailureError) as bad:
             await asyncio.wait_for(forged.result(), 60)
-    cause = caught.value.cause
-    assert isinstance(cause, ApplicationError) and cause.type == "InvalidRunInput"
-    assert "no flow or workflow named 'no_such_flow'" in cause.message
-    assert "tale" in cause.message  # the worker's flows are listed
+    assert failures and "no flow or workflow named 'no_such_flow'" in failures[0]
+    assert "tale" in failures[0]  # the worker's flows are listed
+    assert described.status is not None and described.status.name == "RUNNING"
     assert isinstance(bad.value.cause, ApplicationError)
     assert bad.value.cause.type == "InvalidRunInput"
     assert "invalid arguments for flow 'tale'" in bad.value.cause.message
@@ -339,3 +351,55 @@ def test_the_catalogue_lists_an_apps_flows_with_their_parameters() -> None:
     assert "flows:" in result.stdout
     assert ("  fan                (topics: list[str], keep_failures: bool) Outline every topic "
             "in parallel") in result.stdout
+
+
+@workflow.defn
+class PublishWorkflow:
+    """A user's own workflow calling a tool that needs a person: it has no desk."""
+
+    @workflow.run
+    async def run(self, title: str) -> str:
+        return str(await flow_app.publish(title))
+
+
+async def test_an_approval_in_a_workflow_without_a_desk_fails_typed(
+        env: WorkflowEnvironment, task_queue: str) -> None:
+    plugin = baton.BatonPlugin(flow_app.publish)
+    client = Client(**{**env.client.config(), "plugins": [plugin]})
+    async with Worker(client, task_queue=task_queue, workflows=[PublishWorkflow]):
+        handle = await client.start_workflow(PublishWorkflow.run, "Night Shift",
+                                             id=f"publish-{uuid.uuid4().hex[:8]}",
+                                             task_queue=task_queue)
+        with pytest.raises(WorkflowFailureError) as caught:
+            await asyncio.wait_for(handle.result(), 60)
+    cause = caught.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "ApprovalUnavailable"
+    assert flow_app.calls == []
+
+
+def test_agents_cannot_call_themselves_through_agent_tools() -> None:
+    from baton.catalogue import CatalogueError, parse_catalogue
+
+    raw = flow_app.asker.catalogue().model_dump(mode="json")
+    raw["agents"]["outliner"]["tools"] = ["ask_outliner"]  # outliner asks itself
+    with pytest.raises(CatalogueError, match="agents call themselves through agent tools: "
+                                             "outliner -> outliner"):
+        parse_catalogue(raw)
+
+
+def test_tools_of_one_turn_changing_different_context_fields_keep_both() -> None:
+    from baton.activities.tools import _changed
+    from baton.workflows.agent_call import apply_context
+
+    booking = flow_app.Booking(passenger="Ada")
+    before = booking.model_dump(mode="json")
+    # two tools of one turn, each on its own copy of the context
+    seat_copy, meal_copy = booking.model_copy(), booking.model_copy()
+    seat_copy.seat = "12A"
+    meal_copy.changes = 5
+    seat_change, meal_change = _changed(seat_copy, before), _changed(meal_copy, before)
+    assert seat_change == {"seat": "12A"} and meal_change == {"changes": 5}
+    apply_context(booking, seat_change)
+    apply_context(booking, meal_change)  # the later one does not undo the earlier
+    assert (booking.seat, booking.changes) == ("12A", 5)
+    assert _changed(booking.model_copy(), booking.model_dump(mode="json")) is None

@@ -182,3 +182,23 @@ def test_load_catalogue_keeps_the_operators_providers() -> None:
     cat = load_catalogue(ROOT / "tests" / "data" / "keyless.toml")
     assert cat.providers["elsewhere"].api_key_env == "BATON_TEST_UNSET_KEY"
     assert cat.closure("solo").providers == {}
+
+
+async def test_a_catalogue_cannot_approve_by_timing_out_a_worker_policy(
+        env: WorkflowEnvironment, task_queue: str) -> None:
+    ran.clear()
+    clerk = baton.Agent("clerk", "Help customers.", tools=[close_account],
+                        retry={"max_attempts": 1})
+    raw = clerk.catalogue().model_dump(mode="json")
+    # the client's forged policy: ask, but give up at once and approve by default
+    raw["tools"]["close_account"].update(approval="always", approval_timeout_s=0.01,
+                                         approval_default="approve")
+    forged = parse_catalogue(raw)
+    async with worker(env.client, task_queue, tools=[close_account]):
+        handle = await start(env.client, task_queue, "clerk", "Close the account of Dana",
+                             cat=forged, result_type=RunResult)
+        result = await finish(handle)
+    assert ran == []  # the worker's own default on a timeout is to reject
+    assert [a.timed_out for a in result.approvals] == [True]
+    failed = [s.detail for s in result.trace if s.kind == "tool_call" and not s.ok]
+    assert failed and "ApprovalMissing" in failed[0]

@@ -214,6 +214,7 @@ async def run_function_tool(ledger: RunLedger, agent: AgentSpec, tool: ToolDef,
                     "run; do not call it again with these arguments.")
         if decision is not None:
             invocation.approved_request = decision.request.request_id
+            invocation.approval_timed_out = decision.timed_out
     budget = ledger.check_budget()  # again: a person may have taken the deadline
     ledger.charge(agent.name, Usage(tool_calls=1))
     summary = shorten(f"{agent.name} · {tool.name}({arguments})", 200)
@@ -291,6 +292,8 @@ async def run_agent_tool(ledger: RunLedger, caller: AgentSpec, tool: ToolDef, ca
                 f"the output extractor of agent tool {tool.name!r} (agent {callee.name!r}) "
                 f"raised {type(err).__name__}: {err}", type="OutputExtractorFailed",
                 non_retryable=True) from None
+    # The caller's tool-output guardrails see what it reads, as for a function tool.
+    text = await _screened(ledger, caller, tool, text)
     ledger.step("tool_call", caller.name, f"{tool.name}({shown}) -> {shorten(text, 120)}")
     return text
 
@@ -325,10 +328,11 @@ async def _approval(ledger: RunLedger, agent: AgentSpec, tool: ToolDef,
 
 
 def apply_context(context: BaseModel, changed: dict[str, Any]) -> None:
-    """A tool's changes to the run's context, applied to the run's own object in the
-    order the calls completed (recorded in history, so a replay applies the same)."""
-    updated = type(context).model_validate(changed)
-    for name in type(context).model_fields:
+    """The fields a tool changed in the run's context, applied to the run's own object
+    in the order the calls completed (recorded in history, so a replay applies the
+    same)."""
+    updated = type(context).model_validate({**context.model_dump(mode="json"), **changed})
+    for name in changed:
         setattr(context, name, getattr(updated, name))
 
 

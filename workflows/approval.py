@@ -20,6 +20,7 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
+from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
     from baton.runs import (
@@ -141,5 +142,10 @@ def current_desk() -> ApprovalDesk:
     """The approval desk of the workflow this code runs in."""
     desk = workflow.instance()
     if not isinstance(desk, ApprovalDesk):
-        raise TypeError(f"{type(desk).__name__} cannot wait for approvals")
+        # Typed and final: a workflow task failing on this would be retried forever.
+        raise ApplicationError(
+            f"{type(desk).__name__} cannot wait for a person's approval: approvals (a tool "
+            "with approval=..., baton.approval) need a @baton.flow or a Baton team, whose "
+            "workflows take decisions; call the step from one (e.g. as a child workflow)",
+            type="ApprovalUnavailable", non_retryable=True)
     return desk

@@ -32,7 +32,7 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, TypeAdapter, ValidationError
 
-    from baton.contracts import contract_model, register_contract
+    from baton.contracts import ContractError, contract_model, register_contract
     from baton.errors import FlowFailed, InvalidRunInput, ToolUnavailable
     from baton.flows import (
         FLOWS,
@@ -46,7 +46,7 @@ with workflow.unsafe.imports_passed_through():
     from baton.runs import ApprovalRecord, RunInput, RunResult
     from baton.specs import Catalogue
     from baton.text import shorten
-    from baton.tools import Tool, ToolInvocation, ToolOutcome
+    from baton.tools import APPROVAL_POLICY_ACTIVITY, Tool, ToolInvocation, ToolOutcome
     from baton.usage import Usage
 
 from baton.workflows.agent_call import (
@@ -82,9 +82,12 @@ class FlowWorkflow(PatternWorkflow):
         flow = FLOWS.get(name)
         if flow is None:
             known = ", ".join(sorted(FLOWS)) or "none"
-            raise InvalidRunInput(
+            # Not a typed failure: as for any workflow type a worker lacks, the task is
+            # retried, so a worker that has it (the next deploy, another pool on the
+            # queue) runs it; the Web UI shows this message on the failed task.
+            raise RuntimeError(
                 f"no flow or workflow named {name!r} on this worker (its flows: {known}); "
-                "start the worker with the module that defines it: python worker.py --app "
+                "start a worker with the module that defines it: python worker.py --app "
                 "MODULE")
         try:
             given = (workflow.payload_converter().from_payload(args[0].payload, FlowInput)
@@ -93,7 +96,8 @@ class FlowWorkflow(PatternWorkflow):
         except (ValidationError, FlowArgumentsError) as err:
             # Retrying cannot fix the input: fail the run, not its workflow task forever.
             raise InvalidRunInput(str(err)) from None
-        prompt = given.prompt or shorten(json.dumps(given.arguments, default=str), 2000)
+        prompt = (given.prompt.strip()
+                  or shorten(json.dumps(given.arguments, default=str), 2000).strip())
         run = RunInput(member=name, catalogue=EMPTY_CATALOGUE, options=given.options,
                        messages=[Message(role="user", content=prompt or "(no input)")])
         return await self.execute(run, FlowResult, partial(self._body, flow, arguments),
@@ -183,7 +187,17 @@ async def agent_step(agent: Any, input: str | Sequence[Message], *,
             f"agent {spec.name!r}: context must be a pydantic model instance, not "
             f"{type(context).__name__}", type="InvalidContext", non_retryable=True)
     if context is not None:
-        register_contract(type(context))  # its tools' activities rebuild it by name
+        try:  # its tools' activities rebuild it by name (the worker's app registers it)
+            register_contract(type(context))
+        except ContractError as err:
+            raise ApplicationError(f"agent {spec.name!r}: context {err}",
+                                   type="InvalidContext", non_retryable=True) from None
+    if isolated and (output is not None or model is not None or context is not None
+                     or agent.instructions_for is not None):
+        raise ApplicationError(
+            f"agent {spec.name!r}: isolated=True runs the agent as declared; output=, "
+            "model=, context= and instructions made from a context need isolated=False",
+            type="InvalidArguments", non_retryable=True)
     updates: dict[str, Any] = {}
     chosen = model or ledger.run.options.model_override
     if chosen is not None:
@@ -236,7 +250,12 @@ async def tool_step(tool: Tool, arguments: dict[str, Any]) -> Any:
                                 arguments=as_json, team=who, want_value=True,
                                 max_result_chars=definition.max_result_chars)
     if definition.approval != "never":
-        needed = tool.needs_approval(checked)
+        # A policy is the user's code: run as a local activity, so its answer is
+        # recorded and a replay never re-evaluates it (as for an agent's tool calls).
+        needed = definition.approval == "always" or await workflow.execute_local_activity(
+            APPROVAL_POLICY_ACTIVITY, invocation, result_type=bool,
+            start_to_close_timeout=timedelta(seconds=10),
+            summary=f"approval policy of {tool.name}")
         if needed:
             record = await approval_step(
                 f"{tool.name} requires approval", as_json, subject=tool.name,
@@ -245,6 +264,7 @@ async def tool_step(tool: Tool, arguments: dict[str, Any]) -> Any:
                 raise ApplicationError(f"{tool.name} was rejected: {record.reason}",
                                        type="ToolRejected", non_retryable=True)
             invocation.approved_request = record.request.request_id
+            invocation.approval_timed_out = record.timed_out
     budget = ledger.check_budget()
     ledger.charge(who, Usage(tool_calls=1))
     timeout = timedelta(seconds=definition.timeout_s)
