@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 from google.protobuf import json_format
@@ -154,9 +155,10 @@ def request(url: str, method: str, path: str, body: bytes | None = None,
 
 
 @contextmanager
-def serving(codec: EncryptionCodec) -> Iterator[CodecServer]:
-    # /encode on: the test below covers it (tests/test_codec_server.py covers it off).
-    server = make_server(codec, "127.0.0.1", 0, [UI], allow_encode=True)
+def serving(codec: EncryptionCodec, **options: Any) -> Iterator[CodecServer]:
+    """A codec server on a free loopback port, in a thread, for the test's duration
+    (`options` as make_server takes them)."""
+    server = make_server(codec, "127.0.0.1", 0, [UI], **options)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
@@ -176,7 +178,8 @@ UI_HEADERS = {"Content-Type": "application/json", "X-Namespace": "default", "Ori
 async def test_codec_server_decodes_a_payload_from_the_history(recorded: Recorded) -> None:
     stored = recorded.history.events[0].workflow_execution_started_event_attributes.input
     codec = EncryptionCodec(base64.b64decode(KEY_A))
-    with serving(codec) as server:
+    # /encode on: this test covers it (tests/test_codec_server.py covers it off).
+    with serving(codec, allow_encode=True) as server:
         status, headers, body = await asyncio.to_thread(
             request, server.url, "POST", "/decode", payloads_json(*stored.payloads), UI_HEADERS)
         assert status == 200, body
@@ -208,7 +211,7 @@ async def test_codec_server_decodes_a_payload_from_the_history(recorded: Recorde
         status, _, body = await asyncio.to_thread(
             request, server.url, "POST", "/decode", b"{not json", UI_HEADERS)
         assert status == 400 and b"not protobuf JSON" in body
-    with serving(EncryptionCodec(base64.b64decode(KEY_B))) as server:
+    with serving(EncryptionCodec(base64.b64decode(KEY_B)), allow_encode=True) as server:
         status, _, body = await asyncio.to_thread(
             request, server.url, "POST", "/decode", payloads_json(*stored.payloads), UI_HEADERS)
         assert status == 400  # with a message, like every body it cannot read

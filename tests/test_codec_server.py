@@ -21,7 +21,6 @@ import socket
 import ssl
 import subprocess
 import sys
-import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager, contextmanager
@@ -51,6 +50,7 @@ from baton.codec import (
     key_id,
 )
 from baton.temporal import temporal_binary
+from tests.test_codec import serving as codec_serving
 from tests.test_starter import ROOT
 
 KEY = os.urandom(32)
@@ -113,15 +113,10 @@ def decode(server: CodecServer, body: bytes, token: str | None = TOKEN, **kw: An
 
 @contextmanager
 def serving(**options: Any) -> Iterator[CodecServer]:
+    """tests/test_codec.py's server, with the token on unless a test says otherwise."""
     options.setdefault("token", TOKEN)
-    server = make_server(EncryptionCodec(KEY), "127.0.0.1", 0, [UI], **options)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with codec_serving(EncryptionCodec(KEY), **options) as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def decoded_texts(answer: Answer) -> list[str]:
