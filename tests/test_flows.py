@@ -246,12 +246,25 @@ async def test_the_starter_runs_a_flow_of_an_app(env: WorkflowEnvironment,
                                            "--json")
         bad_code, _, bad_err = await run_starter(env, task_queue, "run", "fan", "tea and rain",
                                                  "--app", "tests.flow_app")
+        # the run flags: --model reaches every agent.run, a budget stops the flow
+        small_code, small_out, small_err = await run_starter(
+            env, task_queue, "run", "tale", "a lighthouse keeper", "--app", "tests.flow_app",
+            "--model", "offline:tiny", "--budget-calls", "1", "--json")
+        quick_code, quick_out, quick_err = await run_starter(
+            env, task_queue, "run", "tale", "a lighthouse keeper", "--app", "tests.flow_app",
+            "--no-wait")
     assert code == 0, err
     result = json.loads(out)
     assert result["pattern"] == "flow" and result["member"] == "tale"
     assert result["status"] == "ok" and result["value"]["title"]
     assert result["workflow_id"].startswith("tale-a-lighthouse-keeper-")
     assert bad_code == 2 and "invalid arguments for flow 'fan': topics" in bad_err
+    assert small_code == 0, small_err
+    small = json.loads(small_out)
+    assert small["status"] == "budget_exhausted"
+    assert {s["model"] for s in small["trace"] if s["model"]} == {"offline:tiny"}
+    assert quick_code == 0, quick_err
+    assert quick_out.startswith("started tale-a-lighthouse-keeper-")
 
 
 async def test_a_run_context_is_shared_by_tools_and_instructions_and_replays(

@@ -42,7 +42,7 @@ with workflow.unsafe.imports_passed_through():
         FlowInput,
         FlowResult,
     )
-    from baton.model_io import Message
+    from baton.model_io import Message, ModelRef
     from baton.runs import ApprovalRecord, RunInput, RunResult
     from baton.specs import Catalogue
     from baton.text import shorten
@@ -201,6 +201,11 @@ async def agent_step(agent: Any, input: str | Sequence[Message], *,
     updates: dict[str, Any] = {}
     chosen = model or ledger.run.options.model_override
     if chosen is not None:
+        try:  # a run's input may carry any string here: refuse it typed, before a call
+            ModelRef.parse(chosen)
+        except ValueError as err:
+            raise ApplicationError(f"agent {spec.name!r}: {err}", type="InvalidArguments",
+                                   non_retryable=True) from None
         updates.update(model=chosen, fallback_models=[])
     if agent.instructions_for is not None:
         updates["instructions"] = agent.instructions_for(context)
