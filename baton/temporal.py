@@ -197,6 +197,34 @@ def workflow_failure_types() -> list[type[BaseException]]:
     return [ValidationError]
 
 
+def worker_tuning(*, sandboxed: bool = False) -> dict[str, Any]:
+    """The Worker options Baton's production worker runs with, each one measured.
+    The benchmarks' raw-Temporal baselines take the same ones (bench/common.py), so a
+    figure compares orchestration, not tuning."""
+    from temporalio.worker import PollerBehaviorSimpleMaximum, UnsandboxedWorkflowRunner
+
+    tuning: dict[str, Any] = {}
+    if not sandboxed:
+        # Temporal's sandbox re-imports every workflow module for every workflow run:
+        # measured here as the largest worker cost per run (throughput 0.8x -> 0.93x a
+        # raw workflow's). Baton's workflows hold no user code and are checked for
+        # determinism in the sandbox by the test suite (its workers pass sandboxed=True),
+        # with no workflow cache, and by replaying committed histories.
+        tuning["workflow_runner"] = UnsandboxedWorkflowRunner()
+    tuning["graceful_shutdown_timeout"] = timedelta(seconds=10)
+    # Model calls spend their time waiting on the network, so one worker can hold
+    # hundreds at once; the SDK's default of 100 would queue a large fan-out.
+    tuning["max_concurrent_activities"] = 500
+    tuning["max_concurrent_workflow_tasks"] = 200
+    # A fan-out schedules its branches' calls at once; with the SDK's 5 activity polls
+    # more of them wait in the server's task-queue table (written, read back, deleted)
+    # instead of being handed straight to a waiting poll. A small gain at N = 500,
+    # near this machine's noise (docs/benchmarks.md; `bench/fanout_bench.py
+    # --activity-polls N` compares).
+    tuning["activity_task_poller_behavior"] = PollerBehaviorSimpleMaximum(20)
+    return tuning
+
+
 def build_worker(client: Client, task_queue: str, *, tools: Sequence[Tool] = (),
                  guardrails: Sequence[Guardrail] = (),
                  providers: Mapping[str, ProviderConfig] | None = None,
@@ -207,11 +235,7 @@ def build_worker(client: Client, task_queue: str, *, tools: Sequence[Tool] = (),
     `sandboxed` (default: BATON_SANDBOX=1 in the environment) runs the workflows in
     Temporal's sandbox."""
     from temporalio.worker import Plugin as WorkerPlugin
-    from temporalio.worker import (
-        PollerBehaviorSimpleMaximum,
-        UnsandboxedWorkflowRunner,
-        Worker,
-    )
+    from temporalio.worker import Worker
 
     from baton.activities.guardrails import guardrail_activities
     from baton.activities.model import ModelCalls
@@ -238,24 +262,8 @@ def build_worker(client: Client, task_queue: str, *, tools: Sequence[Tool] = (),
         client = refusing
     if sandboxed is None:
         sandboxed = os.environ.get("BATON_SANDBOX", "") == "1"
-    if not sandboxed:
-        # Temporal's sandbox re-imports every workflow module for every workflow run:
-        # measured here as the largest worker cost per run (throughput 0.8x -> 0.93x a
-        # raw workflow's). Baton's workflows hold no user code and are checked for
-        # determinism in the sandbox by the test suite (its workers pass sandboxed=True),
-        # with no workflow cache, and by replaying committed histories.
-        options.setdefault("workflow_runner", UnsandboxedWorkflowRunner())
-    options.setdefault("graceful_shutdown_timeout", timedelta(seconds=10))
-    # Model calls spend their time waiting on the network, so one worker can hold
-    # hundreds at once; the SDK's default of 100 would queue a large fan-out.
-    options.setdefault("max_concurrent_activities", 500)
-    options.setdefault("max_concurrent_workflow_tasks", 200)
-    # A fan-out schedules its branches' calls at once; with the SDK's 5 activity polls
-    # more of them wait in the server's task-queue table (written, read back, deleted)
-    # instead of being handed straight to a waiting poll. A small gain at N = 500,
-    # near this machine's noise (docs/benchmarks.md; `bench/fanout_bench.py
-    # --activity-polls N` compares).
-    options.setdefault("activity_task_poller_behavior", PollerBehaviorSimpleMaximum(20))
+    for option, value in worker_tuning(sandboxed=sandboxed).items():
+        options.setdefault(option, value)
     options.setdefault("workflow_failure_exception_types", workflow_failure_types())
     # Telemetry from the worker's own configuration: the metric labels it reports by
     # name (add an operator catalogue with baton.metrics.known_catalogue), and no

@@ -1,27 +1,42 @@
-"""Where the benchmarks run: the embedded dev server they start, or any cluster.
+"""Where the benchmarks run, and the raw-Temporal worker their baselines run on.
 
-With BENCH_ADDRESS=host:port (`make bench BENCH_ADDRESS=...`) every benchmark
-connects to that Temporal instead of starting its own dev server, so the same
-figures can be taken on a real cluster (the worker still runs on this machine).
+Each benchmark starts a dev server stored as `make server` stores it (a SQLite file
+with the same pragmas), so figures are what a user of the embedded default sees;
+BENCH_STORE=memory keeps it in memory instead. With BENCH_ADDRESS=host:port (`make
+bench BENCH_ADDRESS=...`) every benchmark connects to that Temporal instead, so the
+same figures can be taken on a real cluster (the worker still runs on this machine).
+
+Every raw baseline runs on `raw_worker`: the same runner and options as Baton's
+production worker (`baton.temporal.worker_tuning`), so a ratio measures Baton's
+orchestration and not a difference in worker tuning.
 """
 
 from __future__ import annotations
 
 import os
+import tempfile
 import time
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from temporalio.client import Client
+from temporalio.worker import Worker
 
-from baton.temporal import Settings, connect, start_dev_environment
+from baton.temporal import Settings, connect, start_dev_environment, worker_tuning
+
+# As scripts/dev_server.sh starts `make server`: WAL and synchronous=normal.
+SQLITE_PRAGMAS = ["--sqlite-pragma", "journal_mode=wal",
+                  "--sqlite-pragma", "synchronous=normal"]
 
 
 @dataclass
 class BenchEnvironment:
     client: Client
     local: Any = None  # the WorkflowEnvironment we started, if any
+    store: str = "cluster"  # "file" (as make server), "memory", or "cluster"
+    _tmp: Any = field(default=None, repr=False)
 
     def server_pid(self) -> int | None:
         """The dev server process we started (a child named `temporal`), if any."""
@@ -39,16 +54,40 @@ class BenchEnvironment:
     async def shutdown(self) -> None:
         if self.local is not None:
             await self.local.shutdown()
+        if self._tmp is not None:
+            self._tmp.cleanup()
 
 
-async def bench_environment(**dev_server: Any) -> BenchEnvironment:
+async def bench_environment(*, in_memory: bool | None = None,
+                            database: Path | None = None) -> BenchEnvironment:
+    """The server a benchmark runs against: BENCH_ADDRESS's, else a dev server of its
+    own, stored in a SQLite file like `make server`'s (at `database` if given) unless
+    `in_memory` (default: BENCH_STORE=memory)."""
     address = os.environ.get("BENCH_ADDRESS")
     if address:
         settings = Settings.from_env()
         return BenchEnvironment(await connect(Settings(
             address=address, namespace=settings.namespace)))
-    local = await start_dev_environment(**dev_server)
-    return BenchEnvironment(local.client, local)
+    if in_memory is None:
+        in_memory = os.environ.get("BENCH_STORE", "file") == "memory"
+    if in_memory:
+        local = await start_dev_environment()
+        return BenchEnvironment(local.client, local, store="memory")
+    tmp = None
+    if database is None:
+        tmp = tempfile.TemporaryDirectory(prefix="baton-bench-")
+        database = Path(tmp.name) / "bench.db"
+    local = await start_dev_environment(dev_server_database_filename=str(database),
+                                        dev_server_extra_args=SQLITE_PRAGMAS)
+    return BenchEnvironment(local.client, local, store="file", _tmp=tmp)
+
+
+def raw_worker(client: Client, task_queue: str, *, workflows: Sequence[type],
+               activities: Sequence[Callable[..., Any]], **options: Any) -> Worker:
+    """A worker for a raw-Temporal baseline, tuned exactly as Baton's production
+    worker (unsandboxed, the same slots and polls); `options` override for a study."""
+    return Worker(client, task_queue=task_queue, workflows=workflows,
+                  activities=activities, **{**worker_tuning(sandboxed=False), **options})
 
 
 def process_cpu_s(pid: int | None) -> float | None:

@@ -25,7 +25,6 @@ import asyncio
 import json
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -126,44 +125,38 @@ async def main() -> int:
                         help="in-memory SQLite instead of the embedded default's file")
     args = parser.parse_args()
     chaos = Chaos(latency_s=args.latency, agents=["analyst"])
-    with tempfile.TemporaryDirectory() as tmp:
-        extra = [] if args.in_memory else [
-            "--sqlite-pragma", "journal_mode=wal", "--sqlite-pragma", "synchronous=normal"]
-        env = await bench_environment(
-            dev_server_database_filename=None if args.in_memory else f"{tmp}/bench.db",
-            dev_server_extra_args=extra,
-        )
-        try:
-            await with_temporal(env, 5, Chaos(agents=["analyst"]))  # warm-up
-            for n in args.n:
-                walls, bases, raws = [], [], []
-                meters, raw_meters = [], []
-                for _ in range(args.repeat):
-                    bases.append(await baseline(n, chaos))
-                    wall, meter = await with_temporal(env, n, chaos, args.branch_runs,
-                                                      args.activity_polls)
-                    walls.append(wall)
-                    meters.append(meter)
-                    with CpuMeter(env.server_pid()) as raw_meter:
-                        raws.append(await run_raw(env.client, n, args.latency))
-                    raw_meters.append(raw_meter)
-                wall, base = statistics.median(walls), statistics.median(bases)
-                raw_cpu = per_branch_ms(raw_meters, n)
-                print(json.dumps({
-                    "bench": "fanout",
-                    "case": f"fanout-{'memory' if args.in_memory else 'sqlite-file'}",
-                    "n": n, "branch_runs": args.branch_runs,
-                    "activity_polls": args.activity_polls or 20,
-                    "latency_s": args.latency, "wall_s": round(wall, 3),
-                    "baseline_s": round(base, 3), "ratio": round(wall / base, 2),
-                    "raw_s": round(statistics.median(raws), 3),
-                    "wall_min_s": round(min(walls), 3), "wall_max_s": round(max(walls), 3),
-                    "repeat": args.repeat, **per_branch_ms(meters, n),
-                    "raw_server_cpu_ms_per_branch": raw_cpu["server_cpu_ms_per_branch"],
-                    "raw_worker_cpu_ms_per_branch": raw_cpu["worker_cpu_ms_per_branch"],
-                }), flush=True)
-        finally:
-            await env.shutdown()
+    env = await bench_environment(in_memory=args.in_memory or None)
+    try:
+        await with_temporal(env, 5, Chaos(agents=["analyst"]))  # warm-up
+        for n in args.n:
+            walls, bases, raws = [], [], []
+            meters, raw_meters = [], []
+            for _ in range(args.repeat):
+                bases.append(await baseline(n, chaos))
+                wall, meter = await with_temporal(env, n, chaos, args.branch_runs,
+                                                  args.activity_polls)
+                walls.append(wall)
+                meters.append(meter)
+                with CpuMeter(env.server_pid()) as raw_meter:
+                    raws.append(await run_raw(env.client, n, args.latency))
+                raw_meters.append(raw_meter)
+            wall, base = statistics.median(walls), statistics.median(bases)
+            raw_cpu = per_branch_ms(raw_meters, n)
+            print(json.dumps({
+                "bench": "fanout",
+                "case": f"fanout-{'memory' if args.in_memory else 'sqlite-file'}",
+                "n": n, "branch_runs": args.branch_runs,
+                "activity_polls": args.activity_polls or 20,
+                "latency_s": args.latency, "wall_s": round(wall, 3),
+                "baseline_s": round(base, 3), "ratio": round(wall / base, 2),
+                "raw_s": round(statistics.median(raws), 3),
+                "wall_min_s": round(min(walls), 3), "wall_max_s": round(max(walls), 3),
+                "repeat": args.repeat, **per_branch_ms(meters, n),
+                "raw_server_cpu_ms_per_branch": raw_cpu["server_cpu_ms_per_branch"],
+                "raw_worker_cpu_ms_per_branch": raw_cpu["worker_cpu_ms_per_branch"],
+            }), flush=True)
+    finally:
+        await env.shutdown()
     return 0
 
 

@@ -28,11 +28,6 @@ sys.path.insert(0, str(ROOT))
 
 from temporalio import workflow  # noqa: E402
 from temporalio.client import Client  # noqa: E402
-from temporalio.worker import (  # noqa: E402
-    PollerBehaviorSimpleMaximum,
-    UnsandboxedWorkflowRunner,
-    Worker,
-)
 
 import baton  # noqa: E402
 from baton.activities.model import ModelCalls  # noqa: E402
@@ -40,7 +35,7 @@ from baton.launch import plan_flow, start_flow  # noqa: E402
 from baton.model_io import Message, ModelRequest, ModelResponse  # noqa: E402
 from baton.runs import RunOptions  # noqa: E402
 from baton.temporal import build_worker, exit_now  # noqa: E402
-from bench.common import bench_environment  # noqa: E402
+from bench.common import bench_environment, raw_worker  # noqa: E402
 from bench.step_bench import pct, step_gaps_ms  # noqa: E402
 
 STEPS = 8
@@ -91,12 +86,8 @@ async def flow_steps(client: Client, runs: int) -> list[float]:
 async def raw_steps(client: Client, runs: int) -> list[float]:
     task_queue = f"bench-raw-flow-{uuid.uuid4().hex[:8]}"
     gaps: list[float] = []
-    # The options build_worker gives Baton's own worker (baton/temporal.py).
-    async with Worker(client, task_queue=task_queue, workflows=[RawModelSequence],
-                      activities=[ModelCalls().call_model],
-                      workflow_runner=UnsandboxedWorkflowRunner(),
-                      max_concurrent_activities=500, max_concurrent_workflow_tasks=200,
-                      activity_task_poller_behavior=PollerBehaviorSimpleMaximum(20)):
+    async with raw_worker(client, task_queue, workflows=[RawModelSequence],
+                          activities=[ModelCalls().call_model]):
         for _ in range(runs):
             handle = await client.start_workflow(RawModelSequence.run, "Durable execution",
                                                  id=f"raw-flow-{uuid.uuid4().hex[:8]}",

@@ -1,8 +1,9 @@
 """The raw-Temporal references for the benchmarks: no Baton code at all.
 
 A parent workflow starts N children at once; each child runs one activity that
-sleeps. Registered on its own task queue and worker with the SDK's defaults, so
-the figure is what an unassisted Temporal user would see for the same shape.
+sleeps. Each runs on its own task queue, on a worker tuned exactly as Baton's
+production worker (`bench.common.raw_worker`), so a ratio against it measures what
+Baton's orchestration adds, not a difference in worker options.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from datetime import timedelta
 
 from temporalio import activity, workflow
 from temporalio.client import Client
-from temporalio.worker import Worker
+
+from bench.common import raw_worker
 
 
 @activity.defn
@@ -85,8 +87,8 @@ RAW_ACTIVITIES = [raw_sleep]
 async def run_raw(client: Client, n: int, seconds: float) -> float:
     loop = asyncio.get_running_loop()
     task_queue = f"raw-{uuid.uuid4().hex[:8]}"
-    async with Worker(client, task_queue=task_queue, workflows=RAW_WORKFLOWS,
-                      activities=RAW_ACTIVITIES, max_concurrent_activities=1000):
+    async with raw_worker(client, task_queue, workflows=RAW_WORKFLOWS,
+                          activities=RAW_ACTIVITIES):
         started = loop.time()
         await client.execute_workflow(RawParent.run, args=[n, seconds],
                                       id=f"raw-{n}-{uuid.uuid4().hex[:6]}",

@@ -32,14 +32,13 @@ sys.path.insert(0, str(ROOT))
 from temporalio.api.enums.v1 import EventType  # noqa: E402
 from temporalio.client import Client, WorkflowHistory  # noqa: E402
 from temporalio.runtime import MetricBuffer, Runtime, TelemetryConfig  # noqa: E402
-from temporalio.worker import Worker  # noqa: E402
 
 from baton.catalogue import load_catalogue  # noqa: E402
 from baton.launch import plan_run, start_run  # noqa: E402
 from baton.model_io import Message  # noqa: E402
 from baton.runs import RunOptions  # noqa: E402
 from baton.temporal import Settings, build_worker, connect, exit_now  # noqa: E402
-from bench.common import bench_environment  # noqa: E402
+from bench.common import bench_environment, raw_worker  # noqa: E402
 from bench.raw_temporal import RawSequence, raw_noop  # noqa: E402
 
 # The SDK's metrics (without their "temporal_" prefix), and what each is, per step.
@@ -95,8 +94,8 @@ async def baton_steps(client: Client, member: str, prompt: str, runs: int) -> li
 async def raw_steps(client: Client, runs: int, count: int = 8) -> list[float]:
     task_queue = f"bench-raw-{uuid.uuid4().hex[:8]}"
     gaps: list[float] = []
-    async with Worker(client, task_queue=task_queue, workflows=[RawSequence],
-                      activities=[raw_noop]):
+    async with raw_worker(client, task_queue, workflows=[RawSequence],
+                          activities=[raw_noop]):
         for _ in range(runs):
             handle = await client.start_workflow(RawSequence.run, count,
                                                  id=f"raw-step-{uuid.uuid4().hex[:8]}",

@@ -28,14 +28,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from temporalio.client import Client  # noqa: E402
-from temporalio.worker import Worker  # noqa: E402
 
 from baton.catalogue import load_catalogue  # noqa: E402
 from baton.launch import plan_run, start_run  # noqa: E402
 from baton.model_io import Message  # noqa: E402
 from baton.runs import RunOptions  # noqa: E402
 from baton.temporal import build_worker, exit_now  # noqa: E402
-from bench.common import bench_environment  # noqa: E402
+from bench.common import bench_environment, raw_worker  # noqa: E402
 from bench.raw_temporal import RawSequence, raw_noop  # noqa: E402
 
 PROMPT = "My invoice shows the wrong amount"
@@ -53,9 +52,8 @@ async def baton_rate(client: Client, runs: int, task_queue: str) -> float:
 
 async def raw_rate(client: Client, runs: int) -> float:
     task_queue = f"bench-raw-{uuid.uuid4().hex[:8]}"
-    async with Worker(client, task_queue=task_queue, workflows=[RawSequence],
-                      activities=[raw_noop], max_concurrent_activities=500,
-                      max_concurrent_workflow_tasks=200):
+    async with raw_worker(client, task_queue, workflows=[RawSequence],
+                          activities=[raw_noop]):
         started = time.perf_counter()
         handles = await asyncio.gather(*(client.start_workflow(
             RawSequence.run, 2, id=f"raw-tp-{uuid.uuid4().hex[:8]}", task_queue=task_queue,

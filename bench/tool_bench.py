@@ -31,11 +31,10 @@ sys.path.insert(0, str(ROOT))
 
 from temporalio.api.enums.v1 import EventType  # noqa: E402
 from temporalio.client import Client, WorkflowHistory  # noqa: E402
-from temporalio.worker import Worker  # noqa: E402
 
 import baton  # noqa: E402
 from baton.temporal import build_worker, exit_now  # noqa: E402
-from bench.common import bench_environment  # noqa: E402
+from bench.common import bench_environment, raw_worker  # noqa: E402
 from bench.raw_temporal import RawSequence, raw_noop  # noqa: E402
 
 SCHEDULED = EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
@@ -79,8 +78,8 @@ async def baton_runs(client: Client, runs: int, tools: list[baton.Tool]) -> list
 async def raw_runs(client: Client, runs: int, count: int) -> list[float]:
     task_queue = f"bench-raw-{uuid.uuid4().hex[:8]}"
     gaps: list[float] = []
-    async with Worker(client, task_queue=task_queue, workflows=[RawSequence],
-                      activities=[raw_noop]):
+    async with raw_worker(client, task_queue, workflows=[RawSequence],
+                          activities=[raw_noop]):
         for _ in range(runs):
             workflow_id = f"raw-seq-{uuid.uuid4().hex[:8]}"
             await client.execute_workflow(RawSequence.run, count, id=workflow_id,

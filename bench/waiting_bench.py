@@ -7,8 +7,8 @@ server keeps its SQLite file, so its size per waiting run is measured too. Then 
 run is approved (one Update each, 50 in flight) and the time until all have finished
 gives resumes per second.
 The baseline, in the same run: raw Temporal workflows that wait for an update and
-then run one no-op activity (`bench/raw_temporal.py`, SDK defaults, a worker in this
-process), parked and released the same way (at most --raw-runs of them).
+then run one no-op activity (`bench/raw_temporal.py`, a worker in this process tuned as
+Baton's, `bench.common.raw_worker`), parked and released the same way (at most --raw-runs of them).
 Prints one line per checkpoint: {"bench": "waiting", "runs": n, "worker_rss_mb": ...}
 and a final one with "resumes_per_s", "raw_resumes_per_s" and "db_kb_per_run".
 
@@ -38,7 +38,6 @@ from temporalio.client import (  # noqa: E402
     WorkflowUpdateFailedError,
     WorkflowUpdateRPCTimeoutOrCancelledError,
 )
-from temporalio.worker import Worker  # noqa: E402
 
 import baton  # noqa: E402
 from baton.launch import plan_run, start_run  # noqa: E402
@@ -46,7 +45,7 @@ from baton.model_io import Message  # noqa: E402
 from baton.runs import Decision, RunOptions, RunResult  # noqa: E402
 from baton.search import STATUS  # noqa: E402
 from baton.temporal import exit_now  # noqa: E402
-from bench.common import bench_environment  # noqa: E402
+from bench.common import bench_environment, raw_worker  # noqa: E402
 from bench.raw_temporal import RawGate, raw_noop  # noqa: E402
 
 BATCH = 50  # runs started at a time
@@ -120,9 +119,8 @@ async def release(handles: Sequence[WorkflowHandle[Any, Any]], decision: Any) ->
 
 async def raw_resumes_per_s(client: Client, count: int) -> float:
     task_queue = f"bench-rawgate-{uuid.uuid4().hex[:8]}"
-    async with Worker(client, task_queue=task_queue, workflows=[RawGate],
-                      activities=[raw_noop], max_concurrent_activities=500,
-                      max_concurrent_workflow_tasks=200):
+    async with raw_worker(client, task_queue, workflows=[RawGate],
+                          activities=[raw_noop]):
         handles: list[WorkflowHandle[Any, Any]] = []
         for start in range(0, count, BATCH):
             handles += await asyncio.gather(*(client.start_workflow(
@@ -146,10 +144,7 @@ async def main() -> int:
     checkpoints = sorted({c for c in args.checkpoints if c <= args.runs} | {args.runs})
     with tempfile.TemporaryDirectory() as tmp:
         db = Path(tmp) / "waiting.db"
-        env = await bench_environment(
-            dev_server_database_filename=str(db),
-            dev_server_extra_args=["--sqlite-pragma", "journal_mode=wal",
-                                   "--sqlite-pragma", "synchronous=normal"])
+        env = await bench_environment(in_memory=False, database=db)
         task_queue = f"bench-wait-{uuid.uuid4().hex[:8]}"
         address = env.client.service_client.config.target_host
         worker = await asyncio.create_subprocess_exec(
