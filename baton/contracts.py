@@ -10,6 +10,11 @@ defined in it). Outputs travel between workflows as JSON and are validated again
 into the model wherever they are read, so the worker that runs a workflow must
 have imported the module that defines its contracts (`python worker.py --app M`);
 a worker that has not fails the run with a non-retryable `UnknownContract`.
+
+Baton's own contracts are namespaced (`baton.Plan`, `baton.Review`...), so a model
+of yours may be called `Plan` or `Review` and the two never collide. A catalogue
+written before that (`contract = "Plan"`) still means Baton's where no contract of
+yours takes the bare name: `resolve_contract` decides, once, where a spec is built.
 """
 
 from __future__ import annotations
@@ -89,8 +94,39 @@ class GuardrailVerdict(BaseModel):
 
 BUILTIN_CONTRACTS: tuple[type[BaseModel], ...] = (
     RouteDecision, Findings, Review, Outline, Draft, EditedDraft, Article, Plan, GuardrailVerdict)
+# Baton's contracts are known as "baton.<class name>"; a user's by its class name,
+# which has no dot, so the two never meet.
+BUILTIN_PREFIX = "baton."
 # Every contract this process knows by name: the built-ins and the user's own.
-CONTRACTS: dict[str, type[BaseModel]] = {model.__name__: model for model in BUILTIN_CONTRACTS}
+CONTRACTS: dict[str, type[BaseModel]] = {
+    f"{BUILTIN_PREFIX}{model.__name__}": model for model in BUILTIN_CONTRACTS}
+
+
+def contract_name(model: type[BaseModel]) -> str:
+    """The name `model` is known by: `baton.Plan` for Baton's own, else its class name."""
+    prefix = BUILTIN_PREFIX if model in BUILTIN_CONTRACTS else ""
+    return f"{prefix}{model.__name__}"
+
+
+def resolve_contract(name: str) -> str:
+    """The registered name `name` stands for: itself, or, for a bare built-in name
+    (`"Plan"`, as catalogues said before the namespace) that no contract of the user's
+    takes, Baton's (`"baton.Plan"`). An unknown name is returned as it is."""
+    if name in CONTRACTS:
+        return name
+    builtin = f"{BUILTIN_PREFIX}{name}"
+    return builtin if builtin in CONTRACTS else name
+
+
+def is_contract(name: str | None, model: type[BaseModel]) -> bool:
+    """Whether contract `name` (as a spec holds it) is `model`."""
+    return name is not None and CONTRACTS.get(resolve_contract(name)) is model
+
+
+def schema_title(name: str) -> str:
+    """The name a provider is shown for contract `name`: providers accept only letters,
+    digits, `_` and `-` there (OpenAI's schema name, Anthropic's tool name)."""
+    return name.removeprefix(BUILTIN_PREFIX)
 
 
 class ContractError(ValueError):
@@ -98,10 +134,13 @@ class ContractError(ValueError):
 
 
 def register_contract(model: type[BaseModel]) -> str:
-    """Make `model` known as a contract under its class name; returns the name."""
+    """Make `model` known as a contract under its class name; returns the name (Baton's
+    own are known already, as `baton.<name>`)."""
     if not (isinstance(model, type) and issubclass(model, BaseModel)) or model is BaseModel:
         raise ContractError(f"a contract must be your own pydantic model class (a subclass "
                             f"of BaseModel with fields); got {model!r}")
+    if model in BUILTIN_CONTRACTS:
+        return contract_name(model)
     name = model.__name__
     known = CONTRACTS.get(name)
     if known is not None and known is not model and (
@@ -118,7 +157,7 @@ def contract_model(name: str) -> type[BaseModel]:
     """The model registered as `name`; UnknownContract when this process lacks it."""
     from baton.errors import UnknownContract
 
-    model = CONTRACTS.get(name)
+    model = CONTRACTS.get(resolve_contract(name))
     if model is None:
         raise UnknownContract(
             f"contract {name!r} is not known to this worker; start it with the module that "

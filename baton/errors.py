@@ -58,6 +58,19 @@ class BudgetExhausted(BatonError):
         self.limit = limit
 
 
+class HandoffLimitReached(BudgetExhausted):
+    """Agents handed a conversation on more than `max_handoffs` times (a cycle, most
+    often). A budget of handoffs: the run ends with what it completed, as for any
+    budget, and the stop names the chain and the limit."""
+
+    TYPE = "HandoffLimitReached"
+
+    def __init__(self, chain: list[str], limit: int) -> None:
+        super().__init__(f"max_handoffs={limit} reached: {' -> '.join(chain)}")
+        self.chain = chain
+        self.max_handoffs = limit
+
+
 class FanOutPolicyNotMet(BatonError):
     """Fewer branches succeeded than the fan-out's policy requires."""
 
@@ -68,6 +81,20 @@ class PlanFailed(BatonError):
     """A fan-out's planner gave no usable subtasks."""
 
     TYPE = "PlanFailed"
+
+
+class UnknownHook(BatonError):
+    """A run names a function of yours that a team calls (a plan, a prompt, a stage's
+    input) which this worker has not registered: it imports the module defining the team."""
+
+    TYPE = "UnknownHook"
+
+
+class HookFailed(BatonError):
+    """A function of yours that a team calls inside its run raised, or returned what it
+    does not accept."""
+
+    TYPE = "HookFailed"
 
 
 class CircuitOpen(BatonError):
@@ -83,14 +110,18 @@ class UnknownProvider(BatonError):
 
 
 class ToolUnavailable(BatonError):
-    """No worker on the task queue has the tool registered (or the contract it needs)."""
+    """No live worker serves the tool with the schema its model was offered (or has the
+    contract it needs); `detail` says what the workers do serve."""
 
     TYPE = "ToolUnavailable"
 
-    def __init__(self, what: str, task_queue: str) -> None:
+    def __init__(self, what: str, task_queue: str, *, detail: str = "") -> None:
         super().__init__(
+            f"{what} cannot run on task queue {task_queue!r}: {detail}" if detail else
             f"{what} is not registered on any worker of task queue {task_queue!r}; start a "
-            f"worker with the module that defines it: python worker.py --app MODULE")
+            f"worker with the module that defines it: python worker.py --app MODULE (a "
+            f"worker that is running may be a stale one, started before the tool was added "
+            f"or changed: restart it)")
         self.what = what
 
 
@@ -127,6 +158,18 @@ class ToolFailed(AgentFailed):
     def __init__(self, agent: str, tool: str, reason: str) -> None:
         super().__init__(agent, f"tool {tool!r} failed: {reason}")
         self.tool = tool
+
+
+class MCPUnavailable(AgentFailed):
+    """An agent's MCP server could not give its tools: not declared on the worker, did not
+    start or answer in time, or listed its tools in a form that is no tool list. The
+    agent does not run without them (its callers apply their fallbacks)."""
+
+    TYPE = "MCPUnavailable"
+
+    def __init__(self, agent: str, server: str, reason: str) -> None:
+        super().__init__(agent, f"MCP server {server!r}: {reason}")
+        self.server = server
 
 
 class GuardrailTripped(BatonError):

@@ -195,4 +195,4 @@ def relevance_agent(topic: str, model: str = "offline:fast") -> dict[str, Any]:
     """A catalogue agent entry for the `relevance` guardrail on `topic` (a cheap model)."""
     return {"description": f"Checks that requests are about {topic}.",
             "instructions": RELEVANCE_INSTRUCTIONS.format(topic=topic), "model": model,
-            "contract": "GuardrailVerdict", "max_output_tokens": 200, "timeout_s": 20}
+            "contract": "baton.GuardrailVerdict", "max_output_tokens": 200, "timeout_s": 20}

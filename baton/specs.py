@@ -12,12 +12,26 @@ input, so workflows read recorded configuration and never the file system.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args, get_origin
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from baton.contracts import CONTRACTS
+from baton.contracts import (
+    CONTRACTS,
+    Plan,
+    RouteDecision,
+    contract_name,
+    is_contract,
+    resolve_contract,
+)
 from baton.guardrails import BUILTIN_GUARDRAILS, GUARDRAIL_NAME, GuardrailDef
+from baton.handoffs import (
+    DEFAULT_MAX_HANDOFFS,
+    MAX_HANDOFFS_LIMIT,
+    HandoffSpec,
+    transfer_tool_name,
+)
+from baton.mcp import MCP_SERVER_NAME, MCPServerConfig, MCPUse
 from baton.model_io import BUILTIN_PROVIDERS, BreakerPolicy, ModelRef, ProviderConfig
 from baton.tools import ToolDef
 from baton.usage import Budget, Price
@@ -46,9 +60,13 @@ class AgentSpec(BaseModel):
     model: str = "offline:fast"
     fallback_models: list[str] = Field(default_factory=list)
     contract: str | None = None
-    # Routers only: who they may hand the conversation to, and where anything else goes.
+    # Who the agent may hand the conversation to (agents or teams; each is offered as a
+    # transfer tool), and where an undeclared transfer or a failed target goes.
     handoffs: list[str] = Field(default_factory=list)
     default_handoff: str | None = None
+    # Per target: the transfer tool's description, an input filter, an on_handoff hook
+    # (in TOML also written in place: handoffs = [{ target = "x", input_filter = ... }]).
+    handoff_options: dict[str, HandoffSpec] = Field(default_factory=dict)
     max_output_tokens: int = Field(default=1024, ge=1, le=200_000)
     temperature: float | None = Field(default=None, ge=0.0, le=2.0)
     timeout_s: float = Field(default=60.0, gt=0, le=3600)
@@ -58,6 +76,9 @@ class AgentSpec(BaseModel):
     max_repairs: int = Field(default=2, ge=0, le=10)
     # Function tools the agent may call (names of the catalogue's tools).
     tools: list[str] = Field(default_factory=list)
+    # MCP servers whose tools the agent is offered beside its own (by the names the
+    # worker declares them under, optionally a filter of their tools: baton/mcp.py).
+    mcp: list[MCPUse] = Field(default_factory=list, max_length=20)
     # Model turns that may ask for tools; then the agent must answer without them.
     max_tool_turns: int = Field(default=8, ge=1, le=100)
     # Guardrails (names of the catalogue's guardrails, or built-in "pii").
@@ -71,11 +92,27 @@ class AgentSpec(BaseModel):
     def guardrail_names(self) -> list[str]:
         return [*self.input_guardrails, *self.output_guardrails, *self.tool_output_guardrails]
 
+    @field_validator("mcp")
+    @classmethod
+    def _servers_once(cls, uses: list[MCPUse]) -> list[MCPUse]:
+        names = [use.server for use in uses]
+        if twice := sorted({n for n in names if names.count(n) > 1}):
+            raise ValueError(f"MCP servers named more than once: {twice}; name each once "
+                             "(with one filter of its tools)")
+        return uses
+
     @field_validator("model")
     @classmethod
     def _model_has_provider(cls, value: str) -> str:
         split_model(value)
         return value
+
+    @field_validator("contract")
+    @classmethod
+    def _contract_is_resolved(cls, value: str | None) -> str | None:
+        # Fixed where the spec is built: "Plan" is the user's Plan if this process has
+        # one, else Baton's "baton.Plan" (see baton/contracts.py).
+        return resolve_contract(value) if value else value
 
     @field_validator("fallback_models")
     @classmethod
@@ -84,19 +121,52 @@ class AgentSpec(BaseModel):
             split_model(value)
         return values
 
+    @model_validator(mode="before")
+    @classmethod
+    def _handoff_tables(cls, data: Any) -> Any:
+        """`handoffs` entries written as tables ({target = ..., input_filter = ...}) become
+        a target name and its `handoff_options`."""
+        if not isinstance(data, dict) or not isinstance(data.get("handoffs"), list):
+            return data
+        entries = data["handoffs"]
+        if not any(isinstance(e, dict) for e in entries):
+            return data
+        options = dict(data.get("handoff_options") or {})
+        names: list[Any] = []
+        for entry in entries:
+            if isinstance(entry, dict):
+                entry = dict(entry)
+                target = entry.pop("target", None)
+                if not isinstance(target, str):
+                    raise ValueError(f"a handoff written as a table needs `target`, the name "
+                                     f"of an agent or team; got {entry!r}")
+                options[target] = entry
+                entry = target
+            names.append(entry)
+        return {**data, "handoffs": names, "handoff_options": options}
+
     @model_validator(mode="after")
-    def _router_is_consistent(self) -> AgentSpec:
-        if self.handoffs:
-            if self.contract not in (None, "RouteDecision"):
-                raise ValueError("an agent with handoffs must use contract 'RouteDecision'")
-            self.contract = "RouteDecision"
-            if self.default_handoff is None:
-                self.default_handoff = self.handoffs[0]
-            if self.default_handoff not in self.handoffs:
-                raise ValueError(
-                    f"default_handoff {self.default_handoff!r} is not one of the handoffs "
-                    f"{self.handoffs}"
-                )
+    def _handoffs_are_consistent(self) -> AgentSpec:
+        if not self.handoffs:
+            if self.handoff_options:
+                raise ValueError("handoff_options name targets of `handoffs`, which is empty")
+            return self
+        if is_contract(self.contract, RouteDecision):
+            # How a router was declared before transfer tools: it now hands off with
+            # them, and answers in text when it answers itself.
+            self.contract = None
+        if self.default_handoff is None:
+            self.default_handoff = self.handoffs[0]
+        if self.default_handoff not in self.handoffs:
+            raise ValueError(f"default_handoff {self.default_handoff!r} is not one of the "
+                             f"handoffs {self.handoffs}")
+        if unknown := sorted(set(self.handoff_options) - set(self.handoffs)):
+            raise ValueError(f"handoff_options for {unknown}, which are not among the "
+                             f"handoffs {self.handoffs}")
+        tools = [transfer_tool_name(t) for t in self.handoffs]
+        if clash := sorted({t for t in tools if tools.count(t) > 1 or t in self.tools}):
+            raise ValueError(f"handoffs {self.handoffs} make the transfer tools {clash} twice "
+                             "(or a tool of the agent has that name); rename one")
         return self
 
 
@@ -112,13 +182,17 @@ class Guarded(BaseModel):
 
 
 class TriageTeam(Guarded):
-    """A router agent hands the conversation to exactly one of its declared handoffs."""
+    """A router agent hands the conversation to one of its declared handoffs (who may
+    hand it on), or answers itself."""
 
     pattern: Literal["triage"] = "triage"
     description: str = ""
     router: str
     # Replace prior history with one summary message when handing off.
     nest_handoff_history: bool = False
+    # Transfers one run may make (the router's, and every agent's after it); cycles
+    # between agents are allowed up to this bound, then the run stops (a budget stop).
+    max_handoffs: int = Field(default=DEFAULT_MAX_HANDOFFS, ge=1, le=MAX_HANDOFFS_LIMIT)
 
 
 class FanOutTeam(Guarded):
@@ -128,12 +202,17 @@ class FanOutTeam(Guarded):
     `planner` (a coordinator agent splits the request into at most `max_branches`
     subtasks, each for one of `members`; `branches`, if given, are the fallback
     when planning fails), or `map_member` (one branch per item the caller gives).
+    A planner answers `baton.Plan`, or a model of its own that `plan` (a function's
+    name, in baton.team_hooks.PLANS) or `plan_field` (a list-of-strings field, each
+    string a subtask for the one member) turns into subtasks.
     """
 
     pattern: Literal["fanout"] = "fanout"
     description: str = ""
     branches: list[str] = Field(default_factory=list, max_length=2000)
     planner: str | None = None
+    plan: str | None = Field(default=None, max_length=200)
+    plan_field: str | None = Field(default=None, max_length=200)
     members: list[str] = Field(default_factory=list)
     map_member: str | None = None
     max_branches: int = Field(default=8, ge=1, le=2000)
@@ -143,6 +222,10 @@ class FanOutTeam(Guarded):
     # a child per branch costs the server most. A team branch is always a child.
     branch_runs: Literal["child", "activity", "auto"] = "auto"
     synthesizer: str
+    # Functions of the worker's, by name (baton.team_hooks): the synthesizer's prompt
+    # from (request, findings), and the reducer that merges the findings into text.
+    synthesizer_prompt: str | None = Field(default=None, max_length=200)
+    reducer: str | None = Field(default=None, max_length=200)
     policy: Literal["all", "quorum", "best_effort"] = "all"
     quorum: int | None = Field(default=None, ge=1)
 
@@ -158,6 +241,16 @@ class FanOutTeam(Guarded):
             raise ValueError("a fan-out has a planner or a map_member, not both")
         if self.planner is not None and not self.members:
             raise ValueError("a planned fan-out needs `members` its subtasks may go to")
+        if self.planner is None and (self.plan or self.plan_field):
+            raise ValueError("`plan` and `plan_field` read a planner's answer; this fan-out "
+                             "has no `planner`")
+        if self.plan and self.plan_field:
+            raise ValueError("a fan-out maps its planner's answer with `plan` (a function) "
+                             "or `plan_field` (a field), not both")
+        if self.plan_field and len(self.members) != 1:
+            raise ValueError(f"plan_field {self.plan_field!r} gives subtasks as text, each "
+                             f"for the one member; this fan-out has members {self.members} "
+                             "(give one, or a plan function returning baton.Subtask items)")
         if self.mode == "static" and not self.branches:
             raise ValueError("a fan-out needs `branches`, a `planner` with `members`, "
                              "or a `map_member`")
@@ -202,6 +295,11 @@ class StageSpec(BaseModel):
     # Or a predicate of the stage's output, by the name it is registered under on the
     # worker (baton.Stage(gate=fn)): code stays the worker's, a run only names it.
     gate: str | None = Field(default=None, max_length=200)
+    # What the stage is given, made by a function of the worker's from the request,
+    # earlier outputs, the transcript and a gate's feedback (baton.Stage(input=fn),
+    # by name: baton.team_hooks.STAGE_INPUTS); by default the request, the previous
+    # stage's output and the feedback.
+    input: str | None = Field(default=None, max_length=200)
     # Stage to send the failure reason back to; defaults to this stage.
     loop_back_to: str | None = None
     # A person approves the stage before it runs (it sees the stage's input).
@@ -248,6 +346,11 @@ class Catalogue(BaseModel):
     # copy only checks its model names, and runs never carry it (closure() drops it).
     providers: dict[str, ProviderConfig] = Field(default_factory=dict)
     agents: dict[MemberName, AgentSpec]
+    # MCP servers by name ([mcp.NAME] tables): like providers, the worker's own
+    # configuration, read by worker.py --catalogue; runs never carry it (closure()
+    # drops it) and may only name a server (AgentSpec.mcp).
+    mcp: dict[Annotated[str, Field(pattern=MCP_SERVER_NAME)], MCPServerConfig] = Field(
+        default_factory=dict)
     # Function tools by name (from @baton.tool in the modules the catalogue names).
     tools: dict[str, ToolDef] = Field(default_factory=dict)
     # Guardrails by name besides the built-in "pii" (functions from the modules the
@@ -284,6 +387,9 @@ class Catalogue(BaseModel):
         for agent in self.agents.values():
             for target in agent.handoffs:
                 self._require_member(target, f"agent {agent.name!r} hands off to")
+                if target == agent.name:
+                    raise ValueError(f"agent {agent.name!r} hands off to itself; it answers "
+                                     "itself without a handoff")
             for tool in agent.tools:
                 if tool not in self.tools:
                     known = ", ".join(sorted(self.tools)) or "none"
@@ -303,10 +409,7 @@ class Catalogue(BaseModel):
                 else:
                     self._require_member(member, where)
             if isinstance(team, FanOutTeam) and team.planner is not None:
-                planner = self.agents[team.planner]
-                if planner.contract not in (None, "Plan"):
-                    raise ValueError(f"team {name!r}: planner {planner.name!r} must use "
-                                     f"contract 'Plan', not {planner.contract!r}")
+                self._check_planner(name, team)
             if isinstance(team, PipelineTeam):
                 for stage in team.stages:
                     self._check_gate(name, stage)
@@ -317,6 +420,7 @@ class Catalogue(BaseModel):
                 self._require_guardrail(guard_name, name)
         for name in self.teams:
             self._reject_cycle(name, [])
+            self._reject_handoff_loop(name)
         for name in self.agents:
             self._reject_agent_tool_cycle(name, [])
         return self
@@ -362,6 +466,33 @@ class Catalogue(BaseModel):
             raise ValueError(f"guardrail {name!r} is judged by agent {guard.agent!r}, which "
                              "is not declared")
 
+    def _check_planner(self, team: str, fan_out: FanOutTeam) -> None:
+        """A planner answers baton.Plan, unless its team maps the planner's own model
+        to subtasks (`plan` or `plan_field`)."""
+        assert fan_out.planner is not None
+        planner = self.agents[fan_out.planner]
+        where = f"team {team!r}: planner {planner.name!r}"
+        builtin = contract_name(Plan)
+        model = CONTRACTS.get(planner.contract) if planner.contract else None
+        if not (fan_out.plan or fan_out.plan_field):
+            if planner.contract not in (None, builtin):
+                what = f" ({model.__module__}.{model.__qualname__})" if model else ""
+                raise ValueError(
+                    f"{where} answers {planner.contract!r}{what}, not {builtin!r}: map it to "
+                    "subtasks with plan=fn or plan='a list field' (plan_field in a "
+                    f"catalogue), or use contract {builtin!r}")
+            return
+        if planner.contract is None:
+            raise ValueError(f"{where}: plan and plan_field read the planner's own model; "
+                             "give the planner output=YourModel (contract in a catalogue)")
+        if fan_out.plan_field is None or model is None:
+            return  # an unknown contract is reported by unknown_contracts()
+        texts = [n for n, f in model.model_fields.items() if _is_text_list(f.annotation)]
+        if fan_out.plan_field not in texts:
+            raise ValueError(f"{where}: plan_field {fan_out.plan_field!r} is not a list[str] "
+                             f"field of {planner.contract}; its list[str] fields: "
+                             f"{', '.join(texts) or 'none'}")
+
     def _check_gate(self, team: str, stage: StageSpec) -> None:
         """A gate reads a boolean field of its stage agent's contract."""
         if stage.gate_field is None:
@@ -399,6 +530,29 @@ class Catalogue(BaseModel):
         if name in self.teams:
             for member in self.members_of(name):
                 self._reject_cycle(member, [*path, name])
+
+    def _reject_handoff_loop(self, team: str) -> None:
+        """A team whose agents hand the conversation (through any chain of handoffs)
+        back to the team itself would nest runs of it without end. Agents handing a
+        conversation round among themselves are fine: max_handoffs bounds that."""
+        came_from: dict[str, str] = {}
+        stack = [team]
+        while stack:
+            current = stack.pop()
+            onward = (self.members_of(current) if current in self.teams
+                      else self.agents[current].handoffs)
+            for member in onward:
+                if member == team:
+                    path = [current]
+                    while path[-1] != team:
+                        path.append(came_from[path[-1]])
+                    raise ValueError(
+                        f"team {team!r} hands the conversation back to itself: "
+                        f"{' -> '.join([*reversed(path), team])}; an agent hands back to "
+                        "the router agent, not to the router's team")
+                if member not in came_from:
+                    came_from[member] = current
+                    stack.append(member)
 
     def members_of(self, name: str) -> list[str]:
         """Direct members of a team, or an agent's handoff targets and agents as tools."""
@@ -481,6 +635,11 @@ class Catalogue(BaseModel):
              "tools": self.tools, "guardrails": self.guardrails,
              "prices": self.prices, "breakers": self.breakers, "budget": self.budget}
         )
+
+
+def _is_text_list(annotation: Any) -> bool:
+    """Whether a field's annotation is list[str] (or typing.List[str])."""
+    return get_origin(annotation) is list and get_args(annotation) == (str,)
 
 
 def _team_references(team: TriageTeam | FanOutTeam | SupervisorTeam | PipelineTeam,

@@ -28,7 +28,9 @@ def test_default_catalogue_is_valid_and_complete() -> None:
     cat = load_catalogue()
     assert {"support_desk", "research_panel", "dev_team", "article_pipeline",
             "concierge_desk"} <= set(cat.teams)
-    assert cat.agents["router"].contract == "RouteDecision"
+    # A router hands off through transfer tools; it answers in text when it answers itself.
+    assert cat.agents["router"].contract is None
+    assert cat.agents["router"].handoffs == ["billing", "technical", "general"]
     for agent in cat.agents.values():
         assert agent.timeout_s > 0 and 1 <= agent.retry.max_attempts <= 20
 
@@ -97,7 +99,9 @@ def test_named_provider_is_accepted() -> None:
 
 def test_unknown_contract_lists_known_ones() -> None:
     message = refused(minimal(agents={"solo": {"instructions": "x", "contract": "Nope"}}))
-    assert "unknown contract 'Nope'; known contracts: Article, Draft" in message
+    # the user's contracts (any this process registered), then Baton's, namespaced
+    assert "unknown contract 'Nope'; known contracts: " in message
+    assert "baton.Article, baton.Draft, baton.EditedDraft, baton.Findings" in message
 
 
 def test_team_cycle_is_refused() -> None:

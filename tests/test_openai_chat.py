@@ -12,7 +12,7 @@ from temporalio.testing import WorkflowEnvironment
 from baton.activities.providers.openai_chat import strict_schema, to_openai_message
 from baton.contracts import EditedDraft, Review, route_schema
 from baton.model_io import Message, ToolCall
-from baton.runs import RunResult, SupervisorResult, TriageResult
+from baton.runs import RunResult, SupervisorResult
 from tests.fake_llm import FakeLLMServer, Fault
 from tests.helpers import fake_provider, on_fake, run, worker
 
@@ -49,17 +49,19 @@ def test_messages_in_wire_format() -> None:
 
 async def test_structured_output_request_is_strict(env: WorkflowEnvironment, task_queue: str,
                                                    fake: FakeLLMServer) -> None:
+    # The relevance judge answers a contract (GuardrailVerdict) in at most 200 tokens.
     async with worker(env.client, task_queue, providers=fake_provider("openai", fake)):
-        result = await run(env.client, task_queue, "support_desk", "Refund my invoice",
-                           cat=on_fake("openai", fake), result_type=TriageResult)
-    assert result.handled_by == "billing"
-    router = fake.requests[0].body
-    assert router["messages"][0]["role"] == "system"
-    fmt = router["response_format"]
+        result = await run(env.client, task_queue, "relevance", "Refund my invoice",
+                           cat=on_fake("openai", fake), result_type=RunResult)
+    assert result.status == "ok" and result.output is not None
+    judge = fake.requests[0].body
+    assert judge["messages"][0]["role"] == "system"
+    fmt = judge["response_format"]
     assert fmt["type"] == "json_schema" and fmt["json_schema"]["strict"] is True
-    assert fmt["json_schema"]["schema"]["properties"]["route"]["enum"] == [
-        "billing", "technical", "general"]
-    assert router["max_tokens"] == 200  # a compatible server gets max_tokens
+    schema = fmt["json_schema"]["schema"]
+    assert sorted(schema["required"]) == ["allowed", "reason"]  # strict: every field
+    assert schema["additionalProperties"] is False
+    assert judge["max_tokens"] == 200  # a compatible server gets max_tokens
 
 
 async def test_tool_results_are_fed_back(env: WorkflowEnvironment, task_queue: str,

@@ -88,7 +88,7 @@ async def test_stage_that_never_meets_its_contract_is_a_contract_violation(env: 
                       cat=fast_catalogue(), chaos=chaos, result_type=PipelineResult)
     cause = caught.value.cause
     assert isinstance(cause, ApplicationError) and cause.type == "ContractViolation"
-    assert "agent 'outliner' failed: Outline violated" in cause.message
+    assert "agent 'outliner' failed: baton.Outline violated" in cause.message
 
 
 async def test_current_stage_query_names_the_last_stage_and_attempt(

@@ -34,6 +34,7 @@ from baton.session_io import (
 from baton.sessions import SessionError, TurnFailed, end_session, send_turn, session_state
 from baton.temporal import build_replayer
 from tests.helpers import activity_inputs, fast_catalogue, worker
+from tests.processes import ended
 from tests.test_starter import ROOT, run_starter, starter
 
 FIRST = "My invoice shows the wrong amount"
@@ -346,8 +347,11 @@ async def test_interactive_chat(env: WorkflowEnvironment, task_queue: str) -> No
                            "BATON_TASK_QUEUE": task_queue},
             stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.PIPE)
-        out, err = await asyncio.wait_for(process.communicate(
-            f"{FIRST}\n\nand the refund?\n/end\n".encode()), 120)
+        try:
+            out, err = await asyncio.wait_for(process.communicate(
+                f"{FIRST}\n\nand the refund?\n/end\n".encode()), 120)
+        finally:
+            await ended(process)
     text = out.decode()
     assert process.returncode == 0, err.decode()
     assert "billing · turn 1" in text and "billing · turn 2" in text

@@ -3,34 +3,56 @@
 The branches are the team's static `branches` (each gets the request), the
 subtasks a planner agent splits the request into (a coordinator: each subtask,
 bounded by `max_branches`, goes to one of the team's `members` as its prompt), or
-one per item the caller gives (`map_member`). Each branch (an agent, or a whole
-team) is its own child workflow with an id derived from this run's id, so a
-failed branch is retried or inspected on its own and never re-runs its siblings.
+one per item the caller gives (`map_member`). A planner answers `baton.Plan`, or a
+model of the user's that the team's `plan` function or `plan_field` maps to
+subtasks. Each branch (an agent, or a whole team) is its own child workflow with
+an id derived from this run's id, so a failed branch is retried or inspected on
+its own and never re-runs its siblings.
 Above `SHARD_SIZE` branches the fan-out becomes a two-level tree: shard workflows
 each start a slice of the branch children. One workflow with hundreds of pending
 children makes every update of it slower (the server rewrites and re-checks its
 state on each child event); measured here at 500 branches, see
 docs/benchmarks.md. The policy decides how many branches must succeed: `all`,
 `quorum` (at least `quorum`), or `best_effort` (at least one). Branch outputs are
-merged by `merge_branches` and handed to the synthesizer; if the synthesizer
-fails, the merged findings are the (degraded) answer.
+merged by the reducer (`merge_branches`, or the team's `reducer` function) and
+handed to the synthesizer (with the team's `synthesizer_prompt` function, in a
+prompt of the user's); if the synthesizer fails, the merged findings are the
+(degraded) answer. The user's functions run here, inside the workflow
+(baton/team_hooks.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
+from typing import Any
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
-    from baton.contracts import Findings, Plan, contract_model, plan_schema
+    from baton.contracts import (
+        Findings,
+        Plan,
+        Subtask,
+        contract_model,
+        contract_name,
+        is_contract,
+        plan_schema,
+    )
     from baton.errors import AgentFailed, BudgetExhausted, FanOutPolicyNotMet, PlanFailed
     from baton.model_io import Message
     from baton.runs import BranchOutcome, BranchTask, FanOutResult, RunInput, ShardInput
     from baton.specs import FanOutTeam
+    from baton.team_hooks import (
+        PLANS,
+        REDUCERS,
+        SYNTHESIZER_PROMPTS,
+        Finding,
+        call_hook,
+        text_of,
+    )
 
 from baton.workflows.agent_call import run_agent
 from baton.workflows.base import PatternWorkflow
@@ -101,11 +123,10 @@ class FanOutWorkflow(PatternWorkflow):
             ledger.degrade(f"{len(outcomes) - len(succeeded)} branch(es) failed; "
                            f"synthesized from {len(succeeded)}")
 
-        merged = merge_branches(succeeded)
+        merged = _reduce(run, team, outcomes)
         self.set_phase(f"synthesizing {len(succeeded)} branch results")
         synthesizer = run.catalogue.agents[team.synthesizer]
-        request = Message(role="user", content=(
-            f"Question: {run.prompt}\n\nFindings from {len(succeeded)} researchers:\n{merged}"))
+        request = Message(role="user", content=_synthesizer_prompt(run, team, outcomes, merged))
         output = None
         try:
             reply = await run_agent(ledger, synthesizer, [request])
@@ -123,21 +144,37 @@ class FanOutWorkflow(PatternWorkflow):
         assert team.planner is not None
         planner = ledger.run.catalogue.agents[team.planner]
         members = team.members
+        contract = planner.contract or contract_name(Plan)
+        subtasks_of = _plan_reader(team, planner.name)
+        planned: list[list[BranchTask]] = []
+        broken: list[PlanFailed] = []
 
-        def known_members(plan: BaseModel) -> str | None:
-            assert isinstance(plan, Plan)
-            unknown = sorted({s.member for s in plan.subtasks} - set(members))
-            return f"unknown members {unknown}; choose from {members}" if unknown else None
+        def usable(answer: BaseModel) -> str | None:
+            """A problem the planner is asked to fix, or None. The plan function's own
+            faults are kept for after the call (its answer stays recorded) and raised."""
+            try:
+                tasks = subtasks_of(answer)
+            except PlanFailed as err:
+                broken.append(err)
+                return None
+            if not tasks:
+                return "the plan has no subtasks; give at least one"
+            unknown = sorted({t.member for t in tasks} - set(members))
+            if unknown:
+                return f"unknown members {unknown}; choose from {members}"
+            planned.append(tasks)
+            return None
 
         request = Message(role="user", content=(
             f"Split this request into at most {team.max_branches} independent subtasks, "
             f"each written as a request for one of: "
             + "; ".join(f"{m} ({_describe(ledger.run, m)})" for m in members)
             + f".\n\nRequest: {ledger.run.prompt}"))
+        schema = (plan_schema(members, team.max_branches) if is_contract(contract, Plan)
+                  else None)
         try:
-            reply = await run_agent(ledger, planner, [*ledger.run.messages[:-1], request],
-                                    contract="Plan", accept=known_members,
-                                    schema=plan_schema(members, team.max_branches))
+            await run_agent(ledger, planner, [*ledger.run.messages[:-1], request],
+                            contract=contract, accept=usable, schema=schema)
         except AgentFailed as err:
             if not team.branches:
                 raise PlanFailed(f"planner {planner.name!r} gave no usable plan: "
@@ -145,15 +182,15 @@ class FanOutWorkflow(PatternWorkflow):
             ledger.degrade(f"planner {planner.name} failed ({err.reason}); ran the declared "
                            f"branches {team.branches}")
             return None, None
-        assert isinstance(reply.output, Plan)
-        subtasks = reply.output.subtasks
+        if broken:
+            raise broken[-1]
+        plan = planned[-1]
         note = None
-        if len(subtasks) > team.max_branches:
-            note = (f"the planner proposed {len(subtasks)} subtasks; cut to max_branches "
+        if len(plan) > team.max_branches:
+            note = (f"the planner proposed {len(plan)} subtasks; cut to max_branches "
                     f"{team.max_branches}")
             ledger.degrade(note)
-            subtasks = subtasks[:team.max_branches]
-        plan = [BranchTask(member=s.member, task=s.task) for s in subtasks]
+            plan = plan[:team.max_branches]
         ledger.step("plan", planner.name, f"{len(plan)} subtasks: "
                     + "; ".join(f"{t.member}: {t.task[:60] if t.task else ''}" for t in plan))
         return plan, note
@@ -257,6 +294,99 @@ def _describe(run: RunInput, name: str) -> str:
     catalogue = run.catalogue
     spec = catalogue.agents.get(name) or catalogue.teams.get(name)
     return (spec.description if spec is not None else "") or name
+
+
+def _plan_reader(team: FanOutTeam,
+                 planner: str) -> Callable[[BaseModel], list[BranchTask]]:
+    """How the planner's answer becomes branch tasks: baton.Plan's subtasks, the team's
+    plan function, or its plan_field. Faults of the user's code raise PlanFailed."""
+    accepted = ("accepted: a list of strings (each a subtask for the team's one member) "
+                "or of baton.Subtask(task=..., member=...)")
+    if team.plan is not None:
+        name = team.plan
+        role = f"planner {planner!r}: the plan function"
+
+        def by_function(answer: BaseModel) -> list[BranchTask]:
+            given = call_hook(PLANS, name, role, answer, failure=PlanFailed)
+            return _branch_tasks(given, team, f"{role} {name!r}", accepted)
+
+        return by_function
+    if team.plan_field is not None:
+        field = team.plan_field
+
+        def by_field(answer: BaseModel) -> list[BranchTask]:
+            given = getattr(answer, field, None)
+            if not isinstance(given, list) or not all(isinstance(t, str) for t in given):
+                raise PlanFailed(f"planner {planner!r}: its answer's field {field!r} is "
+                                 f"{given!r:.80}; accepted: a list of strings")
+            return _branch_tasks(given, team, f"field {field!r} of planner {planner!r}",
+                                 accepted)
+
+        return by_field
+
+    def by_plan(answer: BaseModel) -> list[BranchTask]:
+        assert isinstance(answer, Plan)
+        return [BranchTask(member=s.member, task=s.task) for s in answer.subtasks]
+
+    return by_plan
+
+
+def _branch_tasks(given: object, team: FanOutTeam, source: str,
+                  accepted: str) -> list[BranchTask]:
+    """A plan function's (or field's) subtasks as branch tasks; PlanFailed naming
+    `source` when they are not a list of strings or Subtasks."""
+    if not isinstance(given, list | tuple):
+        raise PlanFailed(f"{source} returned {given!r:.80}; {accepted}")
+    tasks = []
+    for item in given:
+        if isinstance(item, Subtask):
+            tasks.append(BranchTask(member=item.member, task=item.task))
+        elif isinstance(item, str) and item.strip() and len(team.members) == 1:
+            tasks.append(BranchTask(member=team.members[0], task=item))
+        elif isinstance(item, str) and item.strip():
+            raise PlanFailed(f"{source} returned text subtasks, and the team has members "
+                             f"{team.members}: return baton.Subtask items to say which "
+                             "member does each, or give the team one member")
+        else:
+            raise PlanFailed(f"{source} returned {item!r:.80} among its subtasks; {accepted}")
+    return tasks
+
+
+def branch_findings(outcomes: list[BranchOutcome]) -> list[Finding]:
+    """Every branch's result as the user's functions see it: outputs as their models."""
+    return [Finding(branch=o.branch, status="ok" if o.ok else "failed",
+                    output=_typed_output(o) if o.ok else None, text=o.answer, task=o.task,
+                    error=o.error)
+            for o in outcomes]
+
+
+def _typed_output(outcome: BranchOutcome) -> Any:
+    if outcome.contract is not None and outcome.output is not None:
+        return contract_model(outcome.contract).model_validate(outcome.output)
+    return outcome.answer
+
+
+def _reduce(run: RunInput, team: FanOutTeam, outcomes: list[BranchOutcome]) -> str:
+    """The branches merged into text: the team's reducer, or `merge_branches` of the
+    ones that succeeded."""
+    if team.reducer is None:
+        return merge_branches([o for o in outcomes if o.ok])
+    role = f"team {run.member!r}: the reducer"
+    return text_of(call_hook(REDUCERS, team.reducer, role, branch_findings(outcomes)), role,
+                   team.reducer)
+
+
+def _synthesizer_prompt(run: RunInput, team: FanOutTeam, outcomes: list[BranchOutcome],
+                        merged: str) -> str:
+    """What the synthesizer is asked: the team's function of (request, findings), or
+    the question with the merged findings."""
+    if team.synthesizer_prompt is None:
+        ok = sum(o.ok for o in outcomes)
+        return f"Question: {run.prompt}\n\nFindings from {ok} researchers:\n{merged}"
+    role = f"team {run.member!r}: the synthesizer prompt"
+    prompt = call_hook(SYNTHESIZER_PROMPTS, team.synthesizer_prompt, role, run.prompt,
+                       branch_findings(outcomes))
+    return text_of(prompt, role, team.synthesizer_prompt)
 
 
 def merge_branches(outcomes: list[BranchOutcome]) -> str:

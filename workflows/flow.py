@@ -20,8 +20,7 @@ from __future__ import annotations
 import json
 import typing
 import weakref
-from collections.abc import Sequence
-from datetime import timedelta
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -33,7 +32,7 @@ with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, TypeAdapter, ValidationError
 
     from baton.contracts import ContractError, contract_model, register_contract
-    from baton.errors import FlowFailed, InvalidRunInput, ToolUnavailable
+    from baton.errors import FlowFailed, InvalidRunInput
     from baton.flows import (
         FLOWS,
         AgentResult,
@@ -42,23 +41,23 @@ with workflow.unsafe.imports_passed_through():
         FlowInput,
         FlowResult,
     )
+    from baton.handoffs import DEFAULT_MAX_HANDOFFS, MAX_HANDOFFS_LIMIT
     from baton.model_io import Message, ModelRef
     from baton.runs import ApprovalRecord, RunInput, RunResult
-    from baton.specs import Catalogue
+    from baton.specs import AgentSpec, Catalogue
     from baton.text import shorten
-    from baton.tools import APPROVAL_POLICY_ACTIVITY, Tool, ToolInvocation, ToolOutcome
+    from baton.tools import Tool, ToolInvocation
     from baton.usage import Usage
 
 from baton.workflows.agent_call import (
-    function_toolbox,
-    retry_policy,
-    run_agent,
     schedule_to_close,
 )
 from baton.workflows.approval import current_desk
 from baton.workflows.base import PatternWorkflow
+from baton.workflows.handoffs import HandoffOptions, run_with_handoffs
 from baton.workflows.ledger import RunLedger
 from baton.workflows.members import run_member
+from baton.workflows.tool_calls import execute_tool, policy_asks_a_person
 
 if TYPE_CHECKING:
     from baton.api import Member
@@ -176,9 +175,12 @@ def _messages(input: str | Sequence[Message]) -> list[Message]:
 
 async def agent_step(agent: Any, input: str | Sequence[Message], *,
                      output: type[BaseModel] | None, model: str | None, isolated: bool,
-                     context: BaseModel | None = None) -> AgentResult[Any]:
+                     context: BaseModel | None = None,
+                     max_handoffs: int = DEFAULT_MAX_HANDOFFS) -> AgentResult[Any]:
     """`agent.run(...)` inside a workflow; `context` is the run's state object, which the
-    agent's instructions may read and its tools may change."""
+    agent's instructions may read and its tools and handoff hooks may change. An agent
+    with handoffs may hand the conversation on (workflows/handoffs.py): `handled_by`
+    says who answered, and `output` is that agent's."""
     ledger = current_ledger()
     join(ledger, agent)
     spec = agent.spec
@@ -193,19 +195,25 @@ async def agent_step(agent: Any, input: str | Sequence[Message], *,
             raise ApplicationError(f"agent {spec.name!r}: context {err}",
                                    type="InvalidContext", non_retryable=True) from None
     if isolated and (output is not None or model is not None or context is not None
-                     or agent.instructions_for is not None):
+                     or agent.instructions_for is not None or spec.handoffs):
         raise ApplicationError(
-            f"agent {spec.name!r}: isolated=True runs the agent as declared; output=, "
-            "model=, context= and instructions made from a context need isolated=False",
-            type="InvalidArguments", non_retryable=True)
+            f"agent {spec.name!r}: isolated=True runs the agent alone, as declared; output=, "
+            "model=, context=, instructions made from a context and handoffs need "
+            "isolated=False", type="InvalidArguments", non_retryable=True)
+    if not isinstance(max_handoffs, int) or not 1 <= max_handoffs <= MAX_HANDOFFS_LIMIT:
+        raise ApplicationError(
+            f"agent {spec.name!r}: max_handoffs must be a whole number from 1 to "
+            f"{MAX_HANDOFFS_LIMIT}; got {max_handoffs!r}", type="InvalidArguments",
+            non_retryable=True)
     updates: dict[str, Any] = {}
     chosen = model or ledger.run.options.model_override
-    if chosen is not None:
+    for given in {chosen, ledger.run.options.model_override} - {None}:
         try:  # a run's input may carry any string here: refuse it typed, before a call
-            ModelRef.parse(chosen)
+            ModelRef.parse(str(given))
         except ValueError as err:
             raise ApplicationError(f"agent {spec.name!r}: {err}", type="InvalidArguments",
                                    non_retryable=True) from None
+    if chosen is not None:
         updates.update(model=chosen, fallback_models=[])
     if agent.instructions_for is not None:
         updates["instructions"] = agent.instructions_for(context)
@@ -213,23 +221,58 @@ async def agent_step(agent: Any, input: str | Sequence[Message], *,
         spec = spec.model_copy(update=updates)
     contract = register_contract(output) if output is not None else spec.contract
     messages = _messages(input)
-    before = ledger.usage.get(spec.name, Usage())
+    before = dict(ledger.usage)
     if isolated:
         result = await run_member(ledger, spec.name, messages, as_child=True)
         value: Any = (contract_model(contract).model_validate(result.output)
                       if contract is not None and result.output is not None else result.answer)
-        transcript = [*messages, Message(role="assistant", content=result.answer,
-                                         agent=spec.name)]
-        text = result.answer
+        text, handled_by, chain = result.answer, spec.name, [spec.name]
     else:
-        reply = await run_agent(ledger, spec, messages, contract=contract,
-                                toolbox=function_toolbox(ledger, spec, context))
-        value = reply.output if reply.output is not None else reply.text
-        text = reply.answer
-        transcript = [*messages, Message(role="assistant", content=text, agent=spec.name)]
-    spent = ledger.usage.get(spec.name, Usage())
+        handled = await run_with_handoffs(ledger, spec.name, messages, HandoffOptions(
+            max_handoffs=max_handoffs, context=context, contract=contract,
+            prepare=_prepared(agent, spec, context, ledger.run.options.model_override)))
+        value = next(v for v in (handled.output, handled.output_json, handled.answer)
+                     if v is not None)
+        text, handled_by, chain = handled.answer, handled.handled_by, handled.chain
+    transcript = [*messages, Message(role="assistant", content=text, agent=handled_by)]
     return AgentResult(output=value, text=text, messages=transcript,
-                       usage=spent.minus(before), handled_by=spec.name)
+                       usage=_spent_by(ledger, chain, before), handled_by=handled_by)
+
+
+def _prepared(agent: Any, spec: AgentSpec, context: BaseModel | None,
+              run_model: str | None) -> Callable[[AgentSpec], AgentSpec]:
+    """How each agent of a chain runs in this call: the called agent as `spec`; the
+    agents it hands to on the run's model override, with instructions made from the
+    context where theirs are a function of it."""
+    reachable: dict[str, Any] = {}
+    stack = list(agent.members())
+    while stack:
+        member = stack.pop()
+        if member.name not in reachable:
+            reachable[member.name] = member
+            stack.extend(member.members())
+
+    def prepare(target: AgentSpec) -> AgentSpec:
+        if target.name == spec.name:
+            return spec
+        updates: dict[str, Any] = {}
+        if run_model is not None:
+            updates.update(model=run_model, fallback_models=[])
+        made = getattr(reachable.get(target.name), "instructions_for", None)
+        if made is not None:
+            updates["instructions"] = made(context)
+        return target.model_copy(update=updates) if updates else target
+
+    return prepare
+
+
+def _spent_by(ledger: RunLedger, chain: list[str], before: dict[str, Usage]) -> Usage:
+    """What the agents of a chain spent since `before` (a team's, its agents')."""
+    catalogue = ledger.run.catalogue
+    agents = {a for member in chain for a in (
+        catalogue.closure(member).agents if member in catalogue.teams else [member])}
+    return Usage.sum(ledger.usage.get(a, Usage()).minus(before.get(a, Usage()))
+                     for a in sorted(agents))
 
 
 async def member_step(team: Any, input: str | Sequence[Message]) -> RunResult:
@@ -255,12 +298,10 @@ async def tool_step(tool: Tool, arguments: dict[str, Any]) -> Any:
                                 arguments=as_json, team=who, want_value=True,
                                 max_result_chars=definition.max_result_chars)
     if definition.approval != "never":
-        # A policy is the user's code: run as a local activity, so its answer is
-        # recorded and a replay never re-evaluates it (as for an agent's tool calls).
-        needed = definition.approval == "always" or await workflow.execute_local_activity(
-            APPROVAL_POLICY_ACTIVITY, invocation, result_type=bool,
-            start_to_close_timeout=timedelta(seconds=10),
-            summary=f"approval policy of {tool.name}")
+        # A policy is the user's code: run as an activity, so its answer is recorded and
+        # a replay never re-evaluates it (as for an agent's tool calls).
+        needed = definition.approval == "always" or await policy_asks_a_person(
+            definition, invocation)
         if needed:
             record = await approval_step(
                 f"{tool.name} requires approval", as_json, subject=tool.name,
@@ -272,22 +313,16 @@ async def tool_step(tool: Tool, arguments: dict[str, Any]) -> Any:
             invocation.approval_timed_out = record.timed_out
     budget = ledger.check_budget()
     ledger.charge(who, Usage(tool_calls=1))
-    timeout = timedelta(seconds=definition.timeout_s)
     shown = ", ".join(f"{k}={shorten(json.dumps(v), 40)}" for k, v in as_json.items())
     try:
-        outcome: ToolOutcome = await workflow.execute_activity(
-            tool.name, invocation, result_type=ToolOutcome, start_to_close_timeout=timeout,
-            schedule_to_close_timeout=schedule_to_close(
+        # Always its own activity in a flow, even a local tool (as recorded histories have it).
+        outcome = await execute_tool(
+            definition, invocation, summary=shorten(f"{who} · {tool.name}({shown})", 200),
+            schedule_to_close=schedule_to_close(
                 definition.timeout_s, definition.max_attempts, 30.0, budget.max_seconds),
-            retry_policy=retry_policy(definition.max_attempts, 1.0, 2.0, 30.0,
-                                      non_retryable=["NotFoundError"]),
-            heartbeat_timeout=(timedelta(seconds=definition.heartbeat_s)
-                               if definition.heartbeat_s is not None else None),
-            summary=shorten(f"{who} · {tool.name}({shown})", 200))
+            local=False)
     except ActivityError as err:
         cause = err.cause
-        if isinstance(cause, ApplicationError) and cause.type == "NotFoundError":
-            raise ToolUnavailable(f"tool {tool.name!r}", workflow.info().task_queue) from None
         ledger.step("tool_call", who, f"{tool.name}({shown}) failed", ok=False,
                     error_type=cause.type if isinstance(cause, ApplicationError) else None)
         raise

@@ -19,7 +19,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from baton.contracts import GuardrailVerdict
+    from baton.contracts import GuardrailVerdict, contract_name, is_contract
     from baton.errors import AgentFailed, GuardrailTripped
     from baton.guardrails import GUARDRAIL_ACTIVITY_PREFIX, TRIPWIRES, GuardrailCheck, Where
     from baton.model_io import Message
@@ -97,11 +97,11 @@ async def _verdict(ledger: RunLedger, name: str, where: Where, text: str,
                 "instructions to you" if where == "tool_output" else f"{where} of {owner}")
         request = Message(role="user", content=f"Judge this {what}:\n<text>\n{text}\n</text>")
         # A judge answering its own model trips by its tripwire; others, by the verdict.
-        tripwire = TRIPWIRES.get(judge.name) if judge.contract not in (
-            None, "GuardrailVerdict") else None
+        tripwire = (TRIPWIRES.get(judge.name) if judge.contract is not None
+                    and not is_contract(judge.contract, GuardrailVerdict) else None)
+        answers = judge.contract if tripwire else contract_name(GuardrailVerdict)
         try:
-            reply = await run_agent(ledger, judge, [request],
-                                    contract=judge.contract if tripwire else "GuardrailVerdict",
+            reply = await run_agent(ledger, judge, [request], contract=answers,
                                     toolbox=NO_TOOLS)
         except AgentFailed as err:
             return GuardrailVerdict(allowed=False, reason=f"the guardrail failed: {err.reason}")

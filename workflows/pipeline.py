@@ -1,6 +1,9 @@
 """Pipeline: stages in a fixed order, each with a typed contract and an optional gate.
 
-Each stage receives the request and the previous stage's validated output.
+Each stage receives the request and the previous stage's validated output, or
+what the stage's `input` function (the user's, run here; baton/team_hooks.py)
+makes of the request, every earlier stage's output, the transcript and a gate's
+feedback: a writer sent back by a judge can be given its previous draft.
 `run_agent` already holds every agent stage to its contract (re-prompting with the
 validation error), so nothing malformed reaches the next stage. A stage with a
 `gate_field` is a judge: when that boolean comes back false, the pipeline loops
@@ -23,7 +26,8 @@ with workflow.unsafe.imports_passed_through():
     from baton.contracts import Article, contract_model
     from baton.model_io import Message
     from baton.runs import PipelineResult, RunInput, RunResult, StageOutcome
-    from baton.specs import GATES, PipelineTeam
+    from baton.specs import GATES, PipelineTeam, StageSpec
+    from baton.team_hooks import STAGE_INPUTS, StageContext, call_hook, messages_of
     from baton.text import shorten
 
 from baton.workflows.base import PatternWorkflow
@@ -55,18 +59,27 @@ class PipelineWorkflow(PatternWorkflow):
         attempts = dict.fromkeys(names, 0)
         feedback: dict[str, str] = {}
         results: dict[str, RunResult] = {}
+        # The run's conversation, then each stage run's answer: what input functions see.
+        transcript = list(run.messages)
         index = 0
         while index < len(team.stages):
             stage = team.stages[index]
             attempts[stage.agent] += 1
             self._stage = f"{stage.agent} (attempt {attempts[stage.agent]})"
             self.set_phase(f"stage {index + 1}/{len(names)}: {self._stage}")
-            previous = results.get(names[index - 1]) if index else None
-            message = _stage_message(run.prompt, previous, feedback.pop(stage.agent, None))
+            sent_back = feedback.pop(stage.agent, None)
+            if stage.input is None:
+                previous = results.get(names[index - 1]) if index else None
+                messages = [_stage_message(run.prompt, previous, sent_back)]
+            else:
+                messages = _stage_input(stage, StageContext(
+                    request=run.prompt, stage=stage.agent, attempt=attempts[stage.agent],
+                    outputs={n: _output_or_text(run, n, r) for n, r in results.items()},
+                    transcript=list(transcript), feedback=sent_back))
             if stage.approval:
                 decision = await self.ask(
                     ledger, kind="stage", agent=stage.agent, subject=stage.agent,
-                    arguments={"input": shorten(message.content, 1000)},
+                    arguments={"input": shorten(messages[-1].content, 1000)},
                     why=f"stage {stage.agent} runs only with a person's approval",
                     timeout_s=stage.approval_timeout_s, default=stage.approval_default)
                 if not decision.approved:
@@ -74,8 +87,10 @@ class PipelineWorkflow(PatternWorkflow):
                     ledger.degrade(f"stage {stage.agent} rejected by {decision.decided_by}: "
                                    f"{decision.reason}; the pipeline stopped before it")
                     break
-            result = await run_member(ledger, stage.agent, [message])
+            result = await run_member(ledger, stage.agent, messages)
             results[stage.agent] = result
+            transcript.append(Message(role="assistant", content=result.answer,
+                                      agent=stage.agent))
             ledger.step("stage", stage.agent, f"attempt {attempts[stage.agent]} done")
             if stage.gate_field is not None or stage.gate is not None:
                 verdict = stage_output(run, stage.agent, result)
@@ -118,6 +133,21 @@ def stage_output(run: RunInput, stage: str, result: RunResult) -> BaseModel | No
     if agent is None or agent.contract is None or result.output is None:
         return None
     return contract_model(agent.contract).model_validate(result.output)
+
+
+def _output_or_text(run: RunInput, stage: str, result: RunResult) -> Any:
+    """A stage's output as an input function sees it: its contract's model, else text."""
+    output = stage_output(run, stage, result)
+    return output if output is not None else result.answer
+
+
+def _stage_input(stage: StageSpec, context: StageContext) -> list[Message]:
+    """The stage's input function's messages for this attempt (typed failures when the
+    worker lacks it, it raises, or it returns neither text nor messages)."""
+    assert stage.input is not None
+    role = f"stage {stage.agent!r}: the input function"
+    return messages_of(call_hook(STAGE_INPUTS, stage.input, role, context), role,
+                       stage.input)
 
 
 def _stage_message(request: str, previous: RunResult | None, feedback: str | None) -> Message:

@@ -1,5 +1,8 @@
-"""Every workflow a Baton worker registers."""
+"""Every workflow a Baton worker registers: one per row of the pattern table
+(`baton.runs.PATTERNS`, which names each by its workflow type), and the others."""
 
+from baton.runs import PATTERNS
+from baton.workflows.base import PatternWorkflow
 from baton.workflows.breakers import BreakerReportWorkflow
 from baton.workflows.fanout import FanOutShardWorkflow, FanOutWorkflow
 from baton.workflows.flow import FlowWorkflow
@@ -9,6 +12,13 @@ from baton.workflows.session import SessionWorkflow
 from baton.workflows.supervisor import SupervisorWorkflow
 from baton.workflows.triage import TriageWorkflow
 
-ALL_WORKFLOWS = [TriageWorkflow, FanOutWorkflow, FanOutShardWorkflow, SupervisorWorkflow,
-                 PipelineWorkflow, AgentWorkflow, BreakerReportWorkflow, SessionWorkflow,
-                 FlowWorkflow]
+# By workflow type: each is declared with a bare @workflow.defn, so its class name.
+_PATTERN_CLASSES: dict[str, type[PatternWorkflow]] = {
+    cls.__name__: cls for cls in (TriageWorkflow, FanOutWorkflow, SupervisorWorkflow,
+                                  PipelineWorkflow, AgentWorkflow)}
+# The workflow that runs each pattern of the table, found by the type name it gives.
+PATTERN_CLASSES: dict[str, type[PatternWorkflow]] = {
+    name: _PATTERN_CLASSES[pattern.workflow] for name, pattern in PATTERNS.items()}
+
+ALL_WORKFLOWS = [*PATTERN_CLASSES.values(), FanOutShardWorkflow, BreakerReportWorkflow,
+                 SessionWorkflow, FlowWorkflow]

@@ -12,21 +12,27 @@ runs agents inside the session instead (bench/session_bench.py compares the two:
 about 40 ms less per turn on the offline model, every call in the session's
 history).
 
-Triage inside a session is sticky. The session routes itself instead of starting a
-TriageWorkflow per turn: the router sees the new message and which specialist the
-conversation is with, and the conversation moves only when the router names a
+Triage inside a session is sticky. The session routes with triage's own handoffs
+(workflows/handoffs.py) instead of starting a TriageWorkflow per turn: the router
+takes its turn on the new message, told which specialist the conversation is
+with, and the conversation moves only when the router transfers it to a
 *different specialist other than the declared default*. The default is the
-catch-all, so "ok, and the second one?" (which fits nothing) stays where it is,
-while "the app crashes too" moves a billing conversation to technical. An unknown
-route or a failed router keeps the current specialist (the default on turn 1).
-The rule depends only on the recorded router answer, so replays agree. The team's
-guardrails are checked here, since no TriageWorkflow runs.
+catch-all, so "ok, and the second one?" (which fits nothing: the router answers
+itself, or picks the default) stays where it is, while "the app crashes too"
+moves a billing conversation to technical. An undeclared transfer or a failed
+router keeps the current specialist (the default on turn 1); on turn 1 a router
+that answers itself answers the turn. From the chosen specialist on, the chain
+runs as in triage: specialists may hand on, bounded by `max_handoffs`, and a
+failing one falls back to the default. The rule depends only on the recorded
+router answer, so replays agree. The team's guardrails are checked here, since no
+TriageWorkflow runs.
 
 Long sessions stay inside Temporal's limits: after a turn, once this run's history
 passes `continue_after_events`/`continue_after_bytes` (or `continue_after_turns`,
 or the server suggests it), the session waits for every handler to finish and
-continues as new carrying only its memory. The session ends itself after
-`idle_timeout_s` without a turn, or when the `end` Update asks.
+continues as new carrying only its memory (and where its feed is: the session
+hosts the stream of its turns' text and steps, baton/streaming.py). The session
+ends itself after `idle_timeout_s` without a turn, or when the `end` Update asks.
 """
 
 from __future__ import annotations
@@ -37,13 +43,15 @@ from functools import partial
 from typing import Any
 
 from temporalio import workflow
+from temporalio.contrib.workflow_streams import WorkflowStream
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from pydantic import BaseModel, ValidationError
+    from pydantic import ValidationError
 
-    from baton.contracts import RouteDecision, route_schema
     from baton.errors import AgentFailed, BudgetExhausted, GuardrailTripped
+    from baton.events import EVENTS_TOPIC, EventKind, RunEvent
+    from baton.handoffs import NEST_HISTORY
     from baton.model_io import Message
     from baton.runs import RunInput, RunResult, RunStatus
     from baton.session_io import (
@@ -60,15 +68,24 @@ with workflow.unsafe.imports_passed_through():
         context,
         fold,
     )
-    from baton.specs import TriageTeam
+    from baton.specs import AgentSpec, TriageTeam
     from baton.text import shorten
+    from baton.usage import Usage
 
-from baton.workflows.agent_call import run_agent
 from baton.workflows.approval import ApprovalDesk
 from baton.workflows.guardrails import check_guardrails
+from baton.workflows.handoffs import (
+    Handled,
+    HandoffOptions,
+    Transfer,
+    decided_route,
+    run_with_handoffs,
+    take_turn,
+    transfers_with_tools,
+)
 from baton.workflows.ledger import RunLedger
 from baton.workflows.members import run_member
-from baton.workflows.triage import nest_history
+from baton.workflows.streaming import carried_feed
 
 
 class TurnLedger(RunLedger):
@@ -106,6 +123,10 @@ class SessionWorkflow(ApprovalDesk):
         self._end_reason = ""
         self._settled = 0  # turns finished in this run, answered or failed
         self._answered_here = 0
+        # The session's feed (baton/streaming.py): its turns' text and steps, its offsets
+        # going on across continue-as-new.
+        self._stream = WorkflowStream(session.stream)
+        self._events = self._stream.topic(EVENTS_TOPIC, type=RunEvent)
 
     @workflow.run
     async def run(self, session: SessionInput) -> SessionSummary:
@@ -123,14 +144,18 @@ class SessionWorkflow(ApprovalDesk):
             wait = (None if self._answering is not None
                     else timedelta(seconds=limits.idle_timeout_s - idle_s))
             try:
-                await workflow.wait_condition(partial(self._woken, settled), timeout=wait)
+                await workflow.wait_condition(partial(self._woken, settled), timeout=wait,
+                                              timeout_summary="session idle")
             except TimeoutError:
                 continue
             if self._ended_by is None and self._continue_due():
-                # Turns accepted meanwhile finish here, not in a run about to close.
+                # Turns accepted meanwhile finish here, not in a run about to close;
+                # subscribers' polls are let go (they follow to the next run).
+                self._stream.detach_pollers()
                 await workflow.wait_condition(workflow.all_handlers_finished)
                 if self._ended_by is None:
                     workflow.continue_as_new(self._carried())
+        self._stream.detach_pollers()
         await workflow.wait_condition(workflow.all_handlers_finished)
         workflow.set_current_details(f"ended ({self._ended_by}): {self._memory.turns} turns")
         return self._summary()
@@ -219,6 +244,9 @@ class SessionWorkflow(ApprovalDesk):
                                    "keep compression on", type=SESSION_TOO_LONG,
                                    non_retryable=True) from None
         ledger = TurnLedger(run, number)
+        ledger.on_step = lambda step: self._emit(ledger, "step", step=step.kind,
+                                                 agent=step.agent, detail=step.detail,
+                                                 ok=step.ok)
         workflow.set_current_details(f"turn {number}: {session.member} is answering")
         handled_by, route_reason = session.member, ""
         team = session.catalogue.teams.get(session.member)
@@ -245,10 +273,11 @@ class SessionWorkflow(ApprovalDesk):
             memory.recent.append(Turn(number=number, user=message, answer=answer,
                                       handled_by=handled_by))
             memory.turns = number
-            if isinstance(team, TriageTeam):
+            if isinstance(team, TriageTeam) and handled_by != team.router:
                 memory.specialist = handled_by
             self._memory = fold(memory, session.limits)
             self._answered_here += 1
+        self._emit(ledger, "result", agent=handled_by, status=status, detail=answer[:2000])
         return TurnAnswer(
             session_id=session.session_id, turn=number, answer=answer, handled_by=handled_by,
             status=status, route_reason=route_reason, output=output, usage=ledger.usage,
@@ -265,29 +294,26 @@ class SessionWorkflow(ApprovalDesk):
         catalogue = ledger.run.catalogue
         name = self._input.member
         router = catalogue.agents[team.router]
-        targets = list(router.handoffs)
-        default = router.default_handoff or targets[0]
         await check_guardrails(ledger, team.input_guardrails, "input", message, name)
-        route, reason = await self._route(ledger, router.name, targets, default, message)
-        messages = nest_history(ledger.run.messages) if team.nest_handoff_history \
-            else ledger.run.messages
-        try:
-            result = await self._run_member(ledger, route, messages)
-        except AgentFailed as err:
-            if route == default:
-                raise
-            ledger.degrade(f"{route} failed ({err.reason}); the default {default} answered")
-            ledger.step("handoff", router.name, f"-> {default}: fallback after {route} failed")
-            route, reason = default, f"{reason}; {route} failed, {default} answered"
-            result = await self._run_member(ledger, default, messages)
-        await check_guardrails(ledger, team.output_guardrails, "output", result.answer, name)
-        return route, reason, result
+        routed = await self._route(ledger, router, message)
+        if isinstance(routed, Handled):  # turn 1, and the router answered it
+            handled = routed
+        else:
+            options = HandoffOptions(
+                max_handoffs=team.max_handoffs,
+                input_filter=NEST_HISTORY if team.nest_handoff_history else None,
+                children=not self._input.limits.inline_agents)
+            handled = await run_with_handoffs(ledger, routed.target, ledger.run.messages,
+                                              options, via=routed)
+        await check_guardrails(ledger, team.output_guardrails, "output", handled.answer, name)
+        result = RunResult(member=handled.handled_by, pattern="agent", answer=handled.answer,
+                           output=handled.output_json)
+        return handled.handled_by, handled.reason, result
 
-    async def _route(self, ledger: TurnLedger, router_name: str, targets: list[str],
-                     default: str, message: str) -> tuple[str, str]:
+    async def _route(self, ledger: TurnLedger, router: AgentSpec,
+                     message: str) -> Transfer | Handled:
         """Where this turn goes, and why (the stickiness rule of the module docstring)."""
         catalogue = ledger.run.catalogue
-        router = catalogue.agents[router_name]
         current = self._memory.specialist
         if current is None:
             prompt = message
@@ -300,35 +326,28 @@ class SessionWorkflow(ApprovalDesk):
             prompt = (f"This conversation is with {current} ({about}). Keep it there unless "
                       f"the new request clearly belongs to another specialist.\n"
                       f"Previous request: {shorten(last, 300)}\nRequest: {message}")
-
-        def declared(decision: BaseModel) -> str | None:
-            assert isinstance(decision, RouteDecision)
-            return None if decision.route in targets else \
-                f"route {decision.route!r} is not one of {targets}"
-
-        stay = current or default
+        asked = [Message(role="user", content=prompt)]
+        stay = current or router.default_handoff or router.handoffs[0]
         try:
-            reply = await run_agent(ledger, router, [Message(role="user", content=prompt)],
-                                    schema=route_schema(targets), accept=declared)
+            if transfers_with_tools():
+                turn = await take_turn(ledger, router, asked)
+            else:  # recorded before transfer tools: the router answered a RouteDecision
+                turn = await decided_route(ledger, router, asked)
         except AgentFailed as err:
             ledger.degrade(f"router {router.name} failed; {stay} answered")
-            ledger.step("handoff", router.name, f"-> {stay}: router failed")
-            return stay, f"the router failed ({err.reason}); {stay} answered"
-        assert isinstance(reply.output, RouteDecision)
-        route, why = reply.output.route, reply.output.reason
-        if current is None:
-            ledger.step("handoff", router.name, f"-> {route}: {why}")
-            return route, why
-        if route == current:
-            ledger.step("handoff", router.name, f"-> {current}: stays ({why})")
-            return current, f"stays with {current}: {why}"
-        if route == default:
-            ledger.step("handoff", router.name,
-                        f"-> {current}: stays (the router's pick is the default {default})")
-            return current, (f"stays with {current}: the router picked the catch-all "
-                             f"{default}, not another specialist")
-        ledger.step("handoff", router.name, f"-> {route}: moved from {current} ({why})")
-        return route, f"moved from {current} to {route}: {why}"
+            return Transfer(router.name, stay, f"the router failed ({err.reason}); {stay} "
+                            "answered")
+        if not isinstance(turn, Transfer):
+            if current is None:
+                return Handled(router.name, turn.answer, turn.output, turn.output_json,
+                               [router.name])
+            return Transfer(router.name, current, f"stays with {current}: the router named "
+                            "no other specialist")
+        if turn.refused is not None:
+            ledger.degrade(f"router {router.name} asked for the undeclared {turn.refused}; "
+                           f"{stay} answered")
+            return Transfer(router.name, stay, f"stays with {stay}: {turn.reason}")
+        return sticky(turn, current, router.default_handoff)
 
     # --- lifecycle --------------------------------------------------------------
 
@@ -346,7 +365,15 @@ class SessionWorkflow(ApprovalDesk):
 
     def _carried(self) -> SessionInput:
         memory = self._memory.model_copy(update={"run": self._memory.run + 1})
-        return self._input.model_copy(update={"memory": memory})
+        return self._input.model_copy(update={"memory": memory,
+                                              "stream": carried_feed(self._stream)})
+
+    def _emit(self, ledger: TurnLedger, kind: EventKind, **fields: Any) -> None:
+        """A turn's progress event, in the session's feed (no history)."""
+        now = workflow.now()
+        self._events.publish(RunEvent(
+            kind=kind, spent=ledger.spent,
+            at_s=(now - workflow.info().start_time).total_seconds(), at=now, **fields))
 
     def _summary(self) -> SessionSummary:
         return SessionSummary(session_id=self._input.session_id, member=self._input.member,
@@ -365,6 +392,24 @@ class SessionWorkflow(ApprovalDesk):
         if memory.specialist:
             details["with"] = memory.specialist
         shown = ", ".join(f"{k} {v}" for k, v in details.items())
+        spent = Usage.sum(memory.usage.values())
+        cost = "cost unknown" if spent.cost_usd is None else f"${spent.cost_usd:.4f}"
         workflow.set_current_details(
-            f"waiting for turn {memory.turns + 1} ({shown}); ends itself after "
-            f"{self._input.limits.idle_timeout_s:g} s without a turn")
+            f"**waiting** for turn {memory.turns + 1} ({shown}); ends itself after "
+            f"{self._input.limits.idle_timeout_s:g} s without a turn\n\nspent so far: "
+            f"{spent.calls} model calls, {spent.total_tokens} tokens, {cost}")
+
+
+def sticky(transfer: Transfer, current: str | None, default: str | None) -> Transfer:
+    """The router's transfer, kept to the current specialist unless it names another
+    one that is not the catch-all default."""
+    route, why = transfer.target, transfer.reason
+    if current is None:
+        return transfer
+    if route == current:
+        return Transfer(transfer.source, current, f"stays with {current}: {why}")
+    if route == default:
+        return Transfer(transfer.source, current, (
+            f"stays with {current}: the router picked the catch-all {default}, not "
+            "another specialist"))
+    return Transfer(transfer.source, route, f"moved from {current} to {route}: {why}")

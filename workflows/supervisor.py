@@ -21,7 +21,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
-    from baton.contracts import Review, model_schema
+    from baton.contracts import Review, contract_name, model_schema
     from baton.errors import AgentFailed
     from baton.model_io import Message, ToolCall, ToolSpec
     from baton.runs import Delegation, RunInput, SupervisorResult
@@ -169,7 +169,8 @@ class SupervisorWorkflow(PatternWorkflow):
             f"feedback. Workers available: {', '.join(workers)}."
             f"\n\nTask: {task}\n\nResult from {worker}:\n{answer}"))
         try:
-            reply = await run_agent(self._ledger_, supervisor, [request], contract="Review",
+            reply = await run_agent(self._ledger_, supervisor, [request],
+                                    contract=contract_name(Review),
                                     schema=schema, accept=known_worker, toolbox=NO_TOOLS)
         except AgentFailed as err:
             self._ledger_.degrade(f"review of {worker} failed ({err.reason}); accepted as is")
