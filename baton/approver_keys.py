@@ -24,6 +24,14 @@ them; the handler that writes the record reads only the decision itself. Each wo
 builds its own interceptor from its own keys (no process-wide state), so two workers
 in one process may be configured differently. Every worker on a task queue must hold
 the same keys: the Update goes to whichever worker has the run.
+
+A decision sent while no worker runs the run comes as a signal (baton/waiting.py),
+which is in history whatever its check says. So the run asks the check-approver
+local activity (`approver_activities`, built from the same keys): its answer is
+recorded in history as a marker, and a replay reads it from there, never from the
+keys of the worker that replays. Such a decision may be read long after it was
+signed (the worker was down), so its signature time is checked against the
+request's own time instead of the last 10 minutes: it cannot predate the request.
 """
 
 from __future__ import annotations
@@ -33,7 +41,7 @@ import binascii
 import json
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -49,7 +57,7 @@ from cryptography.hazmat.primitives.serialization import (
     PrivateFormat,
     PublicFormat,
 )
-from temporalio import workflow
+from temporalio import activity, workflow
 from temporalio.worker import (
     HandleUpdateInput,
     Interceptor,
@@ -58,6 +66,7 @@ from temporalio.worker import (
 )
 
 from baton.runs import Decision, DecisionSignature
+from baton.waiting import CHECK_APPROVER_ACTIVITY, ApproverCheck
 
 KEYS_ENV = "BATON_APPROVER_KEYS"
 KEY_ENV = "BATON_APPROVER_KEY"
@@ -181,6 +190,17 @@ class ApproverKeys:
               now: datetime) -> None:
         """Raise ValueError (the Update's rejection, shown to the client) unless the
         decision may be accepted by this worker."""
+        self._check(decision, workflow_id=workflow_id, run_id=run_id, now=now, earliest=None)
+
+    def check_recorded(self, decision: Decision, *, workflow_id: str, run_id: str,
+                       now: datetime, asked_at: datetime) -> None:
+        """As `check`, for a decision that waited for a worker (the signal): its
+        signature may be older than `MAX_AGE`, never older than its request (`asked_at`)."""
+        self._check(decision, workflow_id=workflow_id, run_id=run_id, now=now,
+                    earliest=asked_at)
+
+    def _check(self, decision: Decision, *, workflow_id: str, run_id: str, now: datetime,
+               earliest: datetime | None) -> None:
         signature = decision.signature
         if not self.keys:
             if signature is not None:
@@ -195,21 +215,27 @@ class ApproverKeys:
                              f"set; approvers: {', '.join(sorted(self.keys))}): set "
                              f"{KEY_ENV}=NAME:PRIVATEKEY where you decide")
         self._check_signature(decision, signature, workflow_id=workflow_id, run_id=run_id,
-                              now=now)
+                              now=now, earliest=earliest)
 
     def _check_signature(self, decision: Decision, signature: DecisionSignature, *,
-                         workflow_id: str, run_id: str, now: datetime) -> None:
+                         workflow_id: str, run_id: str, now: datetime,
+                         earliest: datetime | None) -> None:
         key = self.keys.get(signature.signer)
         if key is None:
             raise ValueError(f"the decision is signed by {signature.signer!r}, who is not an "
                              f"approver on this worker ({', '.join(sorted(self.keys))})")
         if decision.request_id is None:
             raise ValueError("a signed decision must name its request (request_id)")
-        if not now - MAX_AGE <= signature.signed_at <= now + MAX_AHEAD:
+        # A decision that waited for a worker: from its request's time, less the skew
+        # a laptop clock may have.
+        oldest = now - MAX_AGE if earliest is None else earliest - MAX_AHEAD
+        if not oldest <= signature.signed_at <= now + MAX_AHEAD:
+            accepted = (f"accepts signatures up to {MAX_AGE} old" if earliest is None else
+                        f"accepts signatures made from {oldest.isoformat()} on (the "
+                        "request's time)")
             raise ValueError(f"the signature was made at {signature.signed_at.isoformat()}; "
-                             f"the run's clock says {now.isoformat()} and accepts "
-                             f"signatures up to {MAX_AGE} old: sign again (and check the "
-                             "clock of the machine that signs)")
+                             f"the run's clock says {now.isoformat()} and {accepted}: sign "
+                             "again (and check the clock of the machine that signs)")
         message = signed_bytes(decision, workflow_id=workflow_id, run_id=run_id,
                                signer=signature.signer, signed_at=signature.signed_at)
         try:
@@ -218,6 +244,22 @@ class ApproverKeys:
             raise ValueError(f"the signature by {signature.signer!r} does not match this "
                              f"decision for run {workflow_id} ({run_id}); it was made for "
                              "another run, request or content, or with another key") from None
+
+
+def approver_activities(keys: ApproverKeys) -> list[Callable[..., Any]]:
+    """The check-approver local activity of a worker holding `keys`: what the run is
+    told about a decision that came as a signal ("" when it may be applied)."""
+
+    @activity.defn(name=CHECK_APPROVER_ACTIVITY)
+    async def check_approver(check: ApproverCheck) -> str:
+        try:
+            keys.check_recorded(check.decision, workflow_id=check.workflow_id,
+                                run_id=check.run_id, now=check.now, asked_at=check.asked_at)
+        except ValueError as refused:
+            return str(refused)
+        return ""
+
+    return [check_approver]
 
 
 def approver_interceptor(keys: ApproverKeys) -> Interceptor:

@@ -29,24 +29,16 @@ from baton.observability import tracing_enabled
 from baton.runs import (
     DEADLINE_GRACE_S,
     PATTERN_WORKFLOWS,
-    FanOutResult,
-    PipelineResult,
+    PATTERNS,
     RunInput,
     RunOptions,
     RunResult,
-    SupervisorResult,
-    TriageResult,
 )
 from baton.search import starting_attributes, unknown_search_attributes
 from baton.specs import Catalogue, FanOutTeam
+from baton.waiting import starting_memo
 
-RESULT_TYPES: dict[str, type[RunResult]] = {
-    "triage": TriageResult,
-    "fanout": FanOutResult,
-    "supervisor": SupervisorResult,
-    "pipeline": PipelineResult,
-    "agent": RunResult,
-}
+RESULT_TYPES: dict[str, type[RunResult]] = {name: p.result for name, p in PATTERNS.items()}
 
 
 class RunRefused(ValueError):
@@ -114,6 +106,7 @@ async def start_run(client: Client, task_queue: str,
         static_summary=f"{planned.pattern} · {planned.input.member}: "
                        f"{planned.input.prompt[:80]}",
         static_details=description or None,
+        memo=starting_memo(),
         result_type=RESULT_TYPES[planned.pattern],
         execution_timeout=(timedelta(seconds=deadline + DEADLINE_GRACE_S)
                            if deadline else None),
@@ -161,7 +154,7 @@ async def start_flow(client: Client, task_queue: str,
     options: dict[str, Any] = dict(
         id=planned.workflow_id, task_queue=task_queue, result_type=FlowResult,
         static_summary=f"flow · {planned.flow.name}: {planned.input.prompt[:80]}",
-        static_details=planned.flow.description or None,
+        static_details=planned.flow.description or None, memo=starting_memo(),
         execution_timeout=(timedelta(seconds=deadline + DEADLINE_GRACE_S)
                            if deadline else None))
     try:

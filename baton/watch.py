@@ -6,44 +6,77 @@ nested runs appear (child ids start with the run's id), to theirs, and yields
 every stream is drained. Offsets are per workflow: pass the last ones back
 (`from_offsets`) to resume where a watcher left off; `starter.py watch` keeps them
 in a small cursor file so a watcher that disconnects and comes back resumes.
+
+A stream is read through its run, so while no worker runs the run nothing comes:
+the watcher keeps waiting (a poll the server gives up on is made again) and, with
+`on_notice`, is told within seconds that no worker polls the run's task queue, and
+again when one does (baton/liveness.py).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import timedelta
 from pathlib import Path
 
-from temporalio.client import Client, WorkflowExecutionStatus
+from temporalio.client import (
+    Client,
+    WorkflowExecutionStatus,
+    WorkflowUpdateRPCTimeoutOrCancelledError,
+)
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
+from temporalio.service import RPCError
 
 from baton.events import EVENTS_TOPIC, RunEvent
+from baton.liveness import serving_workers
 
 # How often new nested runs are looked for while watching.
 DISCOVERY_INTERVAL_S = 1.0
 POLL_COOLDOWN = timedelta(milliseconds=100)
+# How often the watcher checks that a worker polls the run's task queue, and waits
+# before polling a stream again after the server gave up on a poll (no worker).
+PRESENCE_INTERVAL_S = 2.0
 
 Item = tuple[str, int, RunEvent]
+Notice = Callable[[str], None]
 
 
 async def events(client: Client, workflow_id: str, *,
-                 from_offsets: dict[str, int] | None = None) -> AsyncIterator[Item]:
-    """Every event of the run and its nested runs, from `from_offsets` on."""
+                 from_offsets: dict[str, int] | None = None,
+                 on_notice: Notice | None = None) -> AsyncIterator[Item]:
+    """Every event of the run and its nested runs, from `from_offsets` on; `on_notice`
+    is told when no worker polls the run's task queue, and when one does again."""
     offsets = dict(from_offsets or {})
     queue: asyncio.Queue[Item | str] = asyncio.Queue()
     tasks: dict[str, asyncio.Task[None]] = {}
 
     async def follow(wid: str) -> None:
+        try:
+            while not await drain(wid):
+                await asyncio.sleep(PRESENCE_INTERVAL_S)
+        finally:
+            await queue.put(wid)  # this stream is drained
+
+    async def drain(wid: str) -> bool:
+        """Read the stream to its end (True), or until the server gives up (False)."""
         stream = WorkflowStreamClient.create(client, wid)
         try:
             async for item in stream.subscribe(EVENTS_TOPIC, offsets.get(wid, 0),
                                                result_type=RunEvent,
                                                poll_cooldown=POLL_COOLDOWN):
+                offsets[wid] = item.offset + 1
                 await queue.put((wid, item.offset + 1, item.data))
-        finally:
-            await queue.put(wid)  # this stream is drained
+        except (RPCError, WorkflowUpdateRPCTimeoutOrCancelledError) as err:
+            if await _running(client, wid):
+                return False  # no worker answered the poll: poll again
+            if on_notice is None:
+                raise
+            # An ended run's last events are read with a query, which needs a worker.
+            on_notice(f"the rest of {wid}'s events cannot be read without a worker "
+                      f"({getattr(err, 'message', err)})")
+        return True
 
     def start(wid: str) -> None:
         if wid not in tasks:
@@ -62,6 +95,8 @@ async def events(client: Client, workflow_id: str, *,
 
     start(workflow_id)
     discovery = asyncio.create_task(discover())
+    presence = (asyncio.create_task(_tell_presence(client, workflow_id, on_notice))
+                if on_notice else None)
     finished: set[str] = set()
     try:
         while True:
@@ -79,8 +114,37 @@ async def events(client: Client, workflow_id: str, *,
             yield got
     finally:
         discovery.cancel()
+        if presence is not None:
+            presence.cancel()
         for task in tasks.values():
             task.cancel()
+
+
+async def _running(client: Client, workflow_id: str) -> bool:
+    described = await client.get_workflow_handle(workflow_id).describe()
+    return described.status == WorkflowExecutionStatus.RUNNING
+
+
+async def _tell_presence(client: Client, workflow_id: str, on_notice: Notice) -> None:
+    """Say when no worker polls the run's task queue, and when one does again, while
+    the run runs."""
+    absent = False
+    while True:
+        try:
+            described = await client.get_workflow_handle(workflow_id).describe()
+            queue = described.task_queue
+            serving = await serving_workers(client, queue)
+        except RPCError:
+            return  # gone, or this client may not describe task queues: nothing to tell
+        if described.status != WorkflowExecutionStatus.RUNNING:
+            return
+        if not serving and not absent:
+            on_notice(f"no worker is polling task queue {queue}; waiting (the run goes "
+                      "on when a worker starts)")
+        elif serving and absent:
+            on_notice(f"a worker is polling task queue {queue} again")
+        absent = not serving
+        await asyncio.sleep(PRESENCE_INTERVAL_S)
 
 
 class Cursor:

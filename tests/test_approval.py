@@ -9,6 +9,7 @@ import asyncio
 from typing import Any
 
 import pytest
+from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.testing import WorkflowEnvironment
 
 import baton
@@ -76,6 +77,13 @@ async def test_tool_approved_runs_and_the_decision_is_recorded(env: WorkflowEnvi
         state = await handle.handle.query("state", result_type=RunState)
         assert state.status == "waiting_approval"
         assert ran == ["lookup A-1001"]  # work before the approval point is done, once
+        # The Web UI's Current Details: plain ASCII, the command as inline code to copy.
+        details = (await handle.handle.query("__temporal_workflow_metadata",
+                                             result_type=WorkflowMetadata)).current_details
+        assert details.isascii() and details.startswith(
+            f"**Waiting for approval** {request.request_id}: clerk - issue_refund(")
+        assert details.endswith(f"`python starter.py approve {handle.workflow_id} "
+                                f"--request {request.request_id}`")
         [record] = await baton.approve(handle.workflow_id, request=request.request_id,
                                        note="manager ok", client=env.client)
         outcome = await asyncio.wait_for(handle.result(), 60)

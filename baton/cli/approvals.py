@@ -9,13 +9,14 @@ import os
 import sys
 from typing import Any
 
-from baton.approvals import ApprovalError, decide, pending
+from baton.approvals import ApprovalError, Delivery, Recorded, Waiting, decide, pending
 from baton.approver_keys import KEY_ENV, KEYS_ENV, ApproverKeyError, SigningKey
 from baton.cli.common import UsageError, connect_or_explain, print_json
 from baton.codec import KEY_ENV as ENCRYPTION_KEY_ENV
 from baton.codec import OLD_KEYS_ENV
 from baton.runs import ApprovalRecord, Decision
 from baton.temporal import Settings
+from baton.waiting import DecisionOutcome
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -49,7 +50,8 @@ async def show_pending(args: argparse.Namespace) -> int:
               f"{OLD_KEYS_ENV} for older keys) as the workers have it", file=sys.stderr)
     if args.json:
         print_json([{"workflow_id": w.workflow_id, "link": settings.workflow_link(w.workflow_id),
-                     "requests": [r.model_dump(mode="json") for r in w.requests]}
+                     "requests": [r.model_dump(mode="json") for r in w.requests],
+                     "refused": [o.model_dump(mode="json") for o in refused(w)]}
                     for w in runs])
         return 2 if unreadable else 0
     if not runs and not unreadable:
@@ -61,7 +63,19 @@ async def show_pending(args: argparse.Namespace) -> int:
             print(f"  {r.request_id:<20} {r.agent} · {r.subject}({json.dumps(r.arguments)})"
                   f"{where}\n  {'':<20} {r.why}; asked {r.asked_at:%Y-%m-%d %H:%M:%S} UTC, "
                   f"default {r.default} after {r.timeout_s:g} s")
+        for outcome in refused(waiting):
+            print(f"  {outcome.request_id or '':<20} a decision was refused at "
+                  f"{outcome.at:%Y-%m-%d %H:%M:%S} UTC: {outcome.reason}")
+        if not waiting.known:
+            print(f"  {'':<20} (it started waiting before Baton recorded what runs wait for: "
+                  f"`approve {waiting.workflow_id}` decides it while a worker runs it)")
     return 2 if unreadable else 0
+
+
+def refused(waiting: Waiting) -> list[DecisionOutcome]:
+    """The refused decisions on requests that still wait: what the sender should know."""
+    still = {r.request_id for r in waiting.requests}
+    return [o for o in waiting.outcomes if o.outcome == "refused" and o.request_id in still]
 
 
 async def send_decision(args: argparse.Namespace) -> int:
@@ -77,14 +91,25 @@ async def send_decision(args: argparse.Namespace) -> int:
         raise UsageError(str(err)) from None
     client = await connect_or_explain()
     try:
-        records = await decide(client, args.workflow_id, decision, key=key)
+        delivery = await decide(client, args.workflow_id, decision, key=key)
     except ApprovalError as err:
         raise UsageError(str(err)) from None
     if args.json:
-        print_json([r.model_dump(mode="json") for r in records])
-    for record in [] if args.json else records:
+        print_json(delivery_json(delivery))
+        return 0
+    for record in delivery.applied:
         print(describe(record))
+    for recorded in delivery.recorded:
+        print(describe_recorded(recorded))
     return 0
+
+
+def delivery_json(delivery: Delivery) -> list[dict[str, Any]]:
+    """Each decision as JSON: an applied record, or one recorded until a worker runs."""
+    return ([{"status": "applied", **r.model_dump(mode="json")} for r in delivery.applied]
+            + [{"status": "recorded", "workflow_id": r.workflow_id,
+                "request_id": r.request_id, "approved": r.approve}
+               for r in delivery.recorded])
 
 
 async def make_key(args: argparse.Namespace) -> int:
@@ -101,6 +126,12 @@ async def make_key(args: argparse.Namespace) -> int:
           f"# for {key.signer} only, where they approve (private: keep it secret):\n"
           f"{KEY_ENV}={key.private_entry()}")
     return 0
+
+
+def describe_recorded(recorded: Recorded) -> str:
+    verdict = "approval" if recorded.approve else "rejection"
+    return (f"{recorded.request_id} in {recorded.workflow_id}: {verdict} recorded; it "
+            "takes effect when a worker runs the run (`pending` says if the run refuses it)")
 
 
 def describe(record: ApprovalRecord) -> str:
