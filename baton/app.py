@@ -17,6 +17,7 @@ import sys
 import traceback
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from pathlib import Path
 from types import ModuleType
 from typing import Any
 
@@ -69,17 +70,20 @@ class App:
 
 
 def import_module(name: str) -> ModuleType:
-    """Import `name` as the user would: the current directory first on the path."""
+    """Import `name` as the user would: the current directory first on the path. A file
+    path (./my_app.py) is imported as the module it is (see `module_of_file`)."""
     if os.getcwd() not in sys.path and "" not in sys.path:
         sys.path.insert(0, os.getcwd())
+    if name.endswith(".py") or "/" in name or os.sep in name:
+        name = module_of_file(name)
     try:
         return importlib.import_module(name)
     except ModuleNotFoundError as err:
         if err.name and name.startswith(err.name):
             raise AppError(
                 f"cannot import app module {name!r}: no module named {err.name!r}. Give a "
-                "module name (my_app, or package.module; not a file path) importable from "
-                "the current directory or PYTHONPATH") from None
+                "module name (my_app, or package.module) importable from the current "
+                "directory or PYTHONPATH, or a file (./my_app.py)") from None
         raise AppError(f"importing app module {name!r} failed: {err}") from None
     except (ToolDefinitionError, ContractError, FlowDefinitionError) as err:
         raise AppError(f"app module {name!r}: {err}") from None
@@ -87,6 +91,34 @@ def import_module(name: str) -> ModuleType:
         where = traceback.extract_tb(err.__traceback__)[-1]
         raise AppError(f"importing app module {name!r} raised {type(err).__name__}: {err} "
                        f"({where.filename}:{where.lineno})") from None
+
+
+def module_of_file(path_text: str) -> str:
+    """The module name a Python file is imported under: its dotted name when it sits in
+    a package below the current directory (so its relative imports work), else its
+    file name, with its folder put on the import path (as `python my_app.py` would)."""
+    path = Path(path_text)
+    if path.suffix != ".py" or not path.is_file():
+        raise AppError(f"--app {path_text!r}: no such Python file; give a file "
+                       "(./my_app.py) or a module name (my_app, package.module)")
+    path = path.resolve()
+    here = Path.cwd().resolve()
+    parts = path.relative_to(here).with_suffix("").parts if path.is_relative_to(here) else ()
+    in_packages = all((here.joinpath(*parts[:i]) / "__init__.py").is_file()
+                      for i in range(1, len(parts)))
+    if len(parts) > 1 and in_packages and all(p.isidentifier() for p in parts):
+        return ".".join(parts)
+    if not path.stem.isidentifier():
+        raise AppError(f"--app {path_text!r}: {path.stem!r} is not a name Python can import; "
+                       "rename the file (letters, digits and _, not starting with a digit)")
+    loaded = sys.modules.get(path.stem)
+    if loaded is not None and getattr(loaded, "__file__", None) != str(path):
+        raise AppError(f"--app {path_text!r}: a module named {path.stem!r} is already "
+                       f"imported from {getattr(loaded, '__file__', None) or 'Python itself'}; "
+                       "rename the file")
+    if str(path.parent) not in sys.path:
+        sys.path.insert(0, str(path.parent))
+    return path.stem
 
 
 def load_app(name: str) -> App:

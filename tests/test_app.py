@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
 import textwrap
 from pathlib import Path
 
@@ -12,6 +11,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from baton.app import AppError, app_catalogue, load_app
 from baton.catalogue import CatalogueError, load_catalogue
+from tests.processes import stop
 from tests.test_starter import starter
 from tests.test_worker import start_worker
 
@@ -126,8 +126,7 @@ async def test_starter_runs_an_app_agent_on_an_app_worker(env: WorkflowEnvironme
             "tests.data.tool_app", "--json", address=address,
             extra_env={"BATON_TASK_QUEUE": task_queue})
     finally:
-        process.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(process.communicate(), 30)
+        await stop(process)
     assert result.returncode == 0, result.stderr
     outcome = json.loads(result.stdout)
     assert outcome["status"] == "ok"

@@ -50,6 +50,7 @@ from baton.codec import (
     key_id,
 )
 from baton.temporal import temporal_binary
+from tests.processes import spawn, stop
 from tests.test_codec import serving as codec_serving
 from tests.test_starter import ROOT
 
@@ -412,9 +413,10 @@ class Running:
 
 @asynccontextmanager
 async def codec_server_process(*argv: str, env: dict[str, str]) -> AsyncIterator[Running]:
-    """`starter.py codec-server` in a child process, stopped with Ctrl-C on exit; a
+    """`starter.py codec-server` in a child process, stopped with Ctrl-C on exit (it gets
+    the default SIGINT even when this test run ignores it, as a background job does); a
     child that ignores it is terminated, then killed: it never outlives the test."""
-    process = await asyncio.create_subprocess_exec(
+    process = await spawn(
         sys.executable, "starter.py", "codec-server", "--port", "0", *argv, cwd=ROOT,
         env={**os.environ, **env}, stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE)
@@ -427,19 +429,9 @@ async def codec_server_process(*argv: str, env: dict[str, str]) -> AsyncIterator
         running = Running(found.group(), banner)
         yield running
     finally:
-        process.send_signal(signal.SIGINT)
-        try:
-            await asyncio.wait_for(process.wait(), 30)
-        except TimeoutError:
-            process.terminate()
-            try:
-                await asyncio.wait_for(process.wait(), 5)
-            except TimeoutError:
-                process.kill()
-                await process.wait()
+        _, stderr = await stop(process, signal.SIGINT)
     running.returncode = process.returncode
-    assert process.stderr is not None
-    running.stderr = await process.stderr.read()
+    running.stderr = stderr
 
 
 def https_decode(url: str, body: bytes, token: str | None, cafile: Path) -> Answer:

@@ -19,6 +19,7 @@ from baton.launch import plan_run, start_run
 from baton.model_io import Chaos, Message
 from baton.runs import FanOutResult, PipelineResult, RunOptions, RunResult, TriageResult
 from examples import extraction_pipeline, research_team, support_desk
+from tests.processes import ended, stop
 from tests.test_starter import starter
 from tests.test_worker import ROOT, start_worker
 
@@ -215,8 +216,7 @@ async def test_support_desk_runs_on_a_worker_started_with_its_app(
             starter, "run", "support_desk", "Please refund 25 USD, charged twice on A-1002",
             "--app", "examples.support_desk", "--json", address=address, extra_env=extra)
     finally:
-        process.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(process.communicate(), 30)
+        await stop(process)
     assert result.returncode == 0, result.stderr
     outcome = json.loads(result.stdout)
     assert outcome["handled_by"] == "billing" and outcome["status"] == "ok"
@@ -250,7 +250,10 @@ async def test_readme_build_your_own_block_is_the_example_and_runs(
         env={**os.environ, "TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
              "BATON_TASK_QUEUE": task_queue, "SUPPORT_DESK_REFUNDS": str(refunds)},
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(process.communicate(), 90)
+    try:
+        out, err = await asyncio.wait_for(process.communicate(), 90)
+    finally:
+        await ended(process)
     stdout, stderr = out.decode(), err.decode()
     # A process that used a Temporal client may abort at interpreter exit after all its
     # work is done (sdk-python issue 300); that is not the README's fault.
@@ -338,3 +341,29 @@ async def test_flow_translate_calls_agents_as_tools(env: WorkflowEnvironment,
     assert all('"language"' not in d for d in shown)
     # each translator answered in the flow's own workflow: no child runs, one history
     assert set(outcome.result.usage) >= {"translation_orchestrator", "spanish_translator"}
+
+
+async def test_flow_desk_specialists_hand_back_to_triage_with_a_shared_booking(
+        env: WorkflowEnvironment, task_queue: str) -> None:
+    from examples import flow_desk
+
+    messages = ["What is the baggage allowance?", "Please change my seat to 12A",
+                "Is there wifi on board?"]
+    async with baton.worker(flow_desk.desk, client=env.client, task_queue=task_queue):
+        outcome = await asyncio.wait_for(baton.run(
+            flow_desk.desk, {"messages": messages}, client=env.client,
+            task_queue=task_queue), 90)
+    report = outcome.output
+    assert outcome.status == "ok" and isinstance(report, flow_desk.DeskReport)
+    assert [t.handled_by for t in report.turns] == ["faq", "seat_booking", "faq"]
+    # Each message went to whoever answered the last; specialists handed back to triage.
+    handoffs = [(s.agent, s.detail.split(":")[0]) for s in outcome.result.trace
+                if s.kind == "handoff"]
+    assert handoffs == [("triage", "-> faq"), ("faq", "-> triage"),
+                        ("triage", "-> seat_booking"), ("seat_booking", "-> triage"),
+                        ("triage", "-> faq")]
+    # The seat tool and the handoff hook changed the run's booking, durably.
+    assert report.booking.seat == "12A" and report.booking.flight_number == "BA-117"
+    assert "One carry-on bag" in report.turns[0].answer
+    assert "seat changed to 12A" in report.turns[1].answer
+    assert "Wifi is free" in report.turns[2].answer

@@ -333,6 +333,7 @@ def test_worker_refuses_a_taken_metrics_port(taken_port: int) -> None:
 async def test_worker_process_serves_its_metrics(env: WorkflowEnvironment,
                                                  task_queue: str) -> None:
     from tests.helpers import run
+    from tests.processes import stop
     from tests.test_worker import start_worker
 
     port = free_port()
@@ -343,8 +344,7 @@ async def test_worker_process_serves_its_metrics(env: WorkflowEnvironment,
                            result_type=TriageResult)
         samples = scrape(port)
     finally:
-        process.terminate()
-        out, _ = await asyncio.wait_for(process.communicate(), 30)
+        out, _ = await stop(process)
     assert process.returncode == 0, out.decode()
     assert f"metrics at http://127.0.0.1:{port}/metrics" in out.decode()
     assert total(samples, MODEL_CALLS, team="support_desk") == result.total_usage.calls

@@ -8,7 +8,6 @@ import asyncio
 import json
 import logging
 import os
-import signal
 import sys
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -33,6 +32,7 @@ import baton
 from baton import recovery, search
 from baton.approvals import pending_in_tree
 from baton.cli.common import UsageError
+from baton.cli.output import usd
 from baton.cli.runs import build_query, parse_since
 from baton.errors import SPENT_DETAIL
 from baton.model_io import Chaos
@@ -55,6 +55,7 @@ from baton.temporal import Settings, build_replayer, connect, dev_server_args
 from baton.usage import Budget, Price, Usage
 from tests.fake_llm import FakeLLMServer
 from tests.helpers import fake_provider, fast_catalogue, finish, on_fake, start, worker
+from tests.processes import spawn, stop
 from tests.test_starter import NOWHERE, ROOT, starter
 
 BAD_STATUS = ("unknown --status 'bogus'; accepted: running, waiting_approval, ok, degraded, "
@@ -231,7 +232,10 @@ async def test_a_run_started_by_baton_is_found_from_its_first_moment(
         outcome = await asyncio.wait_for(handle.result(), 60)
     assert outcome.status == "ok"
     history = await handle.handle.fetch_history()
-    assert not [e for e in history.events if e.HasField("marker_recorded_event_attributes")]
+    # No patch marker: the one marker is the local check that a worker serves the tool.
+    markers = [e for e in history.events if e.HasField("marker_recorded_event_attributes")]
+    assert [(m.marker_recorded_event_attributes.marker_name, m.user_metadata.summary.data)
+            for m in markers] == [("core_local_activity", b'"who serves wire_money"')]
     upserted = [list(e.upsert_workflow_search_attributes_event_attributes
                      .search_attributes.indexed_fields)
                 for e in history.events
@@ -336,7 +340,7 @@ async def test_worker_registers_them_where_missing(env: WorkflowEnvironment,
                                                    task_queue: str) -> None:
     client = await new_namespace(env)
     address = env.client.service_client.config.target_host
-    process = await asyncio.create_subprocess_exec(
+    process = await spawn(
         sys.executable, "worker.py", cwd=ROOT,
         env={**os.environ, "TEMPORAL_ADDRESS": address, "BATON_TASK_QUEUE": task_queue,
              "TEMPORAL_NAMESPACE": client.namespace},
@@ -347,8 +351,7 @@ async def test_worker_registers_them_where_missing(env: WorkflowEnvironment,
         assert (await finish(handle)).status == "ok"
         await visible(client, 'BatonStatus = "ok" AND BatonTeam = "support_desk"', handle.id)
     finally:
-        process.send_signal(signal.SIGTERM)
-        out, _ = await asyncio.wait_for(process.communicate(), 30)
+        out, _ = await stop(process)
     assert "registered search attributes in namespace" in out.decode()
 
 
@@ -403,7 +406,7 @@ async def test_list_command_shows_runs_with_their_attributes(env: WorkflowEnviro
     assert header.split()[:5] == ["WORKFLOW", "ID", "TEAM", "PATTERN", "STATUS"]
     [line] = [line for line in lines if line.startswith(desk.id)]
     assert line.split()[1:6] == ["support_desk", "triage", "ok",
-                                 f"${desk_result.total_usage.cost_usd:.6f}",
+                                 usd(desk_result.total_usage.cost_usd),
                                  str(desk_result.total_usage.total_tokens)]
     assert line.endswith(Settings(address=address).workflow_link(desk.id))
 

@@ -17,6 +17,7 @@ from baton.activities.providers.openai_chat import OpenAIChatProvider
 from baton.catalogue import load_catalogue
 from tests.fake_llm import FakeLLMServer
 from tests.helpers import worker
+from tests.processes import ended
 
 ROOT = Path(__file__).resolve().parent.parent
 # Nothing listens here: a refusal must come before any connection attempt.
@@ -35,7 +36,12 @@ def starter(*args: str, address: str = NOWHERE, stdin: str | None = None,
     (["triage", "   \n"], "the conversation must end with a non-empty user message"),
     (["swarm", "hi"], "invalid choice: 'swarm' (choose from 'triage', 'fanout'"),
     (["run", "ghost", "hi"], "unknown team, agent or flow 'ghost'; teams: article_pipeline"),
-    (["run", "ghost", "hi"], "(your own are found with --app MODULE)"),
+    (["run", "ghost", "hi"], "(your own are found with --app MODULE or --app ./file.py)"),
+    (["run", "invoice_pipeline", "hi"], "'invoice_pipeline' is defined in "
+                                        "./examples/extraction_pipeline.py: try --app "
+                                        "./examples/extraction_pipeline.py)"),
+    (["run", "ghost", "hi", "--app", "./tests/data/nope.py"],
+     "--app './tests/data/nope.py': no such Python file"),
     (["triage", "hi", "--model", "mystery:x"],
      "unknown model provider 'mystery'; accepted: anthropic, offline, openai"),
     (["triage", "hi", "--model", "gpt"], "must be written 'provider:model'"),
@@ -96,9 +102,7 @@ async def run_starter(env: WorkflowEnvironment, task_queue: str, *args: str,
     try:
         out, err = await asyncio.wait_for(process.communicate(), 120)
     finally:
-        if process.returncode is None:
-            process.kill()
-            await process.wait()
+        await ended(process)
     assert process.returncode is not None
     return process.returncode, out.decode(), err.decode()
 
@@ -164,7 +168,7 @@ async def test_real_provider_run_prints_provider_usage(env: WorkflowEnvironment,
         register_provider("openai", OpenAIChatProvider)
     assert code == 0, err
     assert "handled by: billing" in out
-    assert "usage: 2 calls, 240 in / 60 out tokens (80 cached), cost $0.000032" in out
+    assert "usage: 2 calls, 240 in / 60 out tokens (80 cached), cost <$0.0001" in out
     assert {r.body["model"] for r in fake.requests} == {"gpt-5-nano"}
 
 
@@ -195,3 +199,50 @@ async def test_chaos_demo_completes_degraded_and_explains_why(env: WorkflowEnvir
 def test_bad_limits_are_refused(flag: str, value: str, expected: str) -> None:
     result = starter("triage", "hi", flag, value)
     assert result.returncode == 2 and expected in result.stderr
+
+
+# What a prompt (and so an offline answer, which quotes it) may carry to a terminal.
+ESCAPES = "\x1b]0;pwned\x07\x1b[31m\x1b]52;c;cGF5bG9hZA==\x07\r"
+
+
+async def test_a_contract_run_prints_fields_tool_calls_and_nothing_for_the_terminal(
+        env: WorkflowEnvironment, task_queue: str) -> None:
+    """An --app given as a file; its contract answer as fields, its tool calls listed,
+    offline costs as $0, control sequences from the prompt gone; --json the same run as
+    JSON with the answer an object."""
+    from tests.data.tool_app import support
+
+    prompt = f"Where is order A-1001? {ESCAPES}"
+    async with worker(env.client, task_queue, tools=support.tools()):
+        code, out, err = await run_starter(env, task_queue, "run", "support", prompt,
+                                           "--app", "./tests/data/tool_app.py")
+        json_code, json_out, json_err = await run_starter(
+            env, task_queue, "run", "support", prompt, "--app", "./tests/data/tool_app.py",
+            "--json")
+    assert code == 0, err
+    assert not any(c in out + err for c in "\x1b\x07\r"), repr(out)
+    calls = out.split("\ntool calls (", 1)[1].split("\nanswer:\n", 1)[0].splitlines()[1:]
+    assert calls[0].startswith("  support · lookup_order(order_id=") and calls[0].endswith(") ok")
+    assert "\nanswer:\n  order_id: " in out
+    assert "\n  status: " in out and "\n  answer: " in out and '\\"' not in out
+    assert "cost $0\n" in out and "$0.0000" not in out
+    assert json_code == 0, json_err
+    shown = json.loads(json_out)
+    assert isinstance(shown["answer"], dict) and set(shown["answer"]) == {
+        "order_id", "status", "answer"}
+    assert [(c["agent"], c["tool"], c["status"]) for c in shown["tool_calls"]] == [
+        (line.split(" · ")[0].strip(), line.split(" · ")[1].split("(")[0], line.rsplit(" ")[-1])
+        for line in calls]
+
+
+async def test_json_of_a_failed_run_is_json(env: WorkflowEnvironment, task_queue: str) -> None:
+    keyless = ROOT / "tests" / "data" / "keyless.toml"
+    async with worker(env.client, task_queue, providers=load_catalogue(keyless).providers):
+        code, out, err = await run_starter(env, task_queue, "run", "solo", "hello",
+                                           "--catalogue", str(keyless), "--json")
+    assert code == 1, err
+    failed = json.loads(out)  # nothing but JSON on stdout
+    assert failed["status"] == "failed" and failed["member"] == "solo"
+    assert failed["error"]["type"] == "AgentFailed"
+    assert "BATON_TEST_UNSET_KEY is not set" in failed["error"]["message"]
+    assert failed["workflow_id"].startswith("agent-hello-") and "/workflows/" in failed["link"]

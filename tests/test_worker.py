@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import signal
 import sys
 from pathlib import Path
 from typing import Any
@@ -15,6 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 import baton
 from baton.runs import TriageResult
 from tests.helpers import run
+from tests.processes import spawn, stop
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,24 +22,20 @@ ROOT = Path(__file__).resolve().parent.parent
 async def test_worker_process_serves_and_exits_zero_on_sigterm(env: WorkflowEnvironment,
                                                                task_queue: str) -> None:
     address = env.client.service_client.config.target_host
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "worker.py", cwd=ROOT,
-        env={**os.environ, "TEMPORAL_ADDRESS": address, "BATON_TASK_QUEUE": task_queue},
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    process = await start_worker(address, task_queue)
     try:
         result = await run(env.client, task_queue, "support_desk", "Refund my invoice",
                            result_type=TriageResult)
         assert result.handled_by == "billing"
     finally:
-        process.send_signal(signal.SIGTERM)
-        out, _ = await asyncio.wait_for(process.communicate(), 30)
+        out, _ = await stop(process)
     assert process.returncode == 0, out.decode()
     assert "signal received; finishing in-flight tasks" in out.decode()
 
 
 async def start_worker(address: str, task_queue: str, *args: str,
                        env: dict[str, str] | None = None) -> asyncio.subprocess.Process:
-    return await asyncio.create_subprocess_exec(
+    return await spawn(
         sys.executable, "worker.py", *args, cwd=ROOT,
         env={**os.environ, "TEMPORAL_ADDRESS": address, "BATON_TASK_QUEUE": task_queue,
              **(env or {})},
@@ -66,15 +62,14 @@ async def test_app_worker_killed_mid_tool_never_reruns_completed_tools(
         else:
             raise AssertionError(f"slow_report never started: {await first.communicate()}")
     finally:
-        first.kill()
+        first.kill()  # the crash this test is about
         await first.wait()
     extra["BATON_TEST_SLOW_S"] = "0"
     second = await start_worker(address, task_queue, "--app", "tests.data.tool_app", env=extra)
     try:
         outcome = await asyncio.wait_for(handle.result(), 60)
     finally:
-        second.send_signal(signal.SIGTERM)
-        await asyncio.wait_for(second.communicate(), 30)
+        await stop(second)
     events = log_lines(log)
     lookups = [e for e in events if e["tool"] == "lookup_order" and e["event"] == "end"]
     reports = [e for e in events if e["tool"] == "slow_report"]

@@ -21,7 +21,15 @@ from typing import Any
 from pydantic import ValidationError
 from temporalio.client import Client
 
-from baton.cli.common import UsageError, connect_or_explain, print_json
+from baton.cli.common import (
+    UsageError,
+    catalogue_flags,
+    connect_or_explain,
+    limit_flags,
+    print_json,
+    unknown_member,
+)
+from baton.cli.output import answer_lines, decoded_answer
 from baton.session_io import (
     SessionLimits,
     TurnAnswer,
@@ -50,7 +58,7 @@ class _IntermixedParser(argparse.ArgumentParser):
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
-    p = sub.add_parser("chat", parents=[common],
+    p = sub.add_parser("chat", parents=[common, catalogue_flags(), limit_flags()],
                        help="talk to a team or agent in a session that lasts")
     p.__class__ = _IntermixedParser
     p.add_argument("team", help="team or agent name from the catalogue")
@@ -74,9 +82,9 @@ async def chat(args: argparse.Namespace) -> int:
 
     catalogue = load_for_run(args.catalogue, args.model, args.app)
     if args.team not in catalogue.teams and args.team not in catalogue.agents:
-        raise UsageError(f"unknown team or agent {args.team!r}; teams: "
-                         f"{', '.join(sorted(catalogue.teams))}; agents: "
-                         f"{', '.join(sorted(catalogue.agents))}")
+        raise unknown_member("team or agent", args.team,
+                             f"teams: {', '.join(sorted(catalogue.teams))}; agents: "
+                             f"{', '.join(sorted(catalogue.agents))}", args.app)
     if args.idle_timeout is not None:
         try:
             SessionLimits(idle_timeout_s=args.idle_timeout)
@@ -136,7 +144,8 @@ class Conversation:
                 print(f"turn failed ({err.type}): {err}\nweb ui: {self.link}", file=sys.stderr)
             return 1
         if self.args.json:
-            fields = answer.model_dump(mode="json") | {"link": self.link}
+            fields = answer.model_dump(mode="json") | {
+                "answer": decoded_answer(answer.answer), "link": self.link}
             print(json.dumps(fields, indent=2 if one_shot else None), flush=True)
         else:
             print(render(answer), flush=True)
@@ -184,7 +193,7 @@ def render(answer: TurnAnswer) -> str:
     head = f"{answer.handled_by} · turn {answer.turn}"
     if answer.status != "ok":
         head += f" · {answer.status}"
-    lines = [head, *(f"  {line}" for line in answer.answer.splitlines())]
+    lines = [head, *(f"  {line}" for line in answer_lines(answer.answer))]
     if answer.route_reason:
         lines.append(f"  ({answer.route_reason})")
     lines.append(f"  [{total.calls} calls, {total.input_tokens} in / {total.output_tokens} "

@@ -17,10 +17,11 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from temporalio.client import WorkflowExecution, WorkflowExecutionStatus
+from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 from temporalio.service import RPCError
 
 from baton.cli.common import UsageError, connect_or_explain, print_json
+from baton.cli.output import usd
 from baton.runs import PATTERN_WORKFLOWS, RUN_STATUSES
 from baton.search import COST_USD, MODELS, PATTERN, STATUS, TEAM, TOKENS
 from baton.temporal import Settings
@@ -100,18 +101,13 @@ async def list_runs(args: argparse.Namespace) -> int:
     query = build_query(args.team, args.status, since, args.all)
     settings = Settings.from_env()
     client = await connect_or_explain(settings)
-    runs: list[ListedRun] = []
     try:
-        async for execution in client.list_workflows(query, page_size=args.limit + 10):
-            if not args.all and "/" in execution.id:
-                continue  # a nested run the server's parent filter did not catch
-            runs.append(_listed(execution, settings))
-            if len(runs) >= args.limit:
-                break
+        executions = await newest(client, query, args.limit, nested=args.all)
     except RPCError as err:
         raise UsageError(f"Temporal refused the query {query!r}: {err.message}\n"
                          "Are Baton's search attributes registered? Starting "
                          "`python worker.py` registers them.") from None
+    runs = [_listed(execution, settings) for execution in executions]
     if args.json:
         print_json([asdict(r) for r in runs])
     elif not runs:
@@ -119,6 +115,36 @@ async def list_runs(args: argparse.Namespace) -> int:
     else:
         print(_table(runs))
     return 0
+
+
+async def newest(client: Client, query: str, limit: int, *,
+                 nested: bool) -> list[WorkflowExecution]:
+    """The `limit` runs matching `query` that started last, newest first.
+
+    Visibility returns runs in an order of its own (the dev server's: running ones
+    first, then by close time), so the first `limit` it returns are not the newest.
+    They bound the answer, though: the newest `limit` all started no earlier than the
+    oldest of them, so a second query from that time on holds every candidate.
+    """
+    first = await _matching(client, query, limit, nested)
+    if len(first) == limit:
+        oldest = min(e.start_time for e in first).astimezone(UTC).isoformat()
+        first = await _matching(client, f"{query} AND StartTime >= {_quote(oldest)}", None,
+                                nested)
+    first.sort(key=lambda e: e.start_time, reverse=True)
+    return first[:limit]
+
+
+async def _matching(client: Client, query: str, limit: int | None,
+                    nested: bool) -> list[WorkflowExecution]:
+    found: list[WorkflowExecution] = []
+    async for execution in client.list_workflows(query, page_size=min(limit or 1000, 1000)):
+        if not nested and "/" in execution.id:
+            continue  # a nested run the server's parent filter did not catch
+        found.append(execution)
+        if len(found) == limit:
+            break
+    return found
 
 
 def _listed(execution: WorkflowExecution, settings: Settings) -> ListedRun:
@@ -140,7 +166,7 @@ def _table(runs: list[ListedRun]) -> str:
               "WEB UI")
     rows = [header] + [(
         r.workflow_id, r.team or "-", r.pattern or "-", r.status,
-        "-" if r.tokens is None else "unknown" if r.cost_usd is None else f"${r.cost_usd:.6f}",
+        "-" if r.tokens is None else usd(r.cost_usd),
         "-" if r.tokens is None else str(r.tokens),
         datetime.fromisoformat(r.start_time).astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S"),
         r.link) for r in runs]

@@ -8,16 +8,17 @@
     python starter.py run <team-or-agent> "<prompt>"
     python starter.py demo [--chaos 0.3 --seed 7]
     python starter.py catalogue | breakers
-    python starter.py history <workflow-id> [-o run.json]
+    python starter.py history <workflow-id> [--raw | -o run.json]
     python starter.py replay <workflow-id> | --file run.json
     python starter.py reset <workflow-id> [--force]
     python starter.py list [--team T] [--status S] [--since 1d] [--all] [--limit N]
     python starter.py codec-server [--port 8081] [--origin URL]   # Web UI decryption
         [--token T] [--tls-cert PEM --tls-key PEM] [--allowed-host H] [--allow-encode]
 
-Flags: --no-wait, --model PROVIDER:MODEL, --json, --catalogue FILE, --team NAME,
---budget-tokens/--budget-calls/--budget-usd, --deadline, --chaos/--seed/--latency.
-Each run prints its answer, who handled what, usage, incidents and its Web UI link.
+Flags: --no-wait, --model PROVIDER:MODEL, --json, --catalogue FILE, --app MODULE|FILE.py,
+--team NAME, --budget-tokens/--budget-calls/--budget-usd, --deadline, --chaos/--seed/--latency
+(`COMMAND --help` lists a command's own). Each run prints its answer (a contract's as
+fields), who handled what, its tool calls, usage, incidents and its Web UI link.
 """
 
 from __future__ import annotations
@@ -26,24 +27,37 @@ import argparse
 import asyncio
 import importlib
 import json
+import os
 import random
 import sys
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from pydantic import ValidationError
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
 from baton import launch, recovery
 from baton.app import AppError, app_catalogue
 from baton.catalogue import CatalogueError, describe_errors, load_catalogue
-from baton.cli.common import UsageError, connect_or_explain
-from baton.codec import client_key_problem
+from baton.cli.common import (
+    UsageError,
+    catalogue_flags,
+    connect_or_explain,
+    limit_flags,
+    output_flags,
+    start_flags,
+    unknown_member,
+)
+from baton.cli.history import readable
+from baton.cli.output import answer_lines, clean_output, decoded_answer, usd
+from baton.cli.tokens import print_tokens
+from baton.codec import KEY_ENV, OLD_KEYS_ENV, client_key_problem
 from baton.errors import CircuitOpen
 from baton.flows import FLOWS
 from baton.model_io import BreakerState, Chaos, Message
@@ -56,7 +70,8 @@ from baton.runs import (
     TriageResult,
 )
 from baton.specs import Catalogue
-from baton.temporal import Settings, exit_now
+from baton.temporal import Settings, SettingsError, exit_now
+from baton.text import shorten
 from baton.usage import Budget
 
 # What each command runs from the catalogue unless --team says otherwise.
@@ -123,12 +138,18 @@ def load_for_run(path: str | None, model: str | None, apps: Sequence[str] = ()) 
 
 
 async def start(client: Client, settings: Settings, planned: PlannedRun,
-                wait: bool) -> RunResult | None:
-    """Start one run; wait for its result unless the caller only wants the id."""
+                wait: bool, streamed: bool = False) -> RunResult | None:
+    """Start one run; wait for its result unless the caller only wants the id;
+    `streamed`: print its text as it comes meanwhile."""
+    handle: WorkflowHandle[Any, RunResult]
     if isinstance(planned.planned, launch.PlannedFlow):
-        flow_handle = await launch.start_flow(client, settings.task_queue, planned.planned)
-        return await flow_handle.result() if wait else None
-    handle = await launch.start_run(client, settings.task_queue, planned.planned)
+        handle = await launch.start_flow(client, settings.task_queue, planned.planned)
+    else:
+        handle = await launch.start_run(client, settings.task_queue, planned.planned)
+    if streamed:
+        print(f"streaming {handle.id}: text as the models write it", flush=True)
+        await print_tokens(client, handle.id)
+        print(flush=True)
     return await handle.result() if wait else None
 
 
@@ -150,17 +171,38 @@ def render(planned: PlannedRun, result: RunResult, settings: Settings) -> str:
         lines.append(f"incidents: {incidents}")
     if result.reasons:
         lines += ["reasons:", *(f"  - {r}" for r in result.reasons)]
+    lines += _tool_call_lines(result)
     lines.append("answer:")
-    lines += [f"  {line}" for line in result.answer.splitlines()]
+    lines += [f"  {line}" for line in answer_lines(result.answer)]
     total = result.total_usage
     lines.append(f"usage: {total.calls} calls, {total.input_tokens} in / "
                  f"{total.output_tokens} out tokens ({total.cached_tokens} cached), "
-                 f"cost {_usd(total.cost_usd)}")
+                 f"cost {usd(total.cost_usd)}")
     for agent, usage in sorted(result.usage.items()):
         lines.append(f"  {agent:<14} {usage.calls:>3} calls {usage.total_tokens:>7} tokens "
-                     f"{_usd(usage.cost_usd):>10}")
+                     f"{usd(usage.cost_usd):>10}")
     lines.append(f"web ui: {settings.workflow_link(planned.workflow_id)}")
     return "\n".join(lines)
+
+
+# How much of a tool call's arguments and result the run summary shows.
+SHOWN_ARGUMENTS = 60
+SHOWN_RESULT = 60
+
+
+def _tool_call_lines(result: RunResult) -> list[str]:
+    """The run's tool calls, one line each: who, which tool, short arguments, status."""
+    calls = result.tool_calls
+    if not calls:
+        return []
+    lines = [f"tool calls ({len(calls)}):"]
+    for call in calls:
+        where = f"{call.path}: " if call.path else ""
+        outcome = ("ok" if call.status == "ok"
+                   else f"FAILED: {shorten(call.result, SHOWN_RESULT)}")
+        lines.append(f"  {where}{call.agent} · {call.tool}"
+                     f"({shorten(call.arguments, SHOWN_ARGUMENTS)}) {outcome}")
+    return lines
 
 
 def _incidents(result: RunResult) -> str:
@@ -180,58 +222,30 @@ def _incidents(result: RunResult) -> str:
     return ", ".join(f"{n} {what}" for what, n in counts.items() if n)
 
 
-def _usd(cost: float | None) -> str:
-    return "unknown" if cost is None else f"${cost:.6f}"
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="starter.py", description=__doc__.split("\n")[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--model", metavar="PROVIDER:MODEL",
-                        help="run every agent on this model (recorded in the run's input)")
-    common.add_argument("--json", action="store_true", help="print typed results as JSON")
-    common.add_argument("--follow", action="store_true",
-                        help="with --no-wait: watch the run as it happens (see `watch`)")
-    common.add_argument("--no-wait", action="store_true",
-                        help="print the workflow id and link, do not wait for the result")
-    common.add_argument("--catalogue", metavar="FILE",
-                        help="agent catalogue TOML (default: the packaged one)")
-    common.add_argument("--app", metavar="MODULE", action="append", default=[],
-                        help="your module of @baton.tool functions, agents and teams "
-                             "(repeatable); without --catalogue, its agents and teams are "
-                             "the catalogue")
-    common.add_argument("--item", metavar="TEXT", action="append", dest="items",
-                        help="an input of a map fan-out (repeatable)")
-    limits = common.add_argument_group("budget (per run; default: the catalogue's [budget])")
-    limits.add_argument("--budget-tokens", type=_positive(int), metavar="N")
-    limits.add_argument("--budget-calls", type=_positive(int), metavar="N")
-    limits.add_argument("--budget-usd", type=_positive(float), metavar="USD")
-    limits.add_argument("--budget-tool-calls", type=_positive(int), metavar="N")
-    limits.add_argument("--deadline", type=_positive(float), metavar="SECONDS",
-                        help="whole-run deadline; the server enforces it even without a worker")
-    chaos = common.add_argument_group("chaos (offline models only)")
-    chaos.add_argument("--chaos", type=_fraction, metavar="RATE", default=0.0,
-                       help="chance that a model call misbehaves: half fail, 30%% return "
-                            "malformed output, 20%% are judge rejections")
-    chaos.add_argument("--seed", type=int, default=0, help="chaos seed (same seed, same run)")
-    chaos.add_argument("--latency", type=_positive(float), metavar="SECONDS",
-                       help="simulated latency of every offline call")
+    common = output_flags()
+    runs = [common, catalogue_flags(), start_flags(), limit_flags()]
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command, team in COMMAND_TEAMS.items():
-        p = sub.add_parser(command, parents=[common], help=f"run a {command} team ({team})")
+        p = sub.add_parser(command, parents=runs, help=f"run a {command} team ({team})")
         p.add_argument("prompt", help="the request ('-' reads it from standard input)")
         p.add_argument("--team", default=team, help=f"team to run (default: {team})")
-    p = sub.add_parser("run", parents=[common], help="run any team or agent by name")
-    p.add_argument("team", help="team or agent name from the catalogue")
+    p = sub.add_parser("run", parents=runs, help="run any team, agent or flow by name")
+    p.add_argument("team", help="team, agent or flow name from the catalogue or an --app")
     p.add_argument("prompt", help="the request ('-' reads it from standard input)")
-    sub.add_parser("demo", parents=[common], help="run every pattern once")
-    p = sub.add_parser("catalogue", parents=[common], help="list agents and teams")
+    sub.add_parser("demo", parents=runs, help="run every pattern once")
+    sub.add_parser("catalogue", parents=[common, catalogue_flags()],
+                   help="list agents and teams")
     sub.add_parser("breakers", parents=[common],
                    help="circuit breaker states of a worker on the task queue")
-    p = sub.add_parser("history", parents=[common], help="export a run's event history")
+    p = sub.add_parser("history", help="print a run's event history, payloads decoded")
     p.add_argument("workflow_id")
-    p.add_argument("-o", "--output", metavar="FILE", help="write to FILE (default: stdout)")
+    p.add_argument("-o", "--output", metavar="FILE",
+                   help="export the history as recorded (what `replay --file` reads) to FILE")
+    p.add_argument("--raw", action="store_true",
+                   help="print the history as recorded: payloads as base64, as encrypted")
     p = sub.add_parser("replay", parents=[common],
                        help="replay a run (and its nested runs) against today's code")
     p.add_argument("workflow_id", nargs="?")
@@ -243,28 +257,6 @@ def build_parser() -> argparse.ArgumentParser:
     for name in COMMAND_MODULES:
         importlib.import_module(name).register(sub, common)
     return parser
-
-
-def _positive(kind: type[int] | type[float]) -> Callable[[str], float]:
-    def parse(text: str) -> float:
-        try:
-            value = kind(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{text!r} is not a {kind.__name__}") from None
-        if value <= 0:
-            raise argparse.ArgumentTypeError(f"{text!r}: must be greater than 0")
-        return value
-    return parse
-
-
-def _fraction(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    if not 0 <= value <= 1:
-        raise argparse.ArgumentTypeError(f"{text!r}: a rate is between 0 and 1")
-    return value
 
 
 # The flag that sets each validated field of a run's options (for error messages).
@@ -297,7 +289,8 @@ def run_options(args: argparse.Namespace, catalogue: Catalogue) -> RunOptions:
         problems = [f"  - {OPTION_FLAGS.get(str(e['loc'][0]), e['loc'][0])} "
                     f"{e['input']!r}: {e['msg']}" for e in err.errors()]
         raise UsageError("invalid run options:\n" + "\n".join(problems)) from None
-    return RunOptions(model_override=args.model, budget=budget, chaos=chaos)
+    return RunOptions(model_override=args.model, budget=budget, chaos=chaos,
+                      stream=getattr(args, "stream", False))
 
 
 def plan(args: argparse.Namespace) -> list[PlannedRun]:
@@ -312,14 +305,13 @@ def plan(args: argparse.Namespace) -> list[PlannedRun]:
             return [PlannedRun(args.command, launch.plan_flow(FLOWS[args.team], prompt, options))]
         except launch.RunRefused as err:
             raise UsageError(str(err)) from None
-    if (args.command == "run" and args.team not in catalogue.agents
-            and args.team not in catalogue.teams):
-        flows = ", ".join(sorted(FLOWS)) or "none"
-        raise UsageError(
-            f"unknown team, agent or flow {args.team!r}; teams: "
-            f"{', '.join(sorted(catalogue.teams))}; agents: "
-            f"{', '.join(sorted(catalogue.agents))}; flows: {flows}"
-            + ("" if args.app else " (your own are found with --app MODULE)"))
+    if args.team not in catalogue.agents and args.team not in catalogue.teams:
+        known = (f"teams: {', '.join(sorted(catalogue.teams))}; agents: "
+                 f"{', '.join(sorted(catalogue.agents))}")
+        if args.command != "run":
+            raise unknown_member("team or agent", args.team, known, args.app)
+        raise unknown_member("team, agent or flow", args.team,
+                             f"{known}; flows: {', '.join(sorted(FLOWS)) or 'none'}", args.app)
     return [plan_run(args.command, prompt, catalogue, args.team, options, args.items)]
 
 
@@ -357,10 +349,16 @@ async def execute(args: argparse.Namespace, runs: Sequence[PlannedRun]) -> int:
         print(f"chaos: {chaos.failure_rate:.0%} failures, {chaos.malformed_rate:.0%} malformed, "
               f"{chaos.rejection_rate:.0%} judge rejections per call (seed {chaos.seed}); "
               f"down for this run: {', '.join(chaos.down_models) or 'none'}\n")
-    outcomes = await asyncio.gather(*(start(client, settings, p, not args.no_wait) for p in runs),
-                                    return_exceptions=True)
+    if args.stream and not args.no_wait and not args.json:
+        # One run's text at a time: several runs' words interleaved would not read.
+        outcomes = [await _outcome(start(client, settings, p, True, streamed=True))
+                    for p in runs]
+    else:
+        outcomes = await asyncio.gather(
+            *(start(client, settings, p, not args.no_wait) for p in runs),
+            return_exceptions=True)
     status = 0
-    collected = []
+    collected: list[dict[str, Any]] = []
     for planned, outcome in zip(runs, outcomes, strict=True):
         link = settings.workflow_link(planned.workflow_id)
         if isinstance(outcome, WorkflowFailureError):
@@ -368,9 +366,15 @@ async def execute(args: argparse.Namespace, runs: Sequence[PlannedRun]) -> int:
                 raise UsageError(problem)  # the workers refused what this client sent
             status = 1
             cause = outcome.cause
-            reason = f"{cause.type}: {cause.message}" if isinstance(cause, ApplicationError) \
-                else str(cause)
-            print(f"== {planned.member}: FAILED — {reason}\nweb ui: {link}")
+            error_type = cause.type if isinstance(cause, ApplicationError) else None
+            message = cause.message if isinstance(cause, ApplicationError) else str(cause)
+            collected.append({"workflow_id": planned.workflow_id, "member": planned.member,
+                              "status": "failed", "error": {"type": error_type,
+                                                            "message": message},
+                              "link": link})
+            if not args.json:
+                reason = f"{error_type}: {message}" if error_type else message
+                print(f"== {planned.member}: FAILED — {reason}\nweb ui: {link}")
         elif isinstance(outcome, RPCError):
             raise UsageError(f"Temporal refused the run {planned.workflow_id}: {outcome}")
         elif isinstance(outcome, BaseException):
@@ -380,7 +384,7 @@ async def execute(args: argparse.Namespace, runs: Sequence[PlannedRun]) -> int:
             if not args.json:
                 print(f"started {planned.workflow_id}\nweb ui: {link}")
         else:
-            collected.append(outcome.model_dump(mode="json") | {
+            collected.append(result_json(outcome) | {
                 "workflow_id": planned.workflow_id, "link": link})
             if not args.json:
                 print(render(planned, outcome, settings) + "\n")
@@ -394,6 +398,22 @@ async def execute(args: argparse.Namespace, runs: Sequence[PlannedRun]) -> int:
                                              "from_start": True})
             status = max(status, await watch(followed))
     return status
+
+
+async def _outcome(run: Awaitable[RunResult | None]) -> RunResult | BaseException | None:
+    """What `asyncio.gather(..., return_exceptions=True)` gives for one run."""
+    try:
+        return await run
+    except Exception as err:
+        return err
+
+
+def result_json(result: RunResult) -> dict[str, Any]:
+    """A run's result for --json: a contract answer as JSON (not a string of escaped JSON),
+    and its tool calls."""
+    return result.model_dump(mode="json") | {
+        "answer": decoded_answer(result.answer),
+        "tool_calls": [call.model_dump(mode="json") for call in result.tool_calls]}
 
 
 async def show_breakers(args: argparse.Namespace) -> int:
@@ -431,14 +451,7 @@ async def recover(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     client = await connect_or_explain(settings)
     if args.command == "history":
-        history = await recovery.fetch_history(client, args.workflow_id)
-        text = history.to_json()
-        if args.output:
-            Path(args.output).write_text(text)
-            print(f"wrote {len(history.events)} events of {args.workflow_id} to {args.output}")
-        else:
-            print(text)
-        return 0
+        return await show_history(client, args)
     if args.command == "replay":
         histories = await recovery.run_histories(client, args.workflow_id)
         return _print_replays(await recovery.replay(histories), args.json)
@@ -450,6 +463,26 @@ async def recover(args: argparse.Namespace) -> int:
               f"{report.kept_completions} completed calls and nested runs\n"
               f"new run: {report.new_run_id}\n"
               f"web ui: {settings.workflow_link(args.workflow_id)}")
+    return 0
+
+
+async def show_history(client: Client, args: argparse.Namespace) -> int:
+    """The run's history: exported as recorded (-o FILE), printed as recorded (--raw), or
+    printed with its payloads decoded by this client's data converter."""
+    history = await recovery.fetch_history(client, args.workflow_id)
+    if args.output:
+        Path(args.output).write_text(history.to_json())
+        print(f"wrote {len(history.events)} events of {args.workflow_id} to {args.output}")
+        return 0
+    if args.raw:
+        print(history.to_json())
+        return 0
+    shown = await readable(history, client.data_converter)
+    print(json.dumps(shown.history, indent=2))
+    if shown.undecoded:
+        print(f"note: {shown.undecoded} payload(s) are shown as recorded: this client cannot "
+              f"decode them (encrypted with a key it does not hold? set {KEY_ENV} or "
+              f"{OLD_KEYS_ENV} as the workers have it)", file=sys.stderr)
     return 0
 
 
@@ -469,10 +502,20 @@ COMMAND_MODULES: list[str] = [
     "baton.cli.chat",
     "baton.cli.runs",
     "baton.cli.codec_server",
+    "baton.web.commands",
 ]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    try:
+        with clean_output():  # what runs say never drives the terminal
+            return _main(argv)
+    except BrokenPipeError:  # the reader left (`| head`): nothing more goes to it
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _main(argv: Sequence[str] | None) -> int:
     args = build_parser().parse_args(argv)
     try:
         handler = getattr(args, "handler", None)
@@ -486,7 +529,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command in ("history", "replay", "reset"):
             return asyncio.run(recover(args))
         return asyncio.run(execute(args, plan(args)))
-    except (UsageError, recovery.RecoveryError) as err:
+    except (UsageError, recovery.RecoveryError, SettingsError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from typing import Any
 
-from baton.cli.common import connect_or_explain
+from baton.cli.common import UsageError, connect_or_explain
+from baton.cli.output import answer_lines, decoded_answer, usd
+from baton.cli.tokens import print_tokens
 from baton.events import RunEvent
+from baton.streaming import RunNotFound
 from baton.temporal import Settings
 from baton.text import shorten
 from baton.watch import Cursor, events
@@ -21,23 +25,31 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
     p.add_argument("workflow_id")
     p.add_argument("--from-start", action="store_true",
                    help="replay every event, not only those this terminal has not seen")
+    p.add_argument("--tokens", action="store_true",
+                   help="print the run's text as the models write it (a run started with "
+                        "--stream), from its start")
     p.set_defaults(handler=watch)
 
 
 async def watch(args: argparse.Namespace) -> int:
     settings = Settings.from_env()
     client = await connect_or_explain(settings)
+    if getattr(args, "tokens", False):
+        try:
+            return await print_tokens(client, args.workflow_id, as_json=args.json)
+        except RunNotFound as err:
+            raise UsageError(str(err)) from None
     cursor = Cursor(args.workflow_id)
     if args.from_start:
         cursor.offsets = {}
     status = 0
     try:
         async for workflow_id, offset, event in events(client, args.workflow_id,
-                                                       from_offsets=cursor.offsets):
+                                                       from_offsets=cursor.offsets,
+                                                       on_notice=notice):
             cursor.advance(workflow_id, offset)
             if args.json:
-                print(json.dumps({"workflow_id": workflow_id, "offset": offset,
-                                  **event.model_dump(mode="json")}), flush=True)
+                print(json.dumps(event_json(workflow_id, offset, event)), flush=True)
             else:
                 print(render(workflow_id == args.workflow_id, event), flush=True)
             if workflow_id == args.workflow_id and event.kind == "status" and \
@@ -50,10 +62,24 @@ async def watch(args: argparse.Namespace) -> int:
     return status
 
 
+def notice(text: str) -> None:
+    """What the watcher is told about the run's workers: on stderr, so --json stays
+    one event per line on stdout."""
+    print(f"note: {text}", file=sys.stderr, flush=True)
+
+
+def event_json(workflow_id: str, offset: int, event: RunEvent) -> dict[str, Any]:
+    """One event as a JSON line; a result's contract answer as JSON, not escaped text."""
+    shown = {"workflow_id": workflow_id, "offset": offset, **event.model_dump(mode="json")}
+    if event.kind == "result":
+        shown["detail"] = decoded_answer(event.detail)
+    return shown
+
+
 def render(top: bool, event: RunEvent) -> str:
     where = f"{event.path}: " if event.path else ""
     spent = event.spent
-    cost = "" if spent.cost_usd is None else f" ${spent.cost_usd:.6f}"
+    cost = "" if spent.cost_usd is None else f" {usd(spent.cost_usd)}"
     money = f"[{spent.calls} calls {spent.total_tokens} tok{cost}]"
     clock = f"{event.at:%H:%M:%S.%f}"[:12] if event.at else f"{event.at_s:7.2f}s"
     if event.kind == "progress" and event.total:
@@ -70,4 +96,4 @@ def render(top: bool, event: RunEvent) -> str:
     if not top:
         return f"{clock} {where}finished ({event.status}) {money}: {shorten(event.detail, 120)}"
     return f"{clock} result ({event.status}) {money}:\n" + "\n".join(
-        f"    {line}" for line in event.detail.splitlines())
+        f"    {line}" for line in answer_lines(event.detail))

@@ -4,6 +4,7 @@
     python worker.py --app MODULE    # also your @baton.tool functions, agents and teams
     python worker.py --metrics 0.0.0.0:9464   # Prometheus text at http://HOST:PORT/metrics
     python worker.py --catalogue ops.toml     # the operator's providers ([providers.NAME])
+                                              # and MCP servers ([mcp.NAME])
 
 Connection settings come from TEMPORAL_ADDRESS / TEMPORAL_NAMESPACE (default: the
 embedded dev server on localhost:7233). Provider keys are read here, from this
@@ -29,6 +30,7 @@ from baton.catalogue import CatalogueError, load_catalogue
 from baton.codec import REQUIRE_ENV, EncryptionKeyError, requires_encryption
 from baton.flows import FLOWS
 from baton.guardrails import Guardrail
+from baton.mcp import MCPDefinitionError, MCPServerConfig, collect_mcp_servers, declared
 from baton.metrics import MetricsAddressError, known_catalogue, metrics_runtime
 from baton.model_io import ProviderConfig
 from baton.search import ensure_search_attributes, patch_activation
@@ -38,21 +40,23 @@ from baton.tools import Tool
 
 async def serve(settings: Settings, tools: Sequence[Tool] = (),
                 guardrails: Sequence[Guardrail] = (),
-                providers: Mapping[str, ProviderConfig] | None = None) -> None:
+                providers: Mapping[str, ProviderConfig] | None = None,
+                mcp: Mapping[str, MCPServerConfig] | None = None) -> None:
     client = await connect(settings)
     searchable = await ensure_search_attributes(client)
     worker = build_worker(client, settings.task_queue, tools=tools, guardrails=guardrails,
-                          providers=providers,
+                          providers=providers, mcp=mcp or {},
                           patch_activation_callback=patch_activation(searchable))
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     logging.info("worker on %s, namespace %s, task queue %s, tools: %s, flows: %s, "
-                 "named providers: %s", settings.address, settings.namespace,
+                 "named providers: %s, MCP servers: %s", settings.address, settings.namespace,
                  settings.task_queue, ", ".join(t.name for t in tools) or "none",
                  ", ".join(sorted(FLOWS)) or "none",
-                 ", ".join(sorted(providers or {})) or "none")
+                 ", ".join(sorted(providers or {})) or "none", ", ".join(sorted(mcp or {}))
+                 or "none")
     async with worker:
         await stop.wait()
         logging.info("signal received; finishing in-flight tasks")
@@ -66,8 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--catalogue", metavar="FILE",
                         default=os.environ.get("BATON_CATALOGUE") or None,
                         help="the operator's catalogue (TOML): its [providers.NAME] tables are "
-                             "the named endpoints this worker may call (default: "
-                             "BATON_CATALOGUE)")
+                             "the named endpoints this worker may call, its [mcp.NAME] tables "
+                             "the MCP servers its agents may use (default: BATON_CATALOGUE)")
     parser.add_argument("--metrics", metavar="HOST:PORT",
                         help="serve Prometheus metrics, Temporal's and Baton's, at "
                              "http://HOST:PORT/metrics (e.g. 0.0.0.0:9464)")
@@ -87,10 +91,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             guardrails += app.guardrails
             if app.members:  # the worker's own agents and teams: metric labels by name
                 known_catalogue(app.catalogue())
-        providers = load_catalogue(args.catalogue).providers if args.catalogue else {}
+        operator = load_catalogue(args.catalogue) if args.catalogue else None
+        providers = operator.providers if operator is not None else {}
+        servers = declared(collect_mcp_servers(args.app),
+                           operator.mcp if operator is not None else None)
         approvers = ApproverKeys.from_env()  # a bad key refuses here, not in a traceback
         refuse_plain = requires_encryption()  # so does a bad BATON_REQUIRE_ENCRYPTION
-    except (AppError, CatalogueError, ApproverKeyError, EncryptionKeyError) as err:
+    except (AppError, CatalogueError, ApproverKeyError, EncryptionKeyError,
+            MCPDefinitionError) as err:
         print(f"error: {err}", flush=True)
         return 2
     if args.metrics:
@@ -107,7 +115,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if approvers.keys:
         logging.info("accepting only decisions signed by: %s", ", ".join(sorted(approvers.keys)))
     try:
-        asyncio.run(serve(Settings.from_env(), tools, guardrails, providers))
+        asyncio.run(serve(Settings.from_env(), tools, guardrails, providers, servers))
     except RuntimeError as err:
         logging.error("worker stopped: %s", err)
         return 1
