@@ -5,7 +5,8 @@ the request's provider and awaits it while heartbeating, so a worker that dies
 mid-call is noticed within the heartbeat timeout rather than after the whole
 start-to-close timeout. Provider failures that retrying could fix count against the
 breaker; an open breaker fails the call at once with a non-retryable `CircuitOpen`,
-which sends the agent to its fallback model.
+which sends the agent to its fallback model. In a run that streams, the text goes
+to the run's feed as the provider writes it (activities/streaming.py).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from temporalio.exceptions import ApplicationError
 from baton.activities.breakers import BreakerBoard, CircuitOpenError
 from baton.activities.heartbeat import heartbeating
 from baton.activities.providers import WorkerProviders
+from baton.activities.providers.base import ModelProvider, StreamingModelProvider
+from baton.activities.streaming import TextFeed
 from baton.errors import CircuitOpen
 from baton.metrics import metered_model_call
 from baton.model_io import BreakerState, ModelRequest, ModelResponse
@@ -45,7 +48,7 @@ class ModelCalls:
             except CircuitOpenError as err:
                 raise CircuitOpen(str(err)) from None
             try:
-                response = await heartbeating(adapter.complete(request))
+                response = await heartbeating(answer(adapter, request))
             except ApplicationError as err:
                 if not err.non_retryable:
                     breaker.record_failure()
@@ -65,3 +68,16 @@ class ModelCalls:
     @activity.defn(name="breaker_states")
     async def breaker_states(self) -> list[BreakerState]:
         return self.breakers.states()
+
+
+async def answer(adapter: ModelProvider, request: ModelRequest) -> ModelResponse:
+    """The adapter's answer; streamed to the run's feed when the run streams."""
+    if request.stream is None:
+        return await adapter.complete(request)
+    async with TextFeed(request, request.stream) as feed:
+        if isinstance(adapter, StreamingModelProvider):
+            response = await adapter.stream(request, feed.text)
+        else:
+            response = await adapter.complete(request)
+        feed.finish(response)
+    return response

@@ -146,12 +146,25 @@ class Chaos(BaseModel):
                 and (self.models is None or model in self.models))
 
 
+class StreamTarget(BaseModel):
+    """Where a streamed call publishes its text (baton/streaming.py): the run's top-level
+    workflow, as the server recorded it, never a value taken from a run's input."""
+
+    workflow_id: str
+    # One per model call, the same across its retries.
+    message_id: str
+    path: str = ""
+
+
 class ModelRequest(BaseModel):
     """One model call, provider-neutral."""
 
     agent: str
     model: str  # "provider:model", already validated by the catalogue
     instructions: str
+    # What the agent is for (its catalogue description): the offline model weighs it
+    # against its transfer targets' descriptions before answering itself.
+    description: str = ""
     messages: list[Message]
     output_schema: dict[str, Any] | None = None
     output_schema_name: str | None = None
@@ -173,6 +186,8 @@ class ModelRequest(BaseModel):
     # What the model costs, to price the call; None when unknown.
     price: Price | None = None
     breaker: BreakerPolicy = Field(default_factory=BreakerPolicy)
+    # Set when the run streams (RunOptions.stream): the text goes there as it comes.
+    stream: StreamTarget | None = Field(default=None, exclude_if=lambda target: target is None)
 
     @property
     def provider(self) -> str:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, Field, field_validator
 
 from baton.model_io import MAX_PROMPT_BYTES, Chaos, Message
-from baton.specs import Catalogue
+from baton.specs import Catalogue, FanOutTeam, PipelineTeam, SupervisorTeam, TriageTeam
 from baton.usage import Budget, Usage
 
 Status = Literal["ok", "degraded", "budget_exhausted", "blocked", "failed"]
@@ -17,14 +19,6 @@ RunStatus = Literal["running", "waiting_approval", "ok", "degraded", "budget_exh
                     "blocked", "failed"]
 RUN_STATUSES: tuple[str, ...] = RunStatus.__args__  # type: ignore[attr-defined]
 
-# The workflow type that runs each pattern (the names the worker registers).
-PATTERN_WORKFLOWS = {
-    "triage": "TriageWorkflow",
-    "fanout": "FanOutWorkflow",
-    "supervisor": "SupervisorWorkflow",
-    "pipeline": "PipelineWorkflow",
-    "agent": "AgentWorkflow",
-}
 # How long past its deadline the server lets a run finish writing its partial result.
 DEADLINE_GRACE_S = 30
 
@@ -36,6 +30,9 @@ class RunOptions(BaseModel):
     # The starter's --model, already applied to the catalogue; kept to show in the UI.
     model_override: str | None = None
     budget: Budget = Field(default_factory=Budget)
+    # Models stream their text to the run's subscribers (baton/streaming.py); off, a
+    # run's history holds no stream signals.
+    stream: bool = Field(default=False, exclude_if=lambda on: not on)
 
 
 class RunInput(BaseModel):
@@ -101,6 +98,37 @@ class Step(BaseModel):
     usage: Usage | None = None
     # For failed steps: the failure's type (baton.errors / provider error type names).
     error_type: str | None = None
+
+
+# A tool_call step's detail, as the workflows write it: "name(args) -> result" or
+# "name(args) failed[: reason]" (workflows/agent_call.py, workflows/flow.py).
+_TOOL_CALL = re.compile(r"(?P<tool>[^\s(]+)\((?P<arguments>.*?)\)"
+                        r"(?: -> (?P<result>.*)| failed(?:: (?P<reason>.*))?)", re.DOTALL)
+
+
+class ToolCallRecord(BaseModel):
+    """One tool call of a run, as its trace recorded it (arguments and result shortened)."""
+
+    agent: str
+    tool: str
+    arguments: str
+    status: Literal["ok", "failed"]
+    # What the tool returned, or why it failed.
+    result: str = ""
+    # The nested run it happened in ("" for the top-level run).
+    path: str = ""
+
+    @classmethod
+    def from_step(cls, step: Step) -> ToolCallRecord:
+        match = _TOOL_CALL.fullmatch(step.detail)
+        if match is None:  # not in the usual shape: keep the whole line as the result
+            return cls(agent=step.agent, tool=step.detail.split("(", 1)[0], arguments="",
+                       status="ok" if step.ok else "failed", result=step.detail,
+                       path=step.path)
+        failed = match["result"] is None or not step.ok
+        return cls(agent=step.agent, tool=match["tool"], arguments=match["arguments"],
+                   status="failed" if failed else "ok",
+                   result=match["result"] or match["reason"] or "", path=step.path)
 
 
 ApprovalKind = Literal["tool", "stage", "acceptance", "flow"]
@@ -182,6 +210,11 @@ class RunResult(BaseModel):
     def total_usage(self) -> Usage:
         return Usage.sum(self.usage.values())
 
+    @property
+    def tool_calls(self) -> list[ToolCallRecord]:
+        """Every tool call of the run and its nested runs, in order."""
+        return [ToolCallRecord.from_step(s) for s in self.trace if s.kind == "tool_call"]
+
 
 class RunState(BaseModel):
     """A live run's status (the `state` query)."""
@@ -253,3 +286,26 @@ class StageOutcome(BaseModel):
 
 class PipelineResult(RunResult):
     stages: list[StageOutcome] = Field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Pattern:
+    """A built-in pattern: the team spec that declares it (None: a lone agent), the
+    result its runs return, and the workflow type a worker registers to run it."""
+
+    spec: type[BaseModel] | None
+    result: type[RunResult]
+    workflow: str
+
+
+# The pattern table, by the name a spec's `pattern` field holds: every other view of
+# the patterns (workflow types, result types, the worker's workflows) derives from it.
+PATTERNS: dict[str, Pattern] = {
+    "triage": Pattern(TriageTeam, TriageResult, "TriageWorkflow"),
+    "fanout": Pattern(FanOutTeam, FanOutResult, "FanOutWorkflow"),
+    "supervisor": Pattern(SupervisorTeam, SupervisorResult, "SupervisorWorkflow"),
+    "pipeline": Pattern(PipelineTeam, PipelineResult, "PipelineWorkflow"),
+    "agent": Pattern(None, RunResult, "AgentWorkflow"),
+}
+# The workflow type that runs each pattern (the names the worker registers).
+PATTERN_WORKFLOWS = {name: pattern.workflow for name, pattern in PATTERNS.items()}

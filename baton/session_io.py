@@ -16,6 +16,7 @@ from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, Field
+from temporalio.contrib.workflow_streams import WorkflowStreamState
 
 from baton.model_io import Message
 from baton.runs import RunOptions, Status
@@ -115,6 +116,10 @@ class SessionInput(BaseModel):
     options: RunOptions = Field(default_factory=RunOptions)
     limits: SessionLimits = Field(default_factory=SessionLimits)
     memory: SessionMemory = Field(default_factory=SessionMemory)
+    # The end of the session's feed (baton/streaming.py), carried by continue-as-new:
+    # its offsets go on, and its latest events stay readable.
+    stream: WorkflowStreamState | None = Field(default=None,
+                                               exclude_if=lambda state: state is None)
 
 
 class TurnRequest(BaseModel):

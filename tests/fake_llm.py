@@ -9,6 +9,12 @@ hang, a malformed body) are served first; then a request the real Messages API
 would refuse (tool blocks without tools) gets its 400; then scripted replies
 (`reply_next`: a chosen text, structured answer, or tool calls, several in one turn
 if wanted); then the offline model. Every request is recorded.
+
+A request with `"stream": true` gets the same answer as server-sent events, in the
+provider's streaming format (OpenAI chunks ending in `[DONE]`, with usage when
+`stream_options.include_usage` asks; Anthropic's message events), text in word-sized
+deltas: after `first_token_s`, then one every `token_interval_s`. A fault with
+`cut_after=N` sends N text deltas and closes the connection mid-answer.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 from baton.activities.providers.anthropic_messages import SCHEMA_TOOL_DESCRIPTION
-from baton.activities.providers.offline import OfflineProvider
+from baton.activities.providers.offline import DELTA, OfflineProvider
 from baton.model_io import Message, ModelRequest, ModelResponse, ToolCall, ToolSpec
 
 MODEL_NAME = "model"  # the fake speaks for one "agent"; offline uses it in corrections
@@ -36,6 +42,8 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
     body: str | None = None
     delay_s: float = 0.0
+    # Streamed answers only: close the connection after this many text deltas.
+    cut_after: int | None = None
 
 
 @dataclass
@@ -63,6 +71,9 @@ class FakeLLMServer:
         self.requests: list[Recorded] = []
         self.faults: deque[Fault] = deque()
         self.scripted: deque[ModelResponse] = deque()
+        # Pacing of streamed answers (seconds before the first text delta, between deltas).
+        self.first_token_s = 0.0
+        self.token_interval_s = 0.0
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
         self._server.daemon_threads = True
         self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
@@ -105,9 +116,11 @@ class FakeLLMServer:
                 fake.requests.append(Recorded(self.path, dict(self.headers), body,
                                               time.monotonic()))
                 anthropic = self.path.endswith("/messages")
+                cut_after = None
                 if fake.faults:
                     fault = fake.faults.popleft()
                     time.sleep(fault.delay_s)
+                    cut_after = fault.cut_after
                     if fault.status != 200 or fault.body is not None:
                         self._send(fault.status, fault.body if fault.body is not None
                                    else _error_body(fault.status, anthropic), fault.headers)
@@ -117,7 +130,33 @@ class FakeLLMServer:
                         "type": "invalid_request_error", "message": problem}}), {})
                     return
                 answer = _answer(body, anthropic, fake._take_scripted())
+                if body.get("stream"):
+                    events = (_anthropic_events(answer) if anthropic
+                              else _openai_chunks(answer, body))
+                    self._stream(events, cut_after)
+                    return
                 self._send(200, json.dumps(answer), {})
+
+            def _stream(self, events: list[tuple[str | None, str, bool]],
+                        cut_after: int | None) -> None:
+                """Server-sent events, paced; closed early after `cut_after` text deltas."""
+                self.send_response(200)
+                self.send_header("content-type", "text/event-stream")
+                self.end_headers()
+                deltas = 0
+                try:
+                    for name, data, is_text in events:
+                        if is_text:
+                            if cut_after is not None and deltas >= cut_after:
+                                return  # HTTP/1.0: closing the connection ends the body
+                            time.sleep(fake.token_interval_s if deltas else
+                                       fake.first_token_s)
+                            deltas += 1
+                        line = (f"event: {name}\n" if name else "") + f"data: {data}\n\n"
+                        self.wfile.write(line.encode())
+                        self.wfile.flush()
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
 
             def _send(self, status: int, text: str, headers: dict[str, str]) -> None:
                 data = text.encode()
@@ -266,3 +305,65 @@ def _anthropic_reply(body: dict[str, Any], response: ModelResponse) -> dict[str,
                   "cache_read_input_tokens": USAGE["cached"],
                   "cache_creation_input_tokens": 0},
     }
+
+
+# One server-sent event: (event name, data, whether it carries answer text).
+Sent = tuple[str | None, str, bool]
+
+
+def _openai_chunks(body: dict[str, Any], request: dict[str, Any]) -> list[Sent]:
+    """A chat completion as `chat.completion.chunk` events."""
+    choice = body["choices"][0]
+    message = choice["message"]
+
+    def chunk(delta: dict[str, Any], finish: str | None = None) -> Sent:
+        return (None, json.dumps({
+            "id": body["id"], "object": "chat.completion.chunk", "created": body["created"],
+            "model": body["model"], "choices": [{"index": 0, "delta": delta,
+                                                 "logprobs": None, "finish_reason": finish}]}),
+            bool(delta.get("content")))
+
+    sent = [chunk({"role": "assistant", "content": ""})]
+    sent += [chunk({"content": piece}) for piece in DELTA.findall(message["content"] or "")]
+    if message.get("refusal"):
+        sent.append(chunk({"refusal": message["refusal"]}))
+    for index, call in enumerate(message.get("tool_calls") or []):
+        sent.append(chunk({"tool_calls": [{"index": index, **call}]}))
+    sent.append(chunk({}, choice["finish_reason"]))
+    if request.get("stream_options", {}).get("include_usage"):
+        sent.append((None, json.dumps({
+            "id": body["id"], "object": "chat.completion.chunk", "created": body["created"],
+            "model": body["model"], "choices": [], "usage": body["usage"]}), False))
+    sent.append((None, "[DONE]", False))
+    return sent
+
+
+def _anthropic_events(body: dict[str, Any]) -> list[Sent]:
+    """A message as the Messages API streams it."""
+    usage = body["usage"]
+    start = {**body, "content": [], "stop_reason": None,
+             "usage": {**usage, "output_tokens": 1}}
+    sent: list[Sent] = [("message_start", json.dumps({"type": "message_start",
+                                                      "message": start}), False)]
+    for index, block in enumerate(body["content"]):
+        empty = {"type": "text", "text": ""} if block["type"] == "text" else {**block, "input": {}}
+        sent.append(("content_block_start", json.dumps(
+            {"type": "content_block_start", "index": index, "content_block": empty}), False))
+        if block["type"] == "text":
+            sent += [("content_block_delta", json.dumps({
+                "type": "content_block_delta", "index": index,
+                "delta": {"type": "text_delta", "text": piece}}), True)
+                for piece in DELTA.findall(block["text"])]
+        else:
+            sent.append(("content_block_delta", json.dumps({
+                "type": "content_block_delta", "index": index, "delta": {
+                    "type": "input_json_delta", "partial_json": json.dumps(block["input"])}}),
+                False))
+        sent.append(("content_block_stop", json.dumps(
+            {"type": "content_block_stop", "index": index}), False))
+    sent.append(("message_delta", json.dumps({
+        "type": "message_delta", "delta": {"stop_reason": body["stop_reason"],
+                                           "stop_sequence": None},
+        "usage": {"output_tokens": usage["output_tokens"]}}), False))
+    sent.append(("message_stop", json.dumps({"type": "message_stop"}), False))
+    return sent

@@ -31,24 +31,25 @@ from temporalio.exceptions import ActivityError, ApplicationError, RetryState
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
 
-    from baton.contracts import contract_model, contract_schema
-    from baton.errors import AgentFailed, ContractViolation, ToolFailed, ToolUnavailable
+    from baton.contracts import contract_model, contract_schema, schema_title
+    from baton.errors import AgentFailed, ContractViolation, ToolFailed
     from baton.flows import AgentResult
     from baton.model_io import Message, ModelRequest, ModelResponse, ToolCall, ToolSpec
     from baton.runs import ApprovalRecord
     from baton.specs import AgentSpec
+    from baton.streaming import AttemptRestarted
     from baton.text import shorten
     from baton.tools import (
         AGENT_TOOL_EXTRACTORS,
-        APPROVAL_POLICY_ACTIVITY,
         ToolDef,
         ToolInvocation,
-        ToolOutcome,
     )
     from baton.usage import Usage
 
 from baton.workflows.approval import current_desk
 from baton.workflows.ledger import RunLedger
+from baton.workflows.streaming import publish, stream_target
+from baton.workflows.tool_calls import ensure_served, execute_tool, policy_asks_a_person
 
 CALL_MODEL = "call_model"
 # Temporal refuses a payload above 2 MB, and a workflow task that schedules one fails
@@ -84,6 +85,11 @@ class Toolbox:
             return await handler(call)
 
         return list(await asyncio.gather(*(one(c) for c in calls)))
+
+    def ends_turn(self) -> bool:
+        """Whether the calls just run ended the agent's turn (a handoff: the model is
+        not asked again; workflows/handoffs.py)."""
+        return False
 
 
 # For a call that must not offer the agent's own tools (e.g. a supervisor's review).
@@ -143,6 +149,7 @@ async def call_model_once(ledger: RunLedger, agent: AgentSpec, model: str,
         agent=agent.name,
         model=model,
         instructions=agent.instructions,
+        description=agent.description,
         messages=messages,
         output_schema=schema,
         output_schema_name=schema_name,
@@ -157,6 +164,7 @@ async def call_model_once(ledger: RunLedger, agent: AgentSpec, model: str,
         chaos=ledger.run.options.chaos,
         price=ledger.run.catalogue.price_for(model),
         breaker=ledger.run.catalogue.breaker_for(model),
+        stream=stream_target(ledger.run.options, ledger.run.path),
     )
     size = len(request.__pydantic_serializer__.to_json(request))
     if size > MAX_REQUEST_BYTES:
@@ -183,6 +191,12 @@ async def call_model_once(ledger: RunLedger, agent: AgentSpec, model: str,
         tries = (retry.max_attempts
                  if err.retry_state == RetryState.MAXIMUM_ATTEMPTS_REACHED else 1)
         ledger.charge(agent.name, Usage(calls=tries))
+        if request.stream is not None:
+            # Its text so far is void; the activity could not say so if its worker died.
+            publish(AttemptRestarted(
+                workflow_id=workflow.info().workflow_id, path=request.stream.path,
+                message_id=request.stream.message_id, agent=agent.name,
+                reason=_describe(err)))
         if err.retry_state == RetryState.TIMEOUT and budget.max_seconds is not None:
             ledger.check_budget()  # the deadline, not the model, ended the call
         raise
@@ -207,6 +221,7 @@ async def run_function_tool(ledger: RunLedger, agent: AgentSpec, tool: ToolDef,
                                 context_model=(type(context).__name__
                                                if context is not None else None))
     arguments = ", ".join(f"{k}={shorten(json.dumps(v), 40)}" for k, v in call.arguments.items())
+    await ensure_served(ledger, tool)  # before a person is asked about a call that cannot run
     if tool.approval != "never":
         decision = await _approval(ledger, agent, tool, invocation)
         if decision is not None and not decision.approved:
@@ -218,28 +233,15 @@ async def run_function_tool(ledger: RunLedger, agent: AgentSpec, tool: ToolDef,
     budget = ledger.check_budget()  # again: a person may have taken the deadline
     ledger.charge(agent.name, Usage(tool_calls=1))
     summary = shorten(f"{agent.name} · {tool.name}({arguments})", 200)
-    # An unregistered activity fails with NotFoundError: no retry can fix that.
-    policy = retry_policy(tool.max_attempts, 1.0, 2.0, 30.0, non_retryable=["NotFoundError"])
-    timeout = timedelta(seconds=tool.timeout_s)
     to_close = schedule_to_close(tool.timeout_s, tool.max_attempts, 30.0, budget.max_seconds)
     started = workflow.now()
     try:
-        if tool.local:
-            outcome: ToolOutcome = await workflow.execute_local_activity(
-                tool.name, invocation, result_type=ToolOutcome, start_to_close_timeout=timeout,
-                schedule_to_close_timeout=to_close, retry_policy=policy, summary=summary)
-        else:
-            outcome = await workflow.execute_activity(
-                tool.name, invocation, result_type=ToolOutcome, start_to_close_timeout=timeout,
-                schedule_to_close_timeout=to_close, retry_policy=policy, summary=summary,
-                heartbeat_timeout=(timedelta(seconds=tool.heartbeat_s)
-                                   if tool.heartbeat_s is not None else None))
+        outcome = await execute_tool(tool, invocation, summary=summary,
+                                     schedule_to_close=to_close, local=tool.local)
     except ActivityError as err:
         elapsed = (workflow.now() - started).total_seconds()
         ledger.charge(agent.name, Usage(tool_seconds=elapsed))
         cause = err.cause
-        if isinstance(cause, ApplicationError) and cause.type == "NotFoundError":
-            raise ToolUnavailable(f"tool {tool.name!r}", workflow.info().task_queue) from None
         reason = (f"{cause.type or 'error'}: {cause.message}"
                   if isinstance(cause, ApplicationError) else str(cause or err))
         ledger.step("tool_call", agent.name, f"{tool.name}({arguments}) failed: {reason}",
@@ -315,11 +317,7 @@ async def _approval(ledger: RunLedger, agent: AgentSpec, tool: ToolDef,
     so for these arguments); None when no decision is needed."""
     why = f"{tool.name} requires approval"
     if tool.approval == "policy":
-        needed = await workflow.execute_local_activity(
-            APPROVAL_POLICY_ACTIVITY, invocation, result_type=bool,
-            start_to_close_timeout=timedelta(seconds=10),
-            summary=f"approval policy of {tool.name}")
-        if not needed:
+        if not await policy_asks_a_person(tool, invocation):
             return None
         why = f"the approval policy of {tool.name} asks a person for these arguments"
     return await current_desk().ask(
@@ -378,6 +376,11 @@ async def run_agent(
                           agent.name)
     if toolbox is None:
         toolbox = function_toolbox(ledger, agent)
+    if agent.mcp and toolbox is not NO_TOOLS:
+        # Imported here: workflows/mcp.py builds on this module's Toolbox.
+        from baton.workflows.mcp import mcp_toolbox
+
+        toolbox = await mcp_toolbox(ledger, agent, toolbox)
     conversation = list(messages)  # grows with tool turns, kept across fallback models
     turns = 0
     failures: list[str] = []
@@ -390,9 +393,9 @@ async def run_agent(
         while True:
             offered = toolbox.specs if toolbox is not None and turns < toolbox.max_turns else []
             try:
-                response = await call_model_once(ledger, agent, model,
-                                                 conversation + corrections, schema=schema,
-                                                 schema_name=contract, tools=offered)
+                response = await call_model_once(
+                    ledger, agent, model, conversation + corrections, schema=schema,
+                    schema_name=schema_title(contract) if contract else None, tools=offered)
             except ActivityError as err:
                 reason = f"{model}: {_describe(err)}"
                 cause = err.cause
@@ -414,6 +417,12 @@ async def run_agent(
                                             agent=agent.name, tool_calls=response.tool_calls))
                 conversation += [Message(role="tool", tool_call_id=c.id, content=r)
                                  for c, r in zip(response.tool_calls, results, strict=True)]
+                if toolbox.ends_turn():  # a handoff: the agent's turn is over
+                    if model != agent.model:
+                        ledger.degrade(f"{agent.name} handed off on fallback {model} after: "
+                                       f"{failures[-1]}")
+                    return AgentReply(agent.name, model, response.text,
+                                      tool_calls=response.tool_calls, tool_turns=turns)
                 if turns >= toolbox.max_turns:
                     ledger.degrade(toolbox.limit_reason.format(max_turns=toolbox.max_turns))
                     conversation.append(Message(role="user", content=(

@@ -7,7 +7,10 @@ budget into a result with the partial answers gathered so far; queries `phase`,
 `state` and `usage` answer while the run is live. `set_status` is the one place a
 run's status changes (running, waiting_approval, then its final status); it upserts
 the run's search attributes (baton/search.py) so the Web UI and `starter.py list`
-find runs by team, pattern, status, cost, tokens and models.
+find runs by team, pattern, status, cost, tokens and models; the Web UI's Current
+Details show the status, the phase and the spending so far. Every pattern and flow
+hosts its run's feed (baton/streaming.py): its progress events, and in a run that
+streams, its models' text and (in the top-level run) its nested runs' events.
 """
 
 from __future__ import annotations
@@ -35,11 +38,13 @@ with workflow.unsafe.imports_passed_through():
         TEAM,
         TOKENS,
     )
+    from baton.streaming import StepEvent
     from baton.usage import Usage
 
 from baton.workflows.approval import ApprovalDesk
 from baton.workflows.guardrails import check_guardrails
 from baton.workflows.ledger import RunLedger
+from baton.workflows.streaming import forwarded, publish
 
 R = TypeVar("R", bound=RunResult)
 
@@ -51,6 +56,7 @@ class PatternWorkflow(ApprovalDesk):
 
     def __init__(self) -> None:
         self._phase = "starting"
+        self._doing = "starting"  # the phase, in the words the Web UI shows
         self._status: RunStatus = "running"
         self._ledger: RunLedger | None = None
         self._searchable: bool | None = None  # decided at the first upsert
@@ -65,11 +71,16 @@ class PatternWorkflow(ApprovalDesk):
     def emit(self, kind: EventKind, **fields: Any) -> None:
         """Publish a progress event (with the spending so far) to the run's stream."""
         ledger = self._ledger
-        started = workflow.info().start_time
-        self._events.publish(RunEvent(
+        info = workflow.info()
+        event = RunEvent(
             kind=kind, path=ledger.run.path if ledger else "",
             spent=ledger.spent if ledger else Usage(),
-            at_s=(workflow.now() - started).total_seconds(), at=workflow.now(), **fields))
+            at_s=(workflow.now() - info.start_time).total_seconds(), at=workflow.now(),
+            **fields)
+        self._events.publish(event)
+        if info.root is not None and ledger is not None and ledger.run.options.stream:
+            # A nested run's events join its top-level run's feed (workflows/streaming.py).
+            publish(StepEvent(workflow_id=info.workflow_id, path=event.path, event=event))
 
     def progress_counts(self) -> tuple[int, int] | None:
         """(done, total) for patterns that count parts, e.g. a fan-out's branches."""
@@ -95,6 +106,7 @@ class PatternWorkflow(ApprovalDesk):
         if upsert:
             self._upsert([STATUS.value_set(status), *searchable])
         self.emit("status", status=status)
+        self.show_details()
         if self._ledger is not None:  # final statuses only; not again when replayed
             run = self._ledger.run
             record_run_result(run.member, status, nested=bool(run.path))
@@ -115,13 +127,27 @@ class PatternWorkflow(ApprovalDesk):
 
     def set_phase(self, phase: str, details: str | None = None) -> None:
         self._phase = phase
-        workflow.set_current_details(details or phase)
+        self._doing = details or phase
+        self.show_details()
         counts = self.progress_counts()
         self.emit("phase", detail=phase, done=counts[0] if counts else None,
                   total=counts[1] if counts else None)
 
     def _on_step(self, step: Step) -> None:
         self.emit("step", step=step.kind, agent=step.agent, detail=step.detail, ok=step.ok)
+        self.show_details()
+
+    def show_details(self) -> None:
+        """The Web UI's Current Details: status, what the run does, what it spent so far
+        (plain ASCII, so what people copy from it works). While a person is asked, the
+        approval desk shows the question and the command that answers it instead."""
+        if self._status == "waiting_approval":
+            return
+        spent = self._ledger.spent if self._ledger is not None else Usage()
+        cost = "cost unknown" if spent.cost_usd is None else f"${spent.cost_usd:.4f}"
+        workflow.set_current_details(
+            f"**{self._status}** - {self._doing}\n\nspent so far: {spent.calls} model calls, "
+            f"{spent.total_tokens} tokens, {spent.tool_calls} tool calls, {cost}")
 
     def partial_fields(self) -> dict[str, Any]:
         """Pattern-specific result fields worth keeping when a budget stops the run."""
@@ -151,6 +177,7 @@ class PatternWorkflow(ApprovalDesk):
                                  **ledger.result_fields(), **self.partial_fields())
         except ApplicationError as err:
             self.set_status("failed", searchable=spending_attributes(ledger))
+            await forwarded()
             raise failure_with_spending(err, ledger) from err
         except GeneratorExit:
             # A suspended run's coroutine being closed (garbage collected after a failed
@@ -160,9 +187,10 @@ class PatternWorkflow(ApprovalDesk):
         except BaseException:
             self.set_status("failed", searchable=spending_attributes(ledger))
             raise
-        self._phase = "done"
+        self._phase = self._doing = "done"
         self.set_status(result.status, searchable=spending_attributes(ledger))
         self.emit("result", status=result.status, detail=result.answer[:2000])
+        await forwarded()
         return result
 
     async def _guarded(self, ledger: RunLedger, body: Callable[[RunLedger], Awaitable[R]]) -> R:

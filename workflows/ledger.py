@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable
+from datetime import datetime
 from typing import Any
 
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from baton.errors import BudgetExhausted
+    from baton.mcp import MCPToolList
     from baton.observability import record_step
     from baton.runs import ApprovalRecord, RunInput, RunResult, Step, StepKind
     from baton.text import shorten
@@ -41,6 +43,10 @@ class RunLedger:
         self.approvals: list[ApprovalRecord] = []
         self._calls: dict[str, int] = {}
         self._children: dict[str, int] = {}
+        # MCP tool lists this run fetched, by server, with when (workflows/mcp.py).
+        self.mcp_tools: dict[str, tuple[datetime, MCPToolList]] = {}
+        # Tools ("name@fingerprint") a live worker was found to serve (workflows/tool_calls.py).
+        self.tools_served: set[str] = set()
         # Told of every step as it is recorded (live progress).
         self.on_step: Callable[[Step], None] | None = None
 

@@ -10,7 +10,8 @@ the user speaking. The API refuses tool blocks in a request that defines no tool
 conversation used, as stubs, with `tool_choice` "none".
 The system prompt, and the conversation before the newest turn, carry
 `cache_control` so repeated prefixes (a supervisor's growing conversation, a
-pipeline's long inputs) are read from the prompt cache.
+pipeline's long inputs) are read from the prompt cache. A run that streams gets the
+same request as a message stream.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Any
 import anthropic
 from anthropic import AsyncAnthropic
 
-from baton.activities.providers.base import endpoint_settings, priced
+from baton.activities.providers.base import TextSink, endpoint_settings, priced
 from baton.activities.providers.errors import bad_response, from_sdk, refusal
 from baton.model_io import Message, ModelRequest, ModelResponse, ProviderConfig, ToolCall
 from baton.usage import Usage
@@ -52,6 +53,33 @@ class AnthropicMessagesProvider:
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
         client = self._get_client()
+        kwargs, schema_tool = self._call(request)
+        try:
+            reply = await client.messages.create(**kwargs)
+        except (anthropic.APIError, ValueError) as err:
+            raise from_sdk("Anthropic", err, anthropic) from None
+        return self._read(request, reply, schema_tool)
+
+    async def stream(self, request: ModelRequest, on_text: TextSink) -> ModelResponse:
+        """The same call as a message stream: text deltas go to `on_text` as they come
+        (a structured answer, a tool's input, arrives whole), the final message is the
+        one `complete` reads."""
+        client = self._get_client()
+        kwargs, schema_tool = self._call(request)
+        try:
+            async with client.messages.stream(**kwargs) as events:
+                async for text in events.text_stream:
+                    on_text(text)
+                reply = await events.get_final_message()
+        except (anthropic.APIError, ValueError) as err:
+            raise from_sdk("Anthropic", err, anthropic) from None
+        if reply.stop_reason is None:
+            # A connection closed mid-answer can end the body cleanly (retryable).
+            raise bad_response("Anthropic", "the stream ended before the answer did")
+        return self._read(request, reply, schema_tool)
+
+    def _call(self, request: ModelRequest) -> tuple[dict[str, Any], str]:
+        """The request's keyword arguments, and the name of its schema tool."""
         kwargs: dict[str, Any] = {
             "model": request.model_name,
             "max_tokens": request.max_output_tokens,
@@ -77,11 +105,7 @@ class AnthropicMessagesProvider:
         if tools:
             kwargs["tools"] = tools
         kwargs["messages"] = to_anthropic_messages(request.messages)
-        try:
-            reply = await client.messages.create(**kwargs)
-        except (anthropic.APIError, ValueError) as err:
-            raise from_sdk("Anthropic", err, anthropic) from None
-        return self._read(request, reply, schema_tool)
+        return kwargs, schema_tool
 
     def _read(self, request: ModelRequest, reply: Any, schema_tool: str) -> ModelResponse:
         blocks = getattr(reply, "content", None)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 from baton.activities.providers.errors import missing_key, remember_key
 from baton.errors import UnknownProvider
@@ -20,6 +20,20 @@ from baton.usage import Price, Usage
 
 class ModelProvider(Protocol):
     async def complete(self, request: ModelRequest) -> ModelResponse: ...
+
+
+# Told each piece of the answer's text as the provider writes it.
+TextSink = Callable[[str], None]
+
+
+@runtime_checkable
+class StreamingModelProvider(Protocol):
+    """An adapter that can also hand out the text while the model writes it; the
+    response is the same `complete` would return (baton/streaming.py)."""
+
+    async def complete(self, request: ModelRequest) -> ModelResponse: ...
+
+    async def stream(self, request: ModelRequest, on_text: TextSink) -> ModelResponse: ...
 
 
 # Builds an adapter for an endpoint (None: the provider's standard endpoint).

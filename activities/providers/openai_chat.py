@@ -3,7 +3,8 @@
 Chat Completions rather than the Responses API: vLLM, Ollama, LM Studio and most
 other compatible servers implement Chat Completions, so one adapter serves them
 all; Baton keeps conversation state itself and needs nothing Responses adds.
-Structured output uses strict JSON schema; tool calls use function tools.
+Structured output uses strict JSON schema; tool calls use function tools. A run
+that streams gets the same call with `stream=True` (and usage in the last chunk).
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from typing import Any
 
 import openai
 from openai import AsyncOpenAI
+from openai.lib.streaming.chat import ChatCompletionStreamState
 
-from baton.activities.providers.base import endpoint_settings, priced
+from baton.activities.providers.base import TextSink, endpoint_settings, priced
 from baton.activities.providers.errors import bad_response, from_sdk, refusal
 from baton.model_io import Message, ModelRequest, ModelResponse, ProviderConfig, ToolCall
 from baton.usage import Usage
@@ -47,6 +49,40 @@ class OpenAIChatProvider:
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
         client = self._get_client()
+        kwargs = self._call(request)
+        try:
+            completion = await client.chat.completions.create(**kwargs)
+        except (openai.APIError, ValueError) as err:
+            raise from_sdk("OpenAI", err, openai) from None
+        return self._read(request, completion)
+
+    async def stream(self, request: ModelRequest, on_text: TextSink) -> ModelResponse:
+        """The same call with `stream=True`: content deltas go to `on_text` as they come,
+        the chunks add up to the completion `complete` reads (usage from the last one)."""
+        client = self._get_client()
+        kwargs = {**self._call(request), "stream": True,
+                  "stream_options": {"include_usage": True}}
+        state: ChatCompletionStreamState[Any] = ChatCompletionStreamState()
+        received = False
+        try:
+            chunks = await client.chat.completions.create(**kwargs)
+            async for chunk in chunks:
+                received = True
+                state.handle_chunk(chunk)
+                for choice in chunk.choices:
+                    if choice.index == 0 and choice.delta.content:
+                        on_text(choice.delta.content)
+        except (openai.APIError, ValueError) as err:
+            raise from_sdk("OpenAI", err, openai) from None
+        completion = state.current_completion_snapshot if received else None
+        if completion is None or not completion.choices or \
+                completion.choices[0].finish_reason is None:
+            # A connection closed mid-answer can end the body cleanly: only the finish
+            # reason tells a whole answer from a cut one (retryable, like a lost call).
+            raise bad_response("OpenAI", "the stream ended before the answer did")
+        return self._read(request, completion)
+
+    def _call(self, request: ModelRequest) -> dict[str, Any]:
         kwargs: dict[str, Any] = {
             "model": request.model_name,
             "messages": [{"role": "system", "content": request.instructions},
@@ -66,11 +102,7 @@ class OpenAIChatProvider:
             kwargs["tools"] = [{"type": "function", "function": {
                 "name": t.name, "description": t.description, "parameters": t.parameters}}
                 for t in request.tools]
-        try:
-            completion = await client.chat.completions.create(**kwargs)
-        except (openai.APIError, ValueError) as err:
-            raise from_sdk("OpenAI", err, openai) from None
-        return self._read(request, completion)
+        return kwargs
 
     def _read(self, request: ModelRequest, completion: Any) -> ModelResponse:
         choices = getattr(completion, "choices", None)
