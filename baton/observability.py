@@ -468,6 +468,32 @@ def tool_call_span(tool: Tool, invocation: ToolInvocation) -> Iterator[ToolCallS
 
 
 @contextmanager
+def mcp_tool_span(server: str, tool: str, agent: str, call_id: str,
+                  arguments: dict[str, Any]) -> Iterator[ToolCallSpan]:
+    """A GenAI `execute_tool` span around one attempt of an MCP server's tool call."""
+    if _tracing is None:
+        yield ToolCallSpan()
+        return
+    attributes: dict[str, Any] = {
+        "gen_ai.operation.name": "execute_tool",
+        "gen_ai.tool.name": tool,
+        "gen_ai.tool.type": "extension",
+        "gen_ai.tool.call.id": call_id,
+        "openinference.span.kind": "TOOL",
+        "tool.name": tool,
+        "baton.mcp.server": server,
+    }
+
+    def content() -> dict[str, Any]:
+        shown = json.dumps(arguments, default=str)
+        return {"gen_ai.tool.call.arguments": shown, "input.value": shown,
+                "input.mime_type": "application/json"}
+
+    with _call_span(f"execute_tool {server}/{tool}", agent, attributes, content) as span:
+        yield ToolCallSpan(span)
+
+
+@contextmanager
 def _call_span(name: str, agent: str, attributes: dict[str, Any],
                content: Callable[[], dict[str, Any]], client: bool = False) -> Iterator[Span]:
     """What model and tool spans share: the agent, the attempt (with an event when it

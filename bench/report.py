@@ -55,6 +55,13 @@ def rows(figures: list[dict[str, Any]]) -> list[tuple[str, str, str, str]]:
             table.append(("tool call orchestration (p50)", f"{f['ms_per_call']} ms",
                           f"plain activity {f['raw_ms_per_activity']} ms",
                           f"{f['ratio']}x plain"))
+        elif kind == "mcp":
+            table.append(("MCP tool call orchestration (p50 / p95)",
+                          f"{f['ms_per_call']} / {f['ms_per_call_p95']} ms, plus the "
+                          f"server round trip {f['round_trip_ms']} ms",
+                          f"@baton.tool {f['tool_ms_per_call']} / "
+                          f"{f['tool_ms_per_call_p95']} ms",
+                          f"{f['ratio']}x @baton.tool"))
         elif kind == "waiting" and "resumes_per_s" in f:
             raw = f.get("raw_resumes_per_s")
             table.append((f"{f['runs']} runs released",

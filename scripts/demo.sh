@@ -8,7 +8,8 @@ mkdir -p .temporal
 # The example's refunds go to a fresh file each demo, so its refund is always issued.
 export SUPPORT_DESK_REFUNDS="$PWD/.temporal/demo-refunds.json"
 rm -f "$SUPPORT_DESK_REFUNDS"
-.venv/bin/python worker.py --app examples.support_desk >.temporal/worker.log 2>&1 &
+.venv/bin/python worker.py --app examples.support_desk --app examples.mcp_clock \
+    >.temporal/worker.log 2>&1 &
 WORKER=$!
 trap 'kill -TERM $WORKER 2>/dev/null; wait $WORKER 2>/dev/null || true' EXIT
 status=0
@@ -19,6 +20,11 @@ echo "== your own code: examples/support_desk.py, on the same worker (--app exam
     "I was charged twice for order A-1002. Please refund the extra 25 USD." \
     --app examples.support_desk || status=$?
 echo "refunds written by the issue_refund tool: $SUPPORT_DESK_REFUNDS"
+echo
+echo "== an MCP server's tools: examples/mcp_clock.py declares the server and the agent"
+.venv/bin/python starter.py run clock_agent \
+    "What time is it in Tokyo, and what is 21 degrees C in F?" \
+    --app examples.mcp_clock || status=$?
 echo
 echo "== people in the loop: a refund above 100 USD waits for a person"
 RUN=$(.venv/bin/python starter.py run support_desk \
@@ -43,6 +49,9 @@ SESSION="demo-$(date +%s)"
     "And can I get the old price back for this month?" || status=$?
 .venv/bin/python starter.py end "$SESSION" || status=$?
 echo
-echo "Inspect the runs: ${TEMPORAL_UI_URL:-http://localhost:8233}/namespaces/${TEMPORAL_NAMESPACE:-default}/workflows"
+# The Web UI the links follow (TEMPORAL_UI_URL, TEMPORAL_UI_PORT, or what make server recorded).
+UI=$(.venv/bin/python -c 'from baton.temporal import Settings; s = Settings.from_env()
+print(f"{s.ui_url}/namespaces/{s.namespace}/workflows")')
+echo "Inspect the runs: $UI"
 echo "The Temporal server keeps running; stop it with: make down"
 exit $status
