@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 .PHONY: setup server worker demo down test bench bench-quick lint clean histories traces \
-	reliability reliability-quick
+	reliability reliability-quick browser
 
 # Bytecode is written even where PYTHONDONTWRITEBYTECODE is set: Temporal's sandbox
 # re-imports workflow modules for every run, and compiling them each time was the
@@ -21,6 +21,14 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	rm -f $(VENV)/.installed-* && touch $@
 
+# Debian's Chromium, which the console's browser test (tests/test_console_browser.py)
+# and `starter.py report --png` drive; browsers are never downloaded. Needs root (CI).
+browser:
+	@command -v chromium >/dev/null || { apt-get update -qq \
+		&& DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }
+
+# TEMPORAL_ADDRESS and TEMPORAL_UI_PORT choose where it listens; what it started is
+# recorded in .temporal/server.env, and every printed Web UI link follows it.
 server: setup
 	@scripts/dev_server.sh start
 
@@ -47,6 +55,7 @@ bench: setup
 	@mkdir -p .bench && : > $(BENCH_OUT)
 	$(BIN)/python bench/step_bench.py --runs 20 | tee -a $(BENCH_OUT)
 	$(BIN)/python bench/tool_bench.py --runs 20 | tee -a $(BENCH_OUT)
+	$(BIN)/python bench/mcp_bench.py --runs 20 | tee -a $(BENCH_OUT)
 	$(BIN)/python bench/flow_bench.py --runs 20 | tee -a $(BENCH_OUT)
 	$(BIN)/python bench/throughput_bench.py --runs 500 --workers 1 2 | tee -a $(BENCH_OUT)
 	$(BIN)/python bench/fanout_bench.py --n 10 100 500 | tee -a $(BENCH_OUT)
@@ -54,6 +63,7 @@ bench: setup
 	@test ! -f bench/session_bench.py || $(BIN)/python bench/session_bench.py | tee -a $(BENCH_OUT)
 	$(BIN)/python bench/overhead_bench.py | tee -a $(BENCH_OUT)
 	$(BIN)/python bench/waiting_bench.py --runs 10000 | tee -a $(BENCH_OUT)
+	$(BIN)/python bench/sse_bench.py --subscribers 100 | tee -a $(BENCH_OUT)
 	$(BIN)/python bench/report.py $(BENCH_OUT)
 
 # About a minute: the same figures, smaller.
@@ -61,6 +71,7 @@ bench-quick: setup
 	@mkdir -p .bench && : > $(BENCH_OUT)
 	$(BIN)/python bench/step_bench.py --runs 4 | tee -a $(BENCH_OUT)
 	$(BIN)/python bench/tool_bench.py --runs 4 | tee -a $(BENCH_OUT)
+	$(BIN)/python bench/mcp_bench.py --runs 4 | tee -a $(BENCH_OUT)
 	$(BIN)/python bench/flow_bench.py --runs 4 | tee -a $(BENCH_OUT)
 	$(BIN)/python bench/throughput_bench.py --runs 100 | tee -a $(BENCH_OUT)
 	$(BIN)/python bench/fanout_bench.py --n 10 100 --repeat 1 | tee -a $(BENCH_OUT)

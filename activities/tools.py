@@ -1,22 +1,42 @@
-"""One activity per user tool, registered under the tool's name.
+"""The activities of user tools, and where each worker serves them.
 
-Each activity validates the model's arguments against the function's types before
-calling it (invalid arguments come back to the model as an error result, and the
-function never sees them), heartbeats while the function runs, and renders the
-result as the text the model will read, cut above the tool's size limit so that
-histories stay far from Temporal's payload limit. An exception from the function
-is left to Temporal: retried by the tool's policy, or at once final when it is a
-non-retryable `ApplicationError`.
+Each tool call is one activity named after the tool. It validates the model's
+arguments against the function's types before calling it (invalid arguments come
+back to the model as an error result, and the function never sees them),
+heartbeats while the function runs, and renders the result as the text the model
+will read, cut above the tool's size limit so that histories stay far from
+Temporal's payload limit. An exception from the function is left to Temporal:
+retried by the tool's policy, or at once final when it is a non-retryable
+`ApplicationError`.
+
+Where: a worker serves each tool on the task queue of the tool's identity (its
+name and schema fingerprint, `ToolDef.task_queue`), with a small activity-only
+worker beside it (`ToolWorkers`), so a call never reaches another app's function
+of the same name or an older version on a stale worker. The worker itself keeps
+what runs inside a workflow task: local tools, approval policies and the check
+that some live worker serves a tool (`TOOL_CHECK_ACTIVITY`); each refuses a call
+made for a schema it does not have (`TOOL_NOT_SERVED`), and the workflow then
+sends the call to the tool's queue (workflows/tool_calls.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from temporalio import activity
+from temporalio.api.enums.v1 import TaskQueueType
+from temporalio.api.taskqueue.v1 import TaskQueue
+from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.client import Client
+from temporalio.common import RawValue
+from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError
+from temporalio.worker import Plugin, ReplayerConfig, Worker, WorkerConfig
 
 from baton.activities.heartbeat import heartbeating
 from baton.contracts import contract_model
@@ -25,34 +45,208 @@ from baton.metrics import metered_tool
 from baton.observability import tool_call_span
 from baton.tools import (
     APPROVAL_POLICY_ACTIVITY,
+    TOOL_CHECK_ACTIVITY,
+    TOOL_NOT_SERVED,
     Tool,
+    ToolCheck,
     ToolContext,
     ToolInvocation,
     ToolOutcome,
+    describe_parameters,
     render_result,
+    schema_fingerprint,
+    tool_task_queue,
 )
+
+# How long a tool's worker may take to poll for the first time before its block runs.
+POLL_WAIT_S = 5.0
+# How long the serving check waits for a poller before it calls a tool unserved.
+CHECK_WAIT_S = 3.0
+# What a tool's own worker copies from the worker it serves beside: its activity
+# slots, polling, shutdown grace and interceptors (tracing), so a tool call is
+# served as it was when it ran on the main worker.
+SHARED_OPTIONS = ("max_concurrent_activities", "activity_task_poller_behavior",
+                  "graceful_shutdown_timeout", "interceptors", "identity")
 
 
 def tool_activities(tools: Sequence[Tool]) -> list[Callable[..., Any]]:
-    """The activity of each tool; two tools with one name are refused."""
+    """What the worker running the workflows registers for `tools`: the local tools,
+    the approval policies and the serving check (each tool's own activity is served
+    on its own queue: ToolWorkers)."""
+    served = _by_name(tools)
+    activities = [_activity_for(t) for t in served.values() if t.definition.local]
+    activities.append(_check_activity(served))
+    policies = {name: tool for name, tool in served.items() if tool.approval_policy is not None}
+    if policies:
+        activities.append(_policy_activity(policies))
+    return activities
+
+
+def own_queue_activities(tool: Tool) -> list[Callable[..., Any]]:
+    """What the worker on the tool's own queue registers: the tool, and its policy."""
+    activities = [_activity_for(tool)]
+    if tool.approval_policy is not None:
+        activities.append(_policy_activity({tool.name: tool}))
+    return activities
+
+
+class ToolWorkers(Plugin):
+    """A worker plugin serving each tool on its own queue, beside the worker it is given
+    to (started before it polls, stopped after it stops); and registering on that
+    worker what runs inside workflow tasks (tool_activities)."""
+
+    def __init__(self, tools: Sequence[Tool]) -> None:
+        self.tools = list(_by_name(tools).values())
+
+    def configure_worker(self, config: WorkerConfig) -> WorkerConfig:
+        config["activities"] = refusing_unknown(
+            [*config.get("activities", ()), *tool_activities(self.tools)])
+        return config
+
+    async def run_worker(self, worker: Worker, next: Callable[[Worker], Awaitable[None]]) -> None:
+        await self.serve_beside(worker, next)
+
+    async def serve_beside(self, worker: Worker,
+                           next: Callable[[Worker], Awaitable[None]]) -> None:
+        """Run `next(worker)` with every tool served on its own queue meanwhile."""
+        options = {k: v for k, v in worker.config(active_config=True).items()
+                   if k in SHARED_OPTIONS}
+        async with serving_tools(worker.client, worker.task_queue, self.tools, **options):
+            await next(worker)
+
+    def configure_replayer(self, config: ReplayerConfig) -> ReplayerConfig:
+        return config
+
+    def run_replayer(self, replayer: Any, histories: Any, next: Any) -> Any:
+        return next(replayer, histories)
+
+
+@asynccontextmanager
+async def serving_tools(client: Client, task_queue: str, tools: Sequence[Tool],
+                        **options: Any) -> AsyncIterator[list[Worker]]:
+    """Each tool served on its own queue for runs on `task_queue`, while inside: one
+    activity-only worker per tool (a fatal error in one ends the block)."""
+    # The client's plugins shaped the worker these serve beside; applied again they
+    # would register Baton's workflows on every tool's queue.
+    config = client.config(active_config=True)
+    config["plugins"] = []
+    bare = Client(**config)
+    workers = [Worker(bare, task_queue=tool.definition.task_queue(task_queue),
+                      activities=own_queue_activities(tool), **options)
+               for tool in _by_name(tools).values()]
+    async with AsyncExitStack() as stack:
+        for worker in workers:
+            await stack.enter_async_context(worker)
+        # Polling before the block starts: a serving check made by another worker right
+        # away finds them (a first poll takes a few milliseconds).
+        await asyncio.gather(*(_until_polled(bare, w.task_queue, POLL_WAIT_S)
+                               for w in workers))
+        yield workers
+
+
+@activity.defn(dynamic=True)
+async def unregistered_activity(args: Sequence[RawValue]) -> None:
+    """Any activity this worker does not have: refused as Temporal itself would
+    (NotFoundError). Registered so that a workflow may name a local tool or policy the
+    worker lacks (another app's, on a shared queue): the SDK would otherwise fail the
+    whole workflow task at once, before the call could be sent where it is served."""
+    del args
+    name = activity.info().activity_type
+    raise ApplicationError(f"activity {name!r} is not registered on this worker",
+                           type="NotFoundError")
+
+
+def refusing_unknown(activities: Sequence[Callable[..., Any]]) -> list[Callable[..., Any]]:
+    """`activities` with unregistered_activity, unless one of them is a dynamic activity
+    already (the worker owner's: it then answers for names the worker lacks)."""
+    def dynamic(fn: Callable[..., Any]) -> bool:
+        # How activity.defn marks a function (temporalio keeps no public accessor).
+        definition = getattr(fn, "__temporal_activity_definition", None)
+        return definition is not None and definition.name is None
+
+    if any(dynamic(fn) for fn in activities):
+        return list(activities)
+    return [*activities, unregistered_activity]
+
+
+def _by_name(tools: Sequence[Tool]) -> dict[str, Tool]:
+    """The tools by name; two different tools with one name are refused."""
     seen: dict[str, Tool] = {}
     for tool in tools:
         if tool.name in seen and seen[tool.name] is not tool:
             raise ValueError(f"two tools are named {tool.name!r}: {seen[tool.name].fn!r} and "
                              f"{tool.fn!r}; give one another name with @tool(name=...)")
         seen[tool.name] = tool
-    activities = [_activity_for(tool) for tool in seen.values()]
-    policies = {name: tool for name, tool in seen.items() if tool.approval_policy is not None}
-    if policies:
-        activities.append(_policy_activity(policies))
-    return activities
+    return seen
+
+
+def _refuse_other_schemas(tool: Tool | None, name: str, schema_id: str | None) -> Tool:
+    """`tool` when it has the schema the call was made for; otherwise TOOL_NOT_SERVED."""
+    if tool is None or (schema_id is not None and schema_id != tool.definition.fingerprint):
+        here = (f"this worker's {name} has schema {tool.definition.fingerprint}"
+                if tool is not None else f"this worker has no tool {name!r}")
+        raise ApplicationError(f"the call was made for {name} with schema {schema_id}; {here}",
+                               type=TOOL_NOT_SERVED, non_retryable=True)
+    return tool
+
+
+def _check_activity(tools: dict[str, Tool]) -> Callable[..., Any]:
+    @activity.defn(name=TOOL_CHECK_ACTIVITY)
+    async def tool_check(check: ToolCheck) -> str:
+        """"" when a live worker serves the tool with exactly the offered schema; else
+        why not, naming both schemas."""
+        wanted = schema_fingerprint(check.parameters)
+        mine = tools.get(check.tool)
+        if mine is not None and mine.definition.fingerprint == wanted:
+            return ""
+        queue = tool_task_queue(activity.info().task_queue, check.tool, wanted)
+        # Waiting a little: just after a server restart, workers are polling again.
+        if await _until_polled(activity.client(), queue, CHECK_WAIT_S):
+            return ""
+        offered = f"{check.tool}({describe_parameters(check.parameters)}) [schema {wanted}]"
+        here = (f"this worker serves {check.tool}"
+                f"({describe_parameters(mine.definition.parameters)}) "
+                f"[schema {mine.definition.fingerprint}]" if mine is not None
+                else f"this worker has no tool {check.tool!r}")
+        return (f"the model was offered {offered} and no live worker serves that schema "
+                f"(none polls {queue!r}; {here}). A stale worker started before the tool "
+                "changed, or another app's worker with a tool of the same name, may be "
+                "what is running: start a worker with the module that defines this "
+                "version (python worker.py --app MODULE) and stop stale ones")
+
+    return tool_check
+
+
+async def _polled(client: Client, task_queue: str) -> bool:
+    """Whether a worker polled the task queue for activities lately (the server keeps
+    its pollers for a few minutes, so a worker restarting just now counts). When the
+    server does not say (e.g. a key without the permission), assume one does: the call
+    then waits for its worker as any activity would."""
+    try:
+        answer = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
+            namespace=client.namespace, task_queue=TaskQueue(name=task_queue),
+            task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY))
+    except RPCError:
+        return True
+    return bool(answer.pollers)
+
+
+async def _until_polled(client: Client, task_queue: str, wait_s: float) -> bool:
+    """Whether a worker polls `task_queue`, waiting up to `wait_s` seconds for one."""
+    deadline = time.monotonic() + wait_s
+    while not await _polled(client, task_queue):
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.05)
+    return True
 
 
 def _policy_activity(tools: dict[str, Tool]) -> Callable[..., Any]:
     @activity.defn(name=APPROVAL_POLICY_ACTIVITY)
     async def approval_policy(invocation: ToolInvocation) -> bool:
         """Whether this call needs a person; invalid arguments need none (they never run)."""
-        tool = tools[invocation.tool]
+        tool = _refuse_other_schemas(tools.get(invocation.tool), invocation.tool,
+                                     invocation.schema_id)
         try:
             arguments = tool.validate(invocation.arguments)
         except ValidationError:
@@ -65,6 +259,7 @@ def _policy_activity(tools: dict[str, Tool]) -> Callable[..., Any]:
 def _activity_for(tool: Tool) -> Callable[..., Any]:
     async def run_tool(invocation: ToolInvocation) -> ToolOutcome:
         info = activity.info()
+        _refuse_other_schemas(tool, tool.name, invocation.schema_id)
         try:
             arguments = tool.validate(invocation.arguments)
         except ValidationError as err:

@@ -23,6 +23,8 @@ _EXPORTS = {
     "Agent": "baton.api", "Triage": "baton.api", "FanOut": "baton.api",
     "Coordinator": "baton.api", "Map": "baton.api", "Supervisor": "baton.api",
     "Pipeline": "baton.api", "Stage": "baton.api", "Team": "baton.api",
+    "handoff": "baton.api", "Handoff": "baton.api", "nest_history": "baton.handoffs",
+    "HandoffLimitReached": "baton.errors",
     "RunOutcome": "baton.api", "RunHandle": "baton.api",
     "run": "baton.api", "start": "baton.api", "worker": "baton.api",
     "approve": "baton.approvals", "reject": "baton.approvals", "pending": "baton.approvals",
@@ -46,6 +48,10 @@ _EXPORTS = {
     "gather": "baton.flows", "approval": "baton.flows", "sleep": "baton.flows",
     "now": "baton.flows", "BranchFailure": "baton.flows", "BranchesFailed": "baton.flows",
     "BatonPlugin": "baton.plugin",
+    "MCPServer": "baton.mcp", "MCPUnavailable": "baton.errors",
+    "stream": "baton.streaming", "StreamEvent": "baton.streaming",
+    "Finding": "baton.team_hooks", "StageContext": "baton.team_hooks",
+    "Subtask": "baton.contracts", "HookFailed": "baton.errors", "UnknownHook": "baton.errors",
 }
 __all__ = sorted(_EXPORTS)
 
@@ -58,6 +64,9 @@ if TYPE_CHECKING:
     )
     from baton.api import (
         FanOut as FanOut,
+    )
+    from baton.api import (
+        Handoff as Handoff,
     )
     from baton.api import (
         Map as Map,
@@ -83,6 +92,7 @@ if TYPE_CHECKING:
     from baton.api import (
         Triage as Triage,
     )
+    from baton.api import handoff as handoff
     from baton.api import (
         run as run,
     )
@@ -97,6 +107,7 @@ if TYPE_CHECKING:
     from baton.approvals import reject as reject
     from baton.catalogue import load_catalogue as load_catalogue
     from baton.contracts import GuardrailVerdict as GuardrailVerdict
+    from baton.contracts import Subtask as Subtask
     from baton.errors import (
         AgentFailed as AgentFailed,
     )
@@ -117,6 +128,9 @@ if TYPE_CHECKING:
     from baton.errors import (
         GuardrailTripped as GuardrailTripped,
     )
+    from baton.errors import HandoffLimitReached as HandoffLimitReached
+    from baton.errors import HookFailed as HookFailed
+    from baton.errors import MCPUnavailable as MCPUnavailable
     from baton.errors import (
         PlanFailed as PlanFailed,
     )
@@ -126,6 +140,7 @@ if TYPE_CHECKING:
     from baton.errors import (
         ToolUnavailable as ToolUnavailable,
     )
+    from baton.errors import UnknownHook as UnknownHook
     from baton.flows import AgentResult as AgentResult
     from baton.flows import BranchesFailed as BranchesFailed
     from baton.flows import BranchFailure as BranchFailure
@@ -139,6 +154,8 @@ if TYPE_CHECKING:
     from baton.flows import sleep as sleep
     from baton.guardrails import Guardrail as Guardrail
     from baton.guardrails import guardrail as guardrail
+    from baton.handoffs import nest_history as nest_history
+    from baton.mcp import MCPServer as MCPServer
     from baton.model_io import Message as Message
     from baton.runs import (
         FanOutResult as FanOutResult,
@@ -159,6 +176,10 @@ if TYPE_CHECKING:
     from baton.sessions import send_turn as send_turn
     from baton.specs import Catalogue as Catalogue
     from baton.specs import RetrySpec as RetrySpec
+    from baton.streaming import StreamEvent as StreamEvent
+    from baton.streaming import stream as stream
+    from baton.team_hooks import Finding as Finding
+    from baton.team_hooks import StageContext as StageContext
     from baton.tools import (
         Tool as Tool,
     )

@@ -23,9 +23,26 @@ from baton.catalogue import parse_catalogue
 from baton.contracts import GuardrailVerdict, register_contract
 from baton.flows import AgentResult, Flow
 from baton.guardrails import BUILTIN_GUARDRAILS, TRIPWIRES, Guardrail
+from baton.handoffs import (
+    DEFAULT_MAX_HANDOFFS,
+    HANDOFF_HOOKS,
+    INPUT_FILTERS,
+    HandoffHook,
+    InputFilter,
+)
+from baton.mcp import MCPServer, MCPServerUse
 from baton.model_io import Message, ModelRef
-from baton.runs import RunResult
+from baton.runs import RunResult, ToolCallRecord
 from baton.specs import GATES, AgentSpec, Catalogue, RetrySpec
+from baton.team_hooks import (
+    PLANS,
+    REDUCERS,
+    STAGE_INPUTS,
+    SYNTHESIZER_PROMPTS,
+    Finding,
+    StageContext,
+    register,
+)
 from baton.tools import AGENT_TOOL_EXTRACTORS, Tool, ToolDef
 from baton.usage import Budget, Usage
 
@@ -140,7 +157,8 @@ class Agent(Member):
 
     Every field of a catalogue's `[agents.NAME]` table is a keyword here, with the
     same name; `tools` takes `@baton.tool` functions, `output` a pydantic model,
-    `handoffs` other agents or teams.
+    `handoffs` other agents or teams (or `baton.handoff(target, ...)` for one with
+    an input filter, a hook or a description of its own).
     """
 
     output: type[BaseModel] | None
@@ -148,7 +166,8 @@ class Agent(Member):
     def __init__(self, name: str, instructions: str | Callable[[Any], str], *,
                  model: str = "offline:fast",
                  description: str = "", tools: Sequence[Tool] = (),
-                 output: type[BaseModel] | None = None, handoffs: Sequence[Member] = (),
+                 output: type[BaseModel] | None = None,
+                 handoffs: Sequence[Member | Handoff] = (),
                  default_handoff: Member | None = None, fallback_models: Sequence[str] = (),
                  timeout_s: float = 60.0, heartbeat_s: float = 10.0,
                  retry: RetrySpec | dict[str, Any] | None = None,
@@ -157,7 +176,8 @@ class Agent(Member):
                  input_guardrails: Sequence[Guardrail | Agent] = (),
                  output_guardrails: Sequence[Guardrail | Agent] = (),
                  tool_output_guardrails: Sequence[Guardrail | Agent] = (),
-                 tripwire: Callable[[Any], bool] | None = None) -> None:
+                 tripwire: Callable[[Any], bool] | None = None,
+                 mcp: Sequence[MCPServer | MCPServerUse] = ()) -> None:
         # What clone() starts from: every keyword as given.
         self._keywords: dict[str, Any] = {
             "name": name, "instructions": instructions, "model": model,
@@ -168,7 +188,8 @@ class Agent(Member):
             "temperature": temperature, "max_repairs": max_repairs,
             "max_tool_turns": max_tool_turns, "input_guardrails": input_guardrails,
             "output_guardrails": output_guardrails,
-            "tool_output_guardrails": tool_output_guardrails, "tripwire": tripwire}
+            "tool_output_guardrails": tool_output_guardrails, "tripwire": tripwire,
+            "mcp": mcp}
         self.name = name
         if tripwire is not None:
             # Used as a guardrail, this agent answers its own `output`; the function says
@@ -189,7 +210,8 @@ class Agent(Member):
                                 f"agent.as_tool(); got {item!r} (decorate it with @baton.tool)")
         for role, items, kinds, what in (
                 ("handoffs", [*handoffs, *([default_handoff] if default_handoff else [])],
-                 Member, "agents or teams (the objects, not their names)"),
+                 (Member, Handoff), "agents or teams (the objects, not their names), or "
+                 "baton.handoff(...)"),
                 ("guardrails", self._guardrails, (Guardrail, Agent),
                  "@baton.guardrail functions, baton.guardrails.pii or judge agents")):
             for given in items:
@@ -202,15 +224,23 @@ class Agent(Member):
                     f"agent {name!r}: guardrail agent {judge.name!r} answers "
                     f"{judge.output.__name__}, not GuardrailVerdict: give it "
                     "tripwire=fn (True when that answer should trip the guardrail)")
+        for server in mcp:
+            if not isinstance(server, MCPServer | MCPServerUse):
+                raise TypeError(f"agent {name!r}: mcp takes baton.MCPServer objects (or "
+                                f"server.only(...)); got {server!r}")
+        # Declared on the worker that runs this agent (baton.worker); a run names them.
+        self._mcp = [u.server if isinstance(u, MCPServerUse) else u for u in mcp]
         self._tools = [t for t in tools if isinstance(t, Tool)]
         self._agent_tools = [t for t in tools if isinstance(t, AgentTool)]
         self.output = output
-        self._handoffs = list(handoffs)
+        self._handoffs = [h.target if isinstance(h, Handoff) else h for h in handoffs]
         contract = register_contract(output) if output is not None else None
         self.spec = AgentSpec.model_validate({
             "name": name, "instructions": instructions, "model": model,
             "description": description, "tools": [t.name for t in tools],
-            "contract": contract, "handoffs": [h.name for h in handoffs],
+            "contract": contract, "handoffs": [h.name for h in self._handoffs],
+            "handoff_options": {h.target.name: h.options(name) for h in handoffs
+                                if isinstance(h, Handoff)},
             "default_handoff": default_handoff.name if default_handoff else None,
             "fallback_models": list(fallback_models), "timeout_s": timeout_s,
             "heartbeat_s": heartbeat_s, "retry": retry or RetrySpec(),
@@ -218,7 +248,8 @@ class Agent(Member):
             "max_repairs": max_repairs, "max_tool_turns": max_tool_turns,
             "input_guardrails": [g.name for g in input_guardrails],
             "output_guardrails": [g.name for g in output_guardrails],
-            "tool_output_guardrails": [g.name for g in tool_output_guardrails]})
+            "tool_output_guardrails": [g.name for g in tool_output_guardrails],
+            "mcp": [u.use().model_dump() for u in mcp]})
 
     def members(self) -> list[Member]:
         return [*self._handoffs, *(t.agent for t in self._agent_tools)]
@@ -235,6 +266,7 @@ class Agent(Member):
     async def run(self, input: str | Sequence[Message], *,
                   output: type[BaseModel] | None = None, model: str | None = None,
                   isolated: bool = False, context: BaseModel | None = None,
+                  max_handoffs: int = DEFAULT_MAX_HANDOFFS,
                   **options: Any) -> AgentResult[Any]:
         """Run this agent on `input` (a string or a conversation).
 
@@ -244,26 +276,42 @@ class Agent(Member):
         workflow instead (its own history). Elsewhere it starts a durable run through
         the client (keywords as `baton.run`) and waits for it. `output` asks for
         another pydantic model than the agent's own; `model` replaces its model.
+        An agent with `handoffs` may hand the conversation on (at most `max_handoffs`
+        times); `.handled_by` says who answered, `.output` is that agent's.
         """
         if workflow.in_workflow():
             from baton.workflows.flow import agent_step
 
             return await agent_step(self, input, output=output, model=model,
-                                    isolated=isolated, context=context)
+                                    isolated=isolated, context=context,
+                                    max_handoffs=max_handoffs)
         if context is not None or self.instructions_for is not None:
             raise TypeError(f"agent {self.name!r}: a run context (and instructions made from "
                             "it) needs a durable run: call agent.run(...) inside a "
                             "@baton.flow or a workflow with BatonPlugin")
         if output is not None:
-            return await self.clone(output=output).run(input, model=model, **options)
-        outcome = await run(self, input, model=model, **options)
+            return await self.clone(output=output).run(input, model=model,
+                                                       max_handoffs=max_handoffs, **options)
+        # Its handoffs are followed by a triage it leads (a run of its own, like any).
+        led: Member = (Triage(f"{self.name[:80]}-handoffs", self, max_handoffs=max_handoffs)
+                       if self._handoffs else self)
+        outcome = await run(led, input, model=model, **options)
         messages = ([Message(role="user", content=input)] if isinstance(input, str)
                     else list(input))
+        handled_by = getattr(outcome.result, "handled_by", "") or self.name
         return AgentResult(
             output=outcome.output if outcome.output is not None else outcome.answer,
-            text=outcome.answer, usage=outcome.usage, handled_by=self.name,
+            text=outcome.answer, usage=outcome.usage, handled_by=handled_by,
             messages=[*messages, Message(role="assistant", content=outcome.answer,
-                                         agent=self.name)])
+                                         agent=handled_by)])
+
+    def add_handoffs(self, *targets: Member | Handoff) -> Agent:
+        """More handoff targets, declared after the agent is made: how agents that hand
+        the conversation to each other are written (a router's specialists hand back
+        to it). Call it before the agent first runs; returns the agent."""
+        made = self.clone(handoffs=[*self._keywords["handoffs"], *targets])
+        self._keywords, self._handoffs, self.spec = made._keywords, made._handoffs, made.spec
+        return self
 
     def clone(self, **changes: Any) -> Agent:
         """A variant of this agent with some keywords replaced (same name unless given),
@@ -273,6 +321,10 @@ class Agent(Member):
 
     def tools(self) -> list[Tool]:
         return list(self._tools)
+
+    def mcp_servers(self) -> list[MCPServer]:
+        """The MCP servers whose tools this agent is offered."""
+        return list(self._mcp)
 
     def agent_tools(self) -> list[AgentTool]:
         return list(self._agent_tools)
@@ -353,34 +405,108 @@ _MEMBERS = "agents or teams"
 
 
 def Triage(name: str, router: Agent, *, nest_handoff_history: bool = False,
-           description: str = "") -> Team:
-    """A router agent hands the conversation to one of its declared `handoffs`."""
+           description: str = "", max_handoffs: int = DEFAULT_MAX_HANDOFFS) -> Team:
+    """A router agent hands the conversation to one of its declared `handoffs`, or
+    answers itself; specialists with handoffs of their own may hand it on (back to the
+    router, to a peer), at most `max_handoffs` times per run."""
     _expect(name, "router", router, Agent, "an Agent")
     return Team(name, {"pattern": "triage", "router": router.name, "description": description,
-                       "nest_handoff_history": nest_handoff_history}, [router], None)
+                       "nest_handoff_history": nest_handoff_history,
+                       "max_handoffs": max_handoffs}, [router], None)
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """A handoff target with options of its own, for `Agent(handoffs=[...])`."""
+
+    target: Member
+    input_filter: InputFilter | None = None
+    on_handoff: HandoffHook | None = None
+    description: str | None = None
+
+    def options(self, agent: str) -> dict[str, Any]:
+        """Its spec in agent `agent`'s handoff_options; its functions are registered
+        on this process under "agent/target" (a run names them)."""
+        key = f"{agent}/{self.target.name}"
+        where = f"agent {agent!r}: the handoff to {self.target.name!r}"
+        return {"description": self.description,
+                "input_filter": (register(INPUT_FILTERS, key, self.input_filter,
+                                          f"{where}: input_filter")
+                                 if self.input_filter is not None else None),
+                "on_handoff": (register(HANDOFF_HOOKS, key, self.on_handoff,
+                                        f"{where}: on_handoff")
+                               if self.on_handoff is not None else None)}
+
+
+def handoff(target: Member, *, input_filter: InputFilter | None = None,
+            on_handoff: HandoffHook | None = None, description: str | None = None) -> Handoff:
+    """`target` as a handoff with options, for `Agent(handoffs=[...])`.
+
+    `input_filter(messages) -> messages` decides what the target sees (e.g.
+    `baton.nest_history`); `on_handoff(context, reason)` is told of the handoff and may
+    return a changed run context (the same model; None keeps it); `description` is what
+    the transfer tool tells the model instead of the target's own description. Both
+    functions run inside the workflow: keep them deterministic (no I/O, clock or
+    random numbers).
+    """
+    if not isinstance(target, Member):
+        raise TypeError(f"handoff target must be an agent or a team (the object, not its "
+                        f"name); got {target!r}")
+    for role, function in (("input_filter", input_filter), ("on_handoff", on_handoff)):
+        if function is not None and not callable(function):
+            raise TypeError(f"handoff to {target.name!r}: {role} must be a function; got "
+                            f"{function!r}")
+    return Handoff(target, input_filter, on_handoff, description)
+
+
+# A planner's own model -> its subtasks (strings for the team's one member, or
+# baton.Subtask items naming the member); the synthesizer's prompt from the request
+# and every branch's finding; the reducer merging the findings into text.
+PlanFunction = Callable[[Any], Sequence[Any]]
+SynthesizerPrompt = Callable[[str, list[Finding]], str]
+Reducer = Callable[[list[Finding]], str]
 
 
 def FanOut(name: str, *, synthesizer: Agent, branches: Sequence[Member] = (),
            planner: Agent | None = None, members: Sequence[Member] = (),
            map_member: Member | None = None, max_branches: int = 8,
            policy: Literal["all", "quorum", "best_effort"] = "all", quorum: int | None = None,
-           description: str = "") -> Team:
+           description: str = "", plan: PlanFunction | str | None = None,
+           synthesizer_prompt: SynthesizerPrompt | None = None,
+           reducer: Reducer | None = None) -> Team:
     """Branches in parallel, each its own child workflow, then a synthesizer's answer.
 
     `branches` each get the request; with a `planner`, a coordinator splits the
     request into subtasks for `members` (see `Coordinator`); with `map_member`, one
-    branch per item the caller passes (see `Map`).
+    branch per item the caller passes (see `Map`). A planner answers `baton.Plan`
+    unless it has a model of its own (`output=`): then `plan` maps that model to
+    subtasks, as a function or as the name of a list-of-strings field.
+    `synthesizer_prompt(request, findings)` writes the synthesizer's prompt and
+    `reducer(findings)` the merged findings (also the answer if the synthesizer
+    fails); both run inside the workflow, so keep them deterministic.
     """
     _expect(name, "synthesizer", synthesizer, Agent, "an Agent")
     _expect(name, "branches", branches, Member, _MEMBERS, many=True)
     _expect(name, "members", members, Member, _MEMBERS, many=True)
     _expect(name, "planner", planner, (Agent, type(None)), "an Agent")
     _expect(name, "map_member", map_member, (Member, type(None)), "an agent or a team")
+    if plan is not None and not (callable(plan) or isinstance(plan, str)):
+        raise TypeError(f"team {name!r}: plan must be a function of the planner's output "
+                        f"or the name of its list field; got {plan!r}")
     spec = {"pattern": "fanout", "description": description,
             "branches": [b.name for b in branches], "synthesizer": synthesizer.name,
             "planner": planner.name if planner else None, "members": [m.name for m in members],
             "map_member": map_member.name if map_member else None,
-            "max_branches": max_branches, "policy": policy, "quorum": quorum}
+            "max_branches": max_branches, "policy": policy, "quorum": quorum,
+            "plan": (register(PLANS, f"{name}/plan", plan, f"team {name!r}: plan")
+                     if callable(plan) else None),
+            "plan_field": plan if isinstance(plan, str) else None,
+            "synthesizer_prompt": (
+                register(SYNTHESIZER_PROMPTS, f"{name}/synthesizer_prompt", synthesizer_prompt,
+                         f"team {name!r}: synthesizer_prompt")
+                if synthesizer_prompt is not None else None),
+            "reducer": (register(REDUCERS, f"{name}/reducer", reducer,
+                                 f"team {name!r}: reducer") if reducer is not None else None)}
     everyone: list[Member] = [*branches, *members, synthesizer]
     everyone += [m for m in (planner, map_member) if m is not None]
     return Team(name, spec, everyone, synthesizer)
@@ -390,19 +516,25 @@ def Coordinator(name: str, *, planner: Agent, members: Sequence[Member],
                 synthesizer: Agent, max_branches: int = 8,
                 policy: Literal["all", "quorum", "best_effort"] = "all",
                 quorum: int | None = None, fallback_branches: Sequence[Member] = (),
-                description: str = "") -> Team:
-    """A coordinator that splits the work: the planner's subtasks run as parallel branches."""
+                description: str = "", plan: PlanFunction | str | None = None,
+                synthesizer_prompt: SynthesizerPrompt | None = None,
+                reducer: Reducer | None = None) -> Team:
+    """A coordinator that splits the work: the planner's subtasks run as parallel branches
+    (`plan` maps a planner's own model to them; see `FanOut`)."""
     return FanOut(name, synthesizer=synthesizer, planner=planner, members=members,
                   branches=fallback_branches, max_branches=max_branches, policy=policy,
-                  quorum=quorum, description=description)
+                  quorum=quorum, description=description, plan=plan,
+                  synthesizer_prompt=synthesizer_prompt, reducer=reducer)
 
 
 def Map(name: str, member: Member, *, synthesizer: Agent, max_branches: int = 100,
         policy: Literal["all", "quorum", "best_effort"] = "all", quorum: int | None = None,
-        description: str = "") -> Team:
+        description: str = "", synthesizer_prompt: SynthesizerPrompt | None = None,
+        reducer: Reducer | None = None) -> Team:
     """The same member over each item of a list the caller gives (`run(..., items=[...])`)."""
     return FanOut(name, synthesizer=synthesizer, map_member=member, max_branches=max_branches,
-                  policy=policy, quorum=quorum, description=description)
+                  policy=policy, quorum=quorum, description=description,
+                  synthesizer_prompt=synthesizer_prompt, reducer=reducer)
 
 
 def Supervisor(name: str, supervisor: Agent, workers: Sequence[Member], *,
@@ -427,7 +559,9 @@ def Supervisor(name: str, supervisor: Agent, workers: Sequence[Member], *,
 @dataclass(frozen=True)
 class Stage:
     """A pipeline stage with a quality gate: `gate_field` (a bool of the stage's output)
-    must be true to go on, else the pipeline loops back to `loop_back_to`."""
+    must be true to go on, else the pipeline loops back to `loop_back_to`; `input`
+    makes what the stage is given from a `baton.StageContext` (e.g. a writer sent back
+    by a judge gets its previous draft, `ctx.outputs["writer"]`, and `ctx.feedback`)."""
 
     member: Member
     gate_field: str | None = None
@@ -439,6 +573,10 @@ class Stage:
     approval: bool = False
     approval_timeout_s: float = 86_400.0
     approval_default: Literal["approve", "reject"] = "reject"
+    # What the stage is given: a function of a StageContext (the request, every earlier
+    # stage's output by name, the transcript, a gate's feedback) returning a prompt or
+    # messages; by default the request, the previous stage's output and the feedback.
+    input: Callable[[StageContext], str | list[Message]] | None = None
 
 
 def Pipeline(name: str, stages: Sequence[Member | Stage], *,
@@ -449,12 +587,16 @@ def Pipeline(name: str, stages: Sequence[Member | Stage], *,
     for step in steps:
         if step.gate is not None:
             GATES[f"{name}/{step.member.name}"] = step.gate
+        if step.input is not None:
+            register(STAGE_INPUTS, f"{name}/{step.member.name}", step.input,
+                     f"team {name!r}: the input of stage {step.member.name!r}")
         _expect(name, "a stage's member", step.member, Member, "an agent or a team")
         _expect(name, "loop_back_to", step.loop_back_to, (Member, type(None)),
                 "an agent or a team")
     spec = {"pattern": "pipeline", "max_attempts": max_attempts, "description": description,
             "stages": [{"agent": s.member.name, "gate_field": s.gate_field,
                         "gate": f"{name}/{s.member.name}" if s.gate is not None else None,
+                        "input": f"{name}/{s.member.name}" if s.input is not None else None,
                         "loop_back_to": s.loop_back_to.name if s.loop_back_to else None,
                         "approval": s.approval, "approval_timeout_s": s.approval_timeout_s,
                         "approval_default": s.approval_default}
@@ -464,7 +606,9 @@ def Pipeline(name: str, stages: Sequence[Member | Stage], *,
 
 @dataclass
 class RunOutcome(Generic[T]):
-    """A finished run: `output` is the answering agent's output model, when it has one."""
+    """A finished run: `output` is the answering agent's output model, when it has one;
+    `answer`, `status`, `reasons`, `usage` (the run's total) and `tool_calls` are the
+    result's, and `result` holds the rest (per-agent usage, trace, approvals)."""
 
     result: RunResult
     output: T | None
@@ -480,8 +624,18 @@ class RunOutcome(Generic[T]):
         return self.result.status
 
     @property
+    def reasons(self) -> list[str]:
+        """Why the run is degraded, blocked, out of budget or failed ([] when ok)."""
+        return self.result.reasons
+
+    @property
     def usage(self) -> Usage:
         return self.result.total_usage
+
+    @property
+    def tool_calls(self) -> list[ToolCallRecord]:
+        """Every tool call of the run and its nested runs, in order."""
+        return self.result.tool_calls
 
 
 @dataclass
@@ -511,12 +665,13 @@ async def start(target: Member | Flow[Any], prompt: str | Sequence[Message] | di
                 budget: Budget | None = None, max_tokens: int | None = None,
                 max_calls: int | None = None, max_usd: float | None = None,
                 max_tool_calls: int | None = None, deadline: float | None = None,
-                workflow_id: str | None = None) -> RunHandle:
+                workflow_id: str | None = None, stream: bool = False) -> RunHandle:
     """Start a run of `target` without waiting: its workflow id and Web UI link.
 
     Connects to TEMPORAL_ADDRESS (default localhost:7233) unless given a `client`.
     `model` runs every agent on one model (the starter's --model); the budget
-    keywords override `budget`'s fields; `deadline` is in seconds.
+    keywords override `budget`'s fields; `deadline` is in seconds. `stream`: the
+    models' text is published as it comes, for `baton.stream(handle)`.
     """
     from baton.launch import plan_flow, plan_run, start_flow, start_run
     from baton.runs import RunOptions
@@ -534,7 +689,8 @@ async def start(target: Member | Flow[Any], prompt: str | Sequence[Message] | di
         if not isinstance(prompt, str | dict):
             raise TypeError(f"flow {target.name!r} takes its arguments as a string or a dict")
         planned_flow = plan_flow(target, prompt,
-                                 RunOptions(model_override=model, budget=flow_budget),
+                                 RunOptions(model_override=model, budget=flow_budget,
+                                            stream=stream),
                                  workflow_id=workflow_id)
         client = client or await connect(settings)
         flow_handle = await start_flow(client, task_queue or settings.task_queue, planned_flow)
@@ -551,7 +707,7 @@ async def start(target: Member | Flow[Any], prompt: str | Sequence[Message] | di
     messages = ([Message(role="user", content=prompt)] if isinstance(prompt, str)
                 else list(prompt))
     planned = plan_run(catalogue, target.name, messages,
-                       RunOptions(model_override=model, budget=budget),
+                       RunOptions(model_override=model, budget=budget, stream=stream),
                        items=list(items) if items is not None else None,
                        workflow_id=workflow_id)
     client = client or await connect(settings)
@@ -576,9 +732,11 @@ async def worker(*apps: Member | Tool | Flow[Any] | ModuleType | str,
             outcome = await baton.run(support_desk, "Where is order A-1001?")
 
     `apps` are agents, teams, flows, tools, or modules (objects or names) whose tools
-    and contracts the worker registers (a flow's are its module's).
+    and contracts the worker registers (a flow's are its module's), and whose MCP
+    servers it declares (more with `mcp=[baton.MCPServer(...)]`).
     """
     from baton.app import collect_guardrails, collect_tools
+    from baton.mcp import collect_mcp_servers
     from baton.metrics import known_catalogue
     from baton.search import ensure_search_attributes, patch_activation
     from baton.temporal import Settings, build_worker, connect
@@ -593,5 +751,6 @@ async def worker(*apps: Member | Tool | Flow[Any] | ModuleType | str,
                        patch_activation(await ensure_search_attributes(client)))
     async with build_worker(client, task_queue or settings.task_queue,
                             tools=collect_tools(apps), guardrails=collect_guardrails(apps),
+                            mcp=[*collect_mcp_servers(apps), *options.pop("mcp", ())],
                             **options) as running:
         yield running

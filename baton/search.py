@@ -14,6 +14,8 @@ of stuck (`patch_activation`).
 
 Search attributes are stored in plain text, even when payloads are encrypted: only
 names, statuses, model names and numbers go into them, never prompts or answers.
+What a run with BatonStatus `waiting_approval` waits for is in its memo, a payload
+(encrypted with the others): `pending` reads both from one list query (baton/waiting.py).
 """
 
 from __future__ import annotations

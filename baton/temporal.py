@@ -40,12 +40,20 @@ if TYPE_CHECKING:
     from temporalio.worker import Replayer, Worker
 
     from baton.guardrails import Guardrail
+    from baton.mcp import MCPServer, MCPServerConfig
     from baton.model_io import ProviderConfig
     from baton.tools import Tool
 
 DEFAULT_ADDRESS = "localhost:7233"
 DEFAULT_UI = "http://localhost:8233"
 DEFAULT_TASK_QUEUE = "baton"
+# What scripts/dev_server.sh (`make server`) started: its address and Web UI, as
+# shell variable lines, in the checkout's .temporal/ (removed by `make down`).
+DEV_SERVER_STATE = Path(".temporal") / "server.env"
+
+
+class SettingsError(ValueError):
+    """A connection setting in the environment that cannot be used; the message names it."""
 
 # Dev-server settings applied wherever Baton starts one (scripts/dev_server.sh, tests,
 # benchmarks, history recording). The dev server runs one history shard whose
@@ -79,7 +87,7 @@ class Settings:
             address=os.environ.get("TEMPORAL_ADDRESS", DEFAULT_ADDRESS),
             namespace=os.environ.get("TEMPORAL_NAMESPACE", "default"),
             task_queue=os.environ.get("BATON_TASK_QUEUE", DEFAULT_TASK_QUEUE),
-            ui_url=os.environ.get("TEMPORAL_UI_URL", DEFAULT_UI).rstrip("/"),
+            ui_url=ui_url(os.environ.get("TEMPORAL_ADDRESS", DEFAULT_ADDRESS), os.environ),
             tls_cert=os.environ.get("TEMPORAL_TLS_CERT") or None,
             tls_key=os.environ.get("TEMPORAL_TLS_KEY") or None,
             tls_ca=os.environ.get("TEMPORAL_TLS_CA") or None,
@@ -106,6 +114,38 @@ class Settings:
 
     def workflow_link(self, workflow_id: str) -> str:
         return f"{self.ui_url}/namespaces/{self.namespace}/workflows/{workflow_id}"
+
+
+def ui_url(address: str, environ: Mapping[str, str]) -> str:
+    """Where Web UI links point: TEMPORAL_UI_URL; else TEMPORAL_UI_PORT on the server's
+    host; else the UI `make server` recorded for this address; else the default."""
+    if url := environ.get("TEMPORAL_UI_URL", "").strip():
+        return url.rstrip("/")
+    host = address.rsplit(":", 1)[0] if ":" in address else address
+    host = "localhost" if host in ("", "0.0.0.0", "[::]") else host
+    if port := environ.get("TEMPORAL_UI_PORT", "").strip():
+        if not port.isdigit() or not 0 < int(port) < 65536:
+            raise SettingsError(f"TEMPORAL_UI_PORT={port!r} is not a port number "
+                                "(1-65535); or set TEMPORAL_UI_URL to the Web UI's address")
+        return f"http://{host}:{int(port)}"
+    recorded = recorded_dev_server()
+    if recorded.get("TEMPORAL_ADDRESS") == address and recorded.get("TEMPORAL_UI_URL"):
+        return recorded["TEMPORAL_UI_URL"].rstrip("/")
+    return DEFAULT_UI
+
+
+def recorded_dev_server() -> dict[str, str]:
+    """The variables scripts/dev_server.sh recorded for the server it started, read from
+    the current directory's .temporal/ or else this checkout's ({} when neither has any)."""
+    checkout = Path(__file__).resolve().parent.parent
+    for folder in dict.fromkeys((Path.cwd(), checkout)):
+        try:
+            text = (folder / DEV_SERVER_STATE).read_text()
+        except OSError:
+            continue
+        return dict(line.split("=", 1) for line in text.splitlines()
+                    if "=" in line and not line.lstrip().startswith("#"))
+    return {}
 
 
 def data_converter() -> DataConverter:
@@ -228,10 +268,12 @@ def worker_tuning(*, sandboxed: bool = False) -> dict[str, Any]:
 def build_worker(client: Client, task_queue: str, *, tools: Sequence[Tool] = (),
                  guardrails: Sequence[Guardrail] = (),
                  providers: Mapping[str, ProviderConfig] | None = None,
+                 mcp: Sequence[MCPServer] | Mapping[str, MCPServerConfig] = (),
                  sandboxed: bool | None = None, **options: Any) -> Worker:
     """A worker with every Baton workflow, the model activity, `tools` and the built-in
     and given function guardrails registered. `providers` are the named endpoints its
-    model calls may use besides the built-in ones (the operator's, never a run's).
+    model calls may use besides the built-in ones (the operator's, never a run's);
+    `mcp` the MCP servers its agents' runs may name (objects, or configs by name).
     `sandboxed` (default: BATON_SANDBOX=1 in the environment) runs the workflows in
     Temporal's sandbox."""
     from temporalio.worker import Plugin as WorkerPlugin
@@ -240,9 +282,10 @@ def build_worker(client: Client, task_queue: str, *, tools: Sequence[Tool] = (),
     from baton.activities.guardrails import guardrail_activities
     from baton.activities.model import ModelCalls
     from baton.activities.providers import WorkerProviders
-    from baton.activities.tools import tool_activities
-    from baton.approver_keys import ApproverKeys, approver_interceptor
+    from baton.activities.tools import ToolWorkers
+    from baton.approver_keys import ApproverKeys, approver_activities, approver_interceptor
     from baton.catalogue import load_catalogue
+    from baton.mcp import declared
     from baton.metrics import known_catalogue
     from baton.workflows.registry import ALL_WORKFLOWS
 
@@ -273,12 +316,22 @@ def build_worker(client: Client, task_queue: str, *, tools: Sequence[Tool] = (),
     # This worker's circuit breakers, shared by all its runs, and its providers.
     calls = ModelCalls(providers=WorkerProviders(providers))
     activities: list[Callable[..., Any]] = [calls.call_model, calls.breaker_states,
-                                            *tool_activities(tools),
                                             *guardrail_activities(guardrails)]
+    # Each tool is served on the task queue of its name and schema, by a worker of its
+    # own beside this one (a plugin, so they start and stop with it).
+    options["plugins"] = [*options.get("plugins", ()), ToolWorkers(tools)]
     # Who may decide approvals: with BATON_APPROVER_KEYS, only signed decisions (a bad
-    # key variable stops the worker here, before it polls).
+    # key variable stops the worker here, before it polls), sent as Updates or signals.
+    approvers = ApproverKeys.from_env()
+    activities += approver_activities(approvers)
     options["interceptors"] = [*options.get("interceptors", ()),
-                               approver_interceptor(ApproverKeys.from_env())]
+                               approver_interceptor(approvers)]
+    servers = declared(mcp) if not isinstance(mcp, Mapping) else declared(configs=mcp)
+    if servers:
+        from baton.activities.mcp import MCPConnections
+
+        # A plugin, so the worker closes every MCP connection when it stops.
+        options["plugins"] = [*options.get("plugins", ()), MCPConnections(servers).plugin()]
     traced = tracing_interceptors()
     if traced and not any(i in client.config()["interceptors"] for i in traced):
         # A client from connect() already hands them to its workers; twice would

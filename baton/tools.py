@@ -8,9 +8,13 @@ parameters' descriptions. A parameter annotated `ToolContext` is filled by Baton
 the schema.
 
 What travels in a run's input is the `ToolDef` (name, schema, timeouts, retries):
-the workflow schedules one activity per call, registered under the tool's name on
-every worker started with the tool (`python worker.py --app MODULE`). The function
-itself runs only in `activities/tools.py`.
+the workflow schedules one activity per call, named after the tool, on the task
+queue of the tool's identity: its name and a fingerprint of its argument schema
+(`ToolDef.task_queue`; the fingerprint travels as `ToolDef.schema_id`). Every
+worker started with the tool (`python worker.py --app MODULE`) serves it there, so
+a call only ever reaches a function with the schema its model was offered: not
+another app's tool of the same name, nor an older version of this one on a worker
+left running. The function itself runs only in `activities/tools.py`.
 
 A value the tool returns as a pydantic `SecretStr` (alone, or as a field of a dict,
 dataclass or model) is masked (`"**********"`) before the result is recorded: it
@@ -20,6 +24,7 @@ reaches neither the model, nor history, nor traces.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import inspect
 import json
 import re
@@ -28,7 +33,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, TypeVar, overload
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    create_model,
+    model_validator,
+)
 from temporalio import activity, workflow
 
 from baton.model_io import ToolSpec
@@ -47,6 +60,14 @@ MAX_RESULT_BYTES = 1_000_000
 OnFailure = Literal["report", "fail_agent"]
 # The activity that runs tools' approval policies (one per worker).
 APPROVAL_POLICY_ACTIVITY = "baton_approval_policy"
+# The local activity that tells whether a live worker serves a tool's exact schema.
+TOOL_CHECK_ACTIVITY = "baton_tool_check"
+# The ApplicationError type of a call that reached a worker whose function of that
+# name has another schema (or which has none): the workflow sends it elsewhere.
+TOOL_NOT_SERVED = "ToolNotServed"
+# Keywords that describe a schema without changing what it accepts: a reworded
+# docstring does not make a tool another tool.
+ANNOTATIONS = frozenset({"title", "description", "examples"})
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -84,10 +105,33 @@ class ToolDef(BaseModel):
     approval: Literal["never", "always", "policy"] = "never"
     approval_timeout_s: float = Field(default=86_400.0, gt=0, le=365 * 86_400)
     approval_default: Literal["approve", "reject"] = "reject"
+    # The fingerprint of `parameters` as @baton.tool computed it: the schema the model
+    # is offered. A run whose catalogue carries it has a live worker serving exactly
+    # that schema checked before the tool's first call (workflows/tool_calls.py).
+    schema_id: str | None = Field(default=None, pattern=r"^[0-9a-f]{12}$")
+
+    @model_validator(mode="after")
+    def _schema_id_matches(self) -> ToolDef:
+        if self.schema_id is not None and self.schema_id != schema_fingerprint(self.parameters):
+            raise ValueError(
+                f"tool {self.name!r}: schema_id {self.schema_id} is not the fingerprint of "
+                f"its parameters ({schema_fingerprint(self.parameters)}); a catalogue that "
+                "changes a tool's parameters must drop its schema_id (the workers serve "
+                "the schemas their @baton.tool functions have)")
+        return self
 
     def spec(self) -> ToolSpec:
         return ToolSpec(name=self.name, description=self.description,
                         parameters=self.parameters)
+
+    @property
+    def fingerprint(self) -> str:
+        """What identifies the schema the model is offered (see schema_fingerprint)."""
+        return self.schema_id or schema_fingerprint(self.parameters)
+
+    def task_queue(self, base: str) -> str:
+        """The task queue this tool's calls go to from a run on queue `base`."""
+        return tool_task_queue(base, self.name, self.fingerprint)
 
 
 class ToolInvocation(BaseModel):
@@ -110,6 +154,17 @@ class ToolInvocation(BaseModel):
     # The run's context as JSON, and the name its model is registered under.
     context: dict[str, Any] | None = None
     context_model: str | None = None
+    # The fingerprint of the schema the model was offered (ToolDef.fingerprint): a
+    # worker whose function has another schema refuses the call (TOOL_NOT_SERVED).
+    # None in calls scheduled before fingerprints existed.
+    schema_id: str | None = None
+
+
+class ToolCheck(BaseModel):
+    """Which tool, with which schema, a run is about to call (TOOL_CHECK_ACTIVITY)."""
+
+    tool: str
+    parameters: dict[str, Any]
 
 
 class ToolOutcome(BaseModel):
@@ -182,7 +237,8 @@ class Tool:
                 heartbeat_s=heartbeat, local=local, on_failure=on_failure,
                 max_result_chars=max_result_chars,
                 approval="policy" if callable(approval) else "always" if approval else "never",
-                approval_timeout_s=approval_timeout, approval_default=approval_default)
+                approval_timeout_s=approval_timeout, approval_default=approval_default,
+                schema_id=schema_fingerprint(schema))
         except ValidationError as err:
             problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}"
                                  for e in err.errors())
@@ -256,6 +312,61 @@ def tool(fn: Callable[..., Any] | None = None, /, **options: Any) -> Tool | Call
     def decorate(function: F) -> Tool:
         return Tool(function, **options)
     return decorate
+
+
+def schema_fingerprint(parameters: dict[str, Any]) -> str:
+    """12 hex digits naming what a tool's argument schema accepts: equal for schemas
+    that differ only in titles, descriptions or examples, different otherwise."""
+    canonical = json.dumps(_without_annotations(parameters), sort_keys=True,
+                           separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def tool_task_queue(base: str, name: str, fingerprint: str) -> str:
+    """Where the calls of one tool identity go from runs on task queue `base`."""
+    return f"{base}:tool:{name}@{fingerprint}"
+
+
+def describe_parameters(parameters: dict[str, Any]) -> str:
+    """A schema as a reader sees a signature: `city: string, days?: integer`."""
+    required = set(parameters.get("required", []))
+    shown = [f"{name}{'' if name in required else '?'}: {_type_name(node)}"
+             for name, node in parameters.get("properties", {}).items()]
+    return ", ".join(shown)
+
+
+def _type_name(node: dict[str, Any]) -> str:
+    if "$ref" in node:
+        return str(node["$ref"]).rsplit("/", 1)[-1]
+    if "enum" in node:
+        return " | ".join(json.dumps(v) for v in node["enum"])
+    for key in ("anyOf", "oneOf"):
+        if key in node:
+            return " | ".join(_type_name(option) for option in node[key])
+    kind = node.get("type", "any")
+    if kind == "array":
+        return f"list[{_type_name(node.get('items', {}))}]"
+    return "|".join(kind) if isinstance(kind, list) else str(kind)
+
+
+def _without_annotations(node: Any, *, names: bool = False) -> Any:
+    """The schema with ANNOTATIONS dropped; `names`: `node` maps names to schemas (so a
+    property called "description" stays)."""
+    if isinstance(node, list):
+        return [_without_annotations(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if names:
+        return {key: _without_annotations(value) for key, value in node.items()}
+    return {key: value if key in _VALUES else _without_annotations(
+                value, names=key in _NAMED_SCHEMAS)
+            for key, value in node.items() if key not in ANNOTATIONS}
+
+
+# Keywords whose value maps names to schemas, and those whose value is data, kept whole.
+_NAMED_SCHEMAS = frozenset({"properties", "$defs", "definitions", "patternProperties",
+                            "dependentSchemas"})
+_VALUES = frozenset({"default", "const", "enum"})
 
 
 def render_result(value: Any, limit: int) -> tuple[str, bool]:

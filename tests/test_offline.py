@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
+from datetime import date
+from typing import Literal
 
 import pytest
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
+import baton
 from baton.activities.model import ModelCalls
 from baton.activities.providers.offline import OfflineProvider
 from baton.contracts import CONTRACTS, contract_schema, route_schema
 from baton.model_io import Chaos, Message, ModelRequest, ToolSpec
+from examples.support_desk import issue_refund, lookup_order, track_shipment
 
 TOOL_PARAMS = {"type": "object", "properties": {"task": {"type": "string"}}}
 
@@ -130,3 +134,111 @@ async def test_call_model_heartbeats_while_waiting() -> None:
     response = await env.run(ModelCalls().call_model, request(chaos=Chaos(latency_s=0.5)))
     assert response.text
     assert len(beats) >= 3  # every 0.1 s during 0.5 s of latency
+
+
+# --- tool arguments: from the latest user message, by parameter name and type ----------
+
+@baton.tool
+def get_weather(city: str) -> str:
+    """The weather in a city."""
+    return city
+
+
+@baton.tool
+def book_room(city: str, nights: int, guests: int = 1, check_in: date | None = None,
+              email: str = "", room: Literal["single", "double", "suite"] = "single",
+              express: bool = False) -> str:
+    """Book a hotel room."""
+    return city
+
+
+@baton.tool
+def add(a: int, b: int) -> int:
+    """Add two integers."""
+    return a + b
+
+
+@baton.tool
+def close_account(customer: str) -> str:
+    """Close a customer's account."""
+    return customer
+
+
+REFUND = "I was charged twice for order A-1002. Please refund the extra 25 USD."
+
+
+@pytest.mark.parametrize(("tool", "prompt", "expected"), [
+    # The README's examples (examples/support_desk.py) and the issue's.
+    (issue_refund, REFUND, {"order_id": "A-1002", "amount_usd": 25.0, "reason": REFUND}),
+    (lookup_order, "Where is my order A-1001?", {"order_id": "A-1001"}),
+    (track_shipment, "Where is order A-1001?", {"order_id": "A-1001"}),
+    (get_weather, "Is it snowing in Oslo?", {"city": "Oslo"}),
+    (issue_refund, "Refund $42.50 on order #1042",
+     {"order_id": "1042", "amount_usd": 42.5, "reason": "Refund $42.50 on order #1042"}),
+    (book_room, "Book a double room in New York for 3 nights for 2 guests from 2026-03-01; "
+     "mail ada@example.com, express please",
+     {"city": "New York", "nights": 3, "guests": 2, "check_in": "2026-03-01",
+      "email": "ada@example.com", "room": "double", "express": True}),
+    (add, "Add 2 and 3", {"a": 2, "b": 3}),
+    (close_account, "Close the account of Ada Lovelace", {"customer": "Ada Lovelace"}),
+], ids=["refund", "lookup", "track", "city", "hash-and-dollars", "booking", "numbers",
+        "person"])
+async def test_tool_arguments_come_from_the_request_by_name_and_type(
+        tool: baton.Tool, prompt: str, expected: dict[str, object]) -> None:
+    req = request(prompt, tools=[tool.definition.spec()])
+    [call] = (await complete(req)).tool_calls
+    assert (call.name, call.arguments) == (tool.name, expected)
+    tool.validate(call.arguments)  # what the tool's own activity checks
+    assert (await complete(req)).tool_calls == [call]  # deterministic
+
+
+async def test_nothing_found_is_an_honest_placeholder_and_optional_ones_are_left_out() -> None:
+    req = request("Book something nice", tools=[book_room.definition.spec()])
+    [call] = (await complete(req)).tool_calls
+    # A number cannot say it is offline: the smallest the schema allows.
+    assert call.arguments == {"city": "[offline: no city in the request]", "nights": 0}
+    refund = await complete(request("Refund my order", tools=[issue_refund.definition.spec()]))
+    arguments = refund.tool_calls[0].arguments
+    assert arguments["order_id"] == "[offline: no order_id in the request]"
+    assert arguments["amount_usd"] == 0.01  # gt=0: the smallest refund, never a made-up one
+
+
+def session(*turns: str, agent: str = "tester") -> list[Message]:
+    """Turns of a conversation this agent answered, ending with the user's latest."""
+    messages: list[Message] = []
+    for turn in turns[:-1]:
+        messages += [Message(role="user", content=turn),
+                     Message(role="assistant", content=f"About {turn}", agent=agent)]
+    return [*messages, Message(role="user", content=turns[-1])]
+
+
+async def test_a_session_turn_reads_its_own_request() -> None:
+    tools = [track_shipment.definition.spec()]
+    contract = contract_schema("Draft")
+    second = session("Where is order A-1001?", "And order A-1002?")
+    [call] = (await complete(request(messages=second, tools=tools,
+                                     output_schema=contract))).tool_calls
+    assert call.arguments == {"order_id": "A-1002"}  # not turn 1's id, not turn 2's words
+    # An id the latest turn does not repeat is the one the conversation is about.
+    again = session("Where is order A-1001?", "When will it arrive?")
+    [call] = (await complete(request(messages=again, tools=tools))).tool_calls
+    assert call.arguments == {"order_id": "A-1001"}
+    # Answering turn 2 (with a contract, as in a chat), it quotes turn 2, not turn 1.
+    reply = await complete(request(messages=session("Tell me about tea", "Now coffee"),
+                                   output_schema=contract))
+    assert reply.parsed is not None and "Now coffee" in reply.parsed["body"]
+    assert "tea" not in reply.parsed["body"]
+    answered = [*second, Message(role="assistant", content="", agent="tester",
+                                 tool_calls=[call]),
+                Message(role="tool", tool_call_id=call.id, content="in transit")]
+    text = (await complete(request(messages=answered))).text
+    assert 'for "And order A-1002?"' in text and "A-1001" not in text
+
+
+async def test_a_repair_note_is_not_taken_for_the_request() -> None:
+    messages = [Message(role="user", content="Write about coffee"),
+                Message(role="assistant", content="{not json", agent="tester"),
+                Message(role="user", content="Your reply did not match the Draft schema: "
+                        "invalid JSON\nReply again with only JSON that matches the schema.")]
+    reply = await complete(request(messages=messages, output_schema=contract_schema("Draft")))
+    assert reply.parsed is not None and "Write about coffee" in reply.parsed["body"]

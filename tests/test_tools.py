@@ -190,6 +190,24 @@ async def test_failing_tool_is_retried_then_reported_to_the_model(
     assert [s.ok for s in outcome.result.trace if s.kind == "tool_call"] == [False]
 
 
+@baton.tool(local=True, max_attempts=2)
+def flaky_local(order_id: str) -> str:
+    """Fails every time, on the workflow's worker."""
+    flaky_attempts.append("local")
+    raise RuntimeError("ledger locked")
+
+
+async def test_failing_local_tool_is_reported_to_the_model_as_well(
+        env: WorkflowEnvironment, task_queue: str) -> None:
+    flaky_attempts.clear()
+    with scripted_offline(lambda r: None) as model:
+        outcome = await run_agent(env, task_queue, agent(flaky_local), "Check order A-9")
+    assert flaky_attempts == ["local", "local"]
+    [result] = tool_results(model.requests[-1])
+    assert result.startswith("Error: the tool flaky_local failed") and "ledger locked" in result
+    assert outcome.status == "ok"
+
+
 async def test_non_retryable_tool_error_fails_the_agent_where_the_tool_says_so(
         env: WorkflowEnvironment, task_queue: str) -> None:
     flaky_attempts.clear()
@@ -274,6 +292,8 @@ async def test_tool_no_worker_has_fails_the_run_at_once(env: WorkflowEnvironment
     assert isinstance(cause, ApplicationError) and cause.type == ToolUnavailable.TYPE
     assert cause.non_retryable
     assert "tool 'lookup_order'" in cause.message and task_queue in cause.message
+    assert "this worker has no tool 'lookup_order'" in cause.message
+    assert "stale worker" in cause.message  # a worker left running with older code
     assert time.monotonic() - started < 15
 
 

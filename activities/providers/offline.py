@@ -1,11 +1,15 @@
 """The offline provider: a deterministic, network-free stand-in for a model.
 
 It behaves like a small, literal-minded model so every pattern does something
-meaningful without a key: it routes by keywords to the declared targets, fills any
+meaningful without a key: offered transfer tools, it hands the conversation to the
+target whose name and description the latest request fits better than its own (or
+answers itself, saying why); asked for a route, it picks one by keywords; it fills any
 requested JSON schema with readable values that quote the request, delegates to
-each offered tool once and then answers, and reports estimated token usage. Every
+each offered tool once (its arguments read from the user's latest message by name
+and type: offline_arguments.py) and then answers, and reports estimated token usage. Every
 answer says it is offline. `Chaos` in the request adds seeded latency, failures,
-timeouts, malformed output and judge rejections.
+timeouts, malformed output and judge rejections. Streamed, an answer comes in
+word-sized deltas paced by that latency.
 """
 
 from __future__ import annotations
@@ -22,9 +26,11 @@ from typing import Any
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from baton.activities.providers.base import priced
+from baton.activities.providers.base import TextSink, priced
+from baton.activities.providers.offline_arguments import tool_arguments
 from baton.activities.providers.schema_instance import build_instance
-from baton.model_io import Chaos, ModelRequest, ModelResponse, ProviderConfig, ToolCall
+from baton.handoffs import TRANSFER_PREFIX, is_transfer
+from baton.model_io import Chaos, ModelRequest, ModelResponse, ProviderConfig, ToolCall, ToolSpec
 from baton.text import shorten
 from baton.usage import Price, Usage
 
@@ -39,6 +45,8 @@ ROUTING_KEYWORDS: dict[str, tuple[str, ...]] = {
     "research": ("research", "analyze", "analysis", "compare", "investigate", "study"),
 }
 FALLBACK_ROUTE_HINT = "general"
+# A streamed answer's pieces: a word with the spaces after it (they join back exactly).
+DELTA = re.compile(r"\S+\s*|\s+")
 # What each subtask of an offline plan focuses on.
 SUBTASK_ASPECTS = ("the evidence so far", "how teams use it in practice",
                    "recent developments", "risks and open questions", "costs")
@@ -64,12 +72,25 @@ class OfflineProvider:
         del endpoint  # nothing to connect to
 
     async def complete(self, request: ModelRequest) -> ModelResponse:
-        chaos = request.chaos
-        if chaos is not None and not chaos.applies_to(request.agent, request.model):
-            chaos = None
+        return await self._respond(request, _latency(request))
+
+    async def stream(self, request: ModelRequest, on_text: TextSink) -> ModelResponse:
+        """The same answer in word-sized deltas, paced like a model writing: half the
+        configured latency before the first, the other half spread between them."""
+        latency = _latency(request)
+        response = await self._respond(request, latency / 2)
+        pieces = DELTA.findall(response.text)
+        for piece in pieces:
+            on_text(piece)
+            if latency:
+                await asyncio.sleep(latency / 2 / len(pieces))
+        return response
+
+    async def _respond(self, request: ModelRequest, wait_s: float) -> ModelResponse:
+        chaos = _chaos(request)
         rng = random.Random(_seed(request))
-        if chaos and chaos.latency_s:
-            await asyncio.sleep(chaos.latency_s)
+        if wait_s:
+            await asyncio.sleep(wait_s)
         fault = _draw_fault(chaos, request, rng)
         if fault == "failure":
             raise ApplicationError(
@@ -85,11 +106,20 @@ class OfflineProvider:
                 type="ModelUnavailable")
 
         prompt = _request_text(request)
+        transfers = [t for t in request.tools if is_transfer(t.name)]
+        if fault == "malformed" and transfers and request.output_schema is None:
+            return self._response(request, "", tool_calls=[_undeclared_transfer(request)],
+                                  finish="tool_calls")
         if fault == "malformed":
             text = _malformed_output(request, rng)
             return self._response(request, text, parsed=_try_json(text))
         if request.tools:
-            next_call = _next_tool_call(request, prompt)
+            # A request that fits another agent better is handed on at once; else the
+            # agent's own tools, each once.
+            own = [t for t in request.tools if not is_transfer(t.name)]
+            next_call = _transfer_call(request, transfers) if transfers else None
+            if next_call is None:
+                next_call = _next_tool_call(request.model_copy(update={"tools": own}), prompt)
             if next_call is not None:
                 return self._response(request, "", tool_calls=[next_call], finish="tool_calls")
         if request.output_schema is not None:
@@ -102,7 +132,8 @@ class OfflineProvider:
             if fault == "rejection" and isinstance(value, dict) and "feedback" in value:
                 value["feedback"] = "Simulated rejection: tighten the argument and cite sources."
             return self._response(request, json.dumps(value), parsed=value)
-        return self._response(request, _answer(request, prompt))
+        kept = _why_answered_myself(request, transfers) if transfers else ""
+        return self._response(request, _answer(request, prompt) + kept)
 
     def _response(
         self,
@@ -129,6 +160,17 @@ class OfflineProvider:
         )
         _log_call(request)  # once the answer exists: only answered calls are logged
         return response
+
+
+def _chaos(request: ModelRequest) -> Chaos | None:
+    chaos = request.chaos
+    return chaos if chaos is not None and chaos.applies_to(request.agent, request.model) \
+        else None
+
+
+def _latency(request: ModelRequest) -> float:
+    chaos = _chaos(request)
+    return chaos.latency_s if chaos is not None else 0.0
 
 
 def _outage() -> set[str]:
@@ -177,7 +219,9 @@ def _draw_fault(chaos: Chaos | None, request: ModelRequest, rng: random.Random) 
     for fault, rate in (
         ("failure", chaos.failure_rate),
         ("timeout", chaos.timeout_rate),
-        ("malformed", chaos.malformed_rate if request.output_schema else 0.0),
+        # Malformed: JSON that breaks the schema, or a transfer nobody declared.
+        ("malformed", chaos.malformed_rate if request.output_schema
+         or any(is_transfer(t.name) for t in request.tools) else 0.0),
         ("rejection", chaos.rejection_rate if request.output_schema else 0.0),
     ):
         if draw < rate:
@@ -193,18 +237,37 @@ def _last_user_text(request: ModelRequest) -> str:
     return ""
 
 
+# User messages the harness itself adds to a conversation (workflows/agent_call.py): a
+# contract repair and the tool-limit note. They correct or stop a reply; no request.
+HARNESS_NOTES = ("Your reply did not match the ", "The tool limit is reached.")
+
+
+def _requests(request: ModelRequest) -> list[str]:
+    """The user's own messages, oldest first (the harness's notes left out)."""
+    return [m.content for m in request.messages
+            if m.role == "user" and not m.content.startswith(HARNESS_NOTES)]
+
+
 def _request_text(request: ModelRequest) -> str:
-    """The latest user turn that is a request, not a correction of this agent's reply."""
-    messages = request.messages
-    for index in range(len(messages) - 1, -1, -1):
-        before = messages[index - 1] if index else None
-        # Only contract repairs correct a reply; in a plain conversation (a session)
-        # a message after this agent's answer is the user's next request.
-        correction = before is not None and before.role == "assistant" \
-            and before.agent == request.agent and request.output_schema is not None
-        if messages[index].role == "user" and not correction:
-            return messages[index].content
-    return _last_user_text(request)
+    """The latest user message that is a request: in a session, the turn being
+    answered, whatever this agent answered before; never a repair note."""
+    requests = _requests(request)
+    return requests[-1] if requests else _last_user_text(request)
+
+
+def _latest_request(request: ModelRequest) -> str:
+    """The latest request itself, without a transcript folded in before it."""
+    return HISTORY_BLOCK.sub("", _request_text(request)).strip()
+
+
+def _user_turns(request: ModelRequest) -> list[str]:
+    """What the user wrote, newest first: the latest request, the earlier messages, then
+    the transcripts folded into them (a nested handoff history, a session summary)."""
+    earlier = _requests(request)[-2::-1]  # all but the latest, newest first
+    folded = [block.group(1) for text in [_request_text(request), *earlier]
+              if (block := HISTORY_BLOCK.search(text)) is not None]
+    return [_latest_request(request), *(HISTORY_BLOCK.sub("", t).strip() for t in earlier),
+            *folded]
 
 
 def _choose(name: str, options: list[Any], request: ModelRequest) -> Any:
@@ -259,6 +322,84 @@ def _write(name: str, min_len: int, request: ModelRequest, prompt: str) -> str:
     return text
 
 
+# --- handoffs: whether to transfer, and to whom --------------------------------------
+
+# Words too common to tell one target from another.
+STOPWORDS = frozenset((
+    "a", "about", "after", "all", "also", "am", "an", "and", "any", "are", "as", "at", "be",
+    "been", "but", "by", "can", "could", "did", "do", "does", "for", "from", "get", "got", "had",
+    "has", "have", "hello", "hi", "how", "i", "if", "in", "into", "is", "it", "its", "just", "me",
+    "my", "no", "not", "now", "of", "ok", "okay", "on", "or", "our", "please", "so", "some",
+    "than", "thank", "thanks", "that", "the", "their", "them", "then", "there", "these", "they",
+    "this", "to", "too", "up", "us", "was", "we", "were", "what", "when", "where", "which", "who",
+    "why", "will", "with", "would", "you", "your",
+))
+
+
+def _stem(word: str) -> str:
+    """A crude stem, so "invoices" meets "invoice" and "changed" meets "change"."""
+    for suffix in ("ing", "ed", "es", "s"):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            word = word[:-len(suffix)]
+            break
+    return word.removesuffix("e") if len(word) > 3 else word
+
+
+def _terms(text: str) -> set[str]:
+    return {_stem(w) for w in re.findall(r"[a-z0-9]+", text.lower()) if w not in STOPWORDS}
+
+
+def _routing_text(request: ModelRequest) -> str:
+    """The latest request itself: without a nested transcript before it, and the quoted
+    request when the prompt frames one ("Request: ..." on its own line)."""
+    prompt = HISTORY_BLOCK.sub("", _request_text(request))
+    quoted = re.search(r"^Request: (.+)$", prompt, re.M)
+    return quoted.group(1) if quoted else prompt
+
+
+def _fit(text: str, name: str, description: str) -> tuple[int, int]:
+    """How well `text` fits a member: words it shares with the member's name (its
+    words split at spaces and underscores) and description, then, to break ties,
+    routing keywords for the member's name."""
+    shared = len(_terms(text) & _terms(f"{name} {description}"))
+    keywords = {w for key, words in ROUTING_KEYWORDS.items() if key in name.lower()
+                for w in words}
+    return shared, len(_words(text) & keywords)
+
+
+def _transfer_call(request: ModelRequest, transfers: list[ToolSpec]) -> ToolCall | None:
+    """A transfer to the target the latest request fits best, when it fits that target
+    better than this agent's own name and description; None: answer myself."""
+    text = _routing_text(request)
+    best, best_fit = None, _fit(text, request.agent, request.description)
+    for tool in transfers:
+        fit = _fit(text, tool.name.removeprefix(TRANSFER_PREFIX), tool.description)
+        if fit > best_fit:
+            best, best_fit = tool, fit
+    if best is None:
+        return None
+    target = best.name.removeprefix(TRANSFER_PREFIX)
+    matched = sorted(_terms(text) & _terms(f"{target} {best.description}"))
+    why = (f"the words {', '.join(matched)}" if matched
+           else "keywords of its kind of request")
+    return ToolCall(id=f"call_{request.call_index}_transfer", name=best.name, arguments={
+        "reason": f"[offline] the request shares {why} with {target}, more than with "
+                  f"{request.agent}."})
+
+
+def _why_answered_myself(request: ModelRequest, transfers: list[ToolSpec]) -> str:
+    targets = ", ".join(t.name.removeprefix(TRANSFER_PREFIX) for t in transfers)
+    return (f" (Offline routing: the request fits none of {targets} better than it fits "
+            f"me, {request.agent}, so I answered myself.)")
+
+
+def _undeclared_transfer(request: ModelRequest) -> ToolCall:
+    """A malformed turn of an agent that may hand off: a transfer nobody declared."""
+    return ToolCall(id=f"call_{request.call_index}_transfer",
+                    name=f"{TRANSFER_PREFIX}undeclared-agent-9000",
+                    arguments={"reason": "a malformed reply"})
+
+
 def _malformed_output(request: ModelRequest, rng: random.Random) -> str:
     """Output that breaks the contract: unparseable, or JSON in the wrong shape."""
     if rng.random() < 0.5:
@@ -278,62 +419,28 @@ def _try_json(text: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-# Parameter names the offline model fills with an id-like token from the request
-# ("order A-1001" -> "A-1001"), or with the request itself.
-ID_NAMES = ("id", "number", "code", "sku", "ref", "reference")
-TEXT_NAMES = ("query", "question", "text", "topic", "prompt", "q", "search", "keywords",
-              "message", "request", "reason", "note", "description")
-ID_TOKEN = re.compile(r"\b([A-Z]{1,5}-?\d{1,})\b")
-NUMBER_ID = re.compile(r"#(\d+)\b")
-NUMBER = re.compile(r"(?<![\w.-])(\d+(?:\.\d+)?)(?![\w-])")
-
-
 def _next_tool_call(request: ModelRequest, prompt: str) -> ToolCall | None:
-    """Call each offered tool once, in order, with arguments built from the request and
-    valid for the tool's schema; None when every tool has answered."""
+    """Call each offered tool once, in order, with arguments taken from what the user
+    wrote (offline_arguments.py); None when every tool has answered."""
+    del prompt  # the arguments come from the user's own messages, newest first
     called = {c.name for m in request.messages for c in m.tool_calls}
-    original = next((m.content for m in request.messages if m.role == "user"), prompt)
     for index, tool in enumerate(request.tools):
         if tool.name in called:
             continue
-
-        def write(name: str, min_len: int, tool_name: str = tool.name) -> str:
-            base = name.split("[")[0].lower()
-            if base == "task":  # a supervisor's delegation
-                return f"As {tool_name}, handle your part of: {shorten(original, 200)}"
-            if base.endswith(ID_NAMES) and (
-                    token := ID_TOKEN.search(original) or NUMBER_ID.search(original)):
-                return token.group(1)
-            if base in TEXT_NAMES:
-                return shorten(original, 200)
-            return _write(name, min_len, request, prompt)
-
-        def number(name: str, node: dict[str, Any]) -> float | None:
-            found = NUMBER.findall(NUMBER_ID.sub(" ", ID_TOKEN.sub(" ", original)))
-            if not found:
-                return None
-            value = float(found[0])
-            low = node.get("minimum", node.get("exclusiveMinimum"))
-            high = node.get("maximum", node.get("exclusiveMaximum"))
-            inside = (low is None or value >= low) and (high is None or value <= high)
-            return value if inside else None
-
-        arguments = build_instance(
-            tool.parameters, choose=lambda name, options: _choose(name, options, request),
-            write=write, number=number)
+        arguments = tool_arguments(tool.parameters, _user_turns(request), tool=tool.name)
         return ToolCall(id=f"call_{request.call_index}_{index}", name=tool.name,
-                        arguments=arguments if isinstance(arguments, dict) else {})
+                        arguments=arguments)
     return None
 
 
 def _answer(request: ModelRequest, prompt: str) -> str:
     results = [m for m in request.messages if m.role == "tool"]
     header = f"[offline {request.model_name} model; no LLM was called] {request.agent}:"
+    latest = _latest_request(request) or prompt
     if results:
         lines = "\n".join(f"- {shorten(m.content, 160)}" for m in results)
-        original = next((m.content for m in request.messages if m.role == "user"), prompt)
-        return f"{header} for \"{shorten(original, 100)}\", the team reports:\n{lines}"
-    answer = f"{header} regarding \"{shorten(prompt, 160)}\", here is my answer as {request.agent}."
+        return f"{header} for \"{shorten(latest, 100)}\", the team reports:\n{lines}"
+    answer = f"{header} regarding \"{shorten(latest, 160)}\", here is my answer as {request.agent}."
     earlier, first = _earlier_user_turns(request)
     if earlier:
         # Lets tests and demos see what context a long conversation really reached.
@@ -348,7 +455,7 @@ HISTORY_BLOCK = re.compile(r"<conversation_history>\n(.*?)\n</conversation_histo
 def _earlier_user_turns(request: ModelRequest) -> tuple[int, str]:
     """User turns before the current request, counting those inside transcripts (a
     nested handoff history, a session's summary), and the first of them."""
-    users = [m.content for m in request.messages if m.role == "user"]
+    users = _requests(request)
     count, first = 0, ""
     for index, content in enumerate(users):
         block = HISTORY_BLOCK.search(content)
