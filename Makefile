@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 .PHONY: setup server worker demo down test bench bench-quick lint clean histories traces \
-	reliability reliability-quick browser
+	reliability reliability-quick browser docs
 
 # Bytecode is written even where PYTHONDONTWRITEBYTECODE is set: Temporal's sandbox
 # re-imports workflow modules for every run, and compiling them each time was the
@@ -44,6 +44,10 @@ down:
 test: setup
 	$(BIN)/python -m pytest -q
 
+# The documentation site (mkdocs.yml), strict: a broken link or anchor fails the build.
+docs: setup
+	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --quiet -d .site
+
 # One benchmark at a time (2 cores): each prints JSON lines with its baseline from the
 # same run; bench/report.py prints the table and draws docs/fanout.png.
 # BENCH_ADDRESS=host:port runs them against any Temporal cluster instead.
@@ -64,6 +68,8 @@ bench: setup
 	$(BIN)/python bench/overhead_bench.py | tee -a $(BENCH_OUT)
 	$(BIN)/python bench/waiting_bench.py --runs 10000 | tee -a $(BENCH_OUT)
 	$(BIN)/python bench/sse_bench.py --subscribers 100 | tee -a $(BENCH_OUT)
+	$(BIN)/python bench/stream_bench.py --runs 20 | tee -a $(BENCH_OUT)
+	$(BIN)/python bench/pending_bench.py | tee -a $(BENCH_OUT)
 	$(BIN)/python bench/report.py $(BENCH_OUT)
 
 # About a minute: the same figures, smaller.
@@ -113,7 +119,8 @@ traces:
 
 lint: setup
 	$(BIN)/ruff check .
-	$(BIN)/mypy
+	scripts/typecheck.sh
+	$(BIN)/python scripts/layers.py
 
 clean: down
 	rm -rf $(VENV) .temporal

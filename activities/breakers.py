@@ -10,7 +10,7 @@ add latency and server load to exactly the moments a provider is struggling. Eac
 worker therefore learns about an outage on its own (after `failures` calls), which
 bounds the cost of not sharing: a few failed calls per worker per outage.
 
-The breakers' states reach Prometheus through baton/metrics.py (`BreakerGauge`),
+The breakers' states reach Prometheus through baton/telemetry/metrics.py (`BreakerGauge`),
 which reads `BreakerBoard.states()` after each call and again when a cool-down ends:
 `state` is computed from the clock, so an open breaker reads half-open as soon as its
 cool-down has passed, whether or not a call has come since.
@@ -23,9 +23,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from baton.metrics import labels
-from baton.model_io import BreakerPolicy, BreakerState
-from baton.observability import content_recorded
+from baton.core.model_io import BreakerPolicy, BreakerState
+from baton.telemetry.metrics import labels
+from baton.telemetry.observability import content_recorded
 
 logger = logging.getLogger("baton.breakers")
 

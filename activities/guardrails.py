@@ -7,8 +7,8 @@ from typing import Any
 
 from temporalio import activity
 
-from baton.contracts import GuardrailVerdict
-from baton.guardrails import (
+from baton.core.contracts import GuardrailVerdict
+from baton.core.guardrails import (
     BUILTIN_GUARDRAILS,
     GUARDRAIL_ACTIVITY_PREFIX,
     Guardrail,

@@ -1,6 +1,6 @@
 """The worker's MCP connections and activities: list a server's tools, call one tool.
 
-`MCPConnections` holds one worker's declared servers (baton/mcp.py) and its live
+`MCPConnections` holds one worker's declared servers (baton/core/mcp.py) and its live
 sessions. A stateless server has one connection per worker, opened on first use
 (a stdio server's process started, an HTTP server's session made), shared by every
 run's calls and closed when idle; a stateful server has one session per workflow
@@ -38,6 +38,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from datetime import timedelta
 from typing import Any
 
+from baton.activities.heartbeat import heartbeating
+from baton.activities.providers.errors import redact, remember_key
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 from jsonschema.exceptions import SchemaError  # type: ignore[import-untyped]
 from mcp import Client, StdioServerParameters, types
@@ -52,10 +54,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.plugin import SimplePlugin
 from temporalio.worker import Worker
 
-from baton.activities.heartbeat import heartbeating
-from baton.activities.providers.errors import redact, remember_key
-from baton.errors import ApprovalMissing
-from baton.mcp import (
+from baton.core.errors import ApprovalMissing
+from baton.core.mcp import (
     MCP_LIST_ACTIVITY,
     MCPCall,
     MCPListRequest,
@@ -67,9 +67,9 @@ from baton.mcp import (
     resolve,
     split_call_activity,
 )
-from baton.metrics import known_labels, record_tool_call
-from baton.observability import mcp_tool_span
-from baton.tools import ToolOutcome, render_result
+from baton.core.tools import ToolOutcome, render_result
+from baton.telemetry.metrics import known_labels, record_tool_call
+from baton.telemetry.observability import mcp_tool_span
 
 log = logging.getLogger(__name__)
 
@@ -268,7 +268,7 @@ class MCPPlugin(SimplePlugin):
     beside it while it runs, every connection closed when it stops."""
 
     def __init__(self, connections: MCPConnections) -> None:
-        super().__init__("baton.mcp", activities=[connections.list_tools])
+        super().__init__("baton.core.mcp", activities=[connections.list_tools])
         self.connections = connections
 
     async def run_worker(self, worker: Worker,

@@ -1,4 +1,4 @@
-"""The model activity's side of token streaming (baton/streaming.py has the contract).
+"""The model activity's side of token streaming (baton/runtime/streaming.py has the contract).
 
 `TextFeed` publishes one model call's text to its run's feed while the provider
 writes it: the first delta at once (the delay a person notices), then what was
@@ -19,8 +19,8 @@ from typing import Any
 from temporalio import activity
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
 
-from baton.model_io import ModelRequest, ModelResponse, StreamTarget
-from baton.streaming import (
+from baton.core.model_io import ModelRequest, ModelResponse, StreamTarget
+from baton.core.stream_events import (
     BATCH_INTERVAL_GROWTH,
     BATCH_INTERVAL_S,
     MAX_BATCH_INTERVAL_S,

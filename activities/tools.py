@@ -27,6 +27,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
+from baton.activities.heartbeat import heartbeating
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from temporalio import activity
 from temporalio.api.enums.v1 import TaskQueueType
@@ -38,12 +39,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.worker import Plugin, ReplayerConfig, Worker, WorkerConfig
 
-from baton.activities.heartbeat import heartbeating
-from baton.contracts import contract_model
-from baton.errors import ApprovalMissing
-from baton.metrics import metered_tool
-from baton.observability import tool_call_span
-from baton.tools import (
+from baton.core.contracts import contract_model
+from baton.core.errors import ApprovalMissing
+from baton.core.tools import (
     APPROVAL_POLICY_ACTIVITY,
     TOOL_CHECK_ACTIVITY,
     TOOL_NOT_SERVED,
@@ -57,6 +55,8 @@ from baton.tools import (
     schema_fingerprint,
     tool_task_queue,
 )
+from baton.telemetry.metrics import metered_tool
+from baton.telemetry.observability import tool_call_span
 
 # How long a tool's worker may take to poll for the first time before its block runs.
 POLL_WAIT_S = 5.0

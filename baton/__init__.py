@@ -20,186 +20,183 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 _EXPORTS = {
-    "Agent": "baton.api", "Triage": "baton.api", "FanOut": "baton.api",
-    "Coordinator": "baton.api", "Map": "baton.api", "Supervisor": "baton.api",
-    "Pipeline": "baton.api", "Stage": "baton.api", "Team": "baton.api",
-    "handoff": "baton.api", "Handoff": "baton.api", "nest_history": "baton.handoffs",
-    "HandoffLimitReached": "baton.errors",
-    "RunOutcome": "baton.api", "RunHandle": "baton.api",
-    "run": "baton.api", "start": "baton.api", "worker": "baton.api",
-    "approve": "baton.approvals", "reject": "baton.approvals", "pending": "baton.approvals",
-    "send_turn": "baton.sessions", "end_session": "baton.sessions",
-    "guardrail": "baton.guardrails", "Guardrail": "baton.guardrails",
-    "GuardrailVerdict": "baton.contracts", "GuardrailTripped": "baton.errors",
-    "tool": "baton.tools", "Tool": "baton.tools", "ToolContext": "baton.tools",
-    "ToolDefinitionError": "baton.tools",
-    "Budget": "baton.usage", "Usage": "baton.usage", "Message": "baton.model_io",
-    "RetrySpec": "baton.specs", "Catalogue": "baton.specs",
-    "load_catalogue": "baton.catalogue", "RunResult": "baton.runs",
-    "TriageResult": "baton.runs", "FanOutResult": "baton.runs",
-    "SupervisorResult": "baton.runs", "PipelineResult": "baton.runs",
-    "BatonError": "baton.errors", "AgentFailed": "baton.errors",
-    "ContractViolation": "baton.errors", "BudgetExhausted": "baton.errors",
-    "ToolUnavailable": "baton.errors", "ToolFailed": "baton.errors",
-    "PlanFailed": "baton.errors", "FanOutPolicyNotMet": "baton.errors",
-    "FlowFailed": "baton.errors", "ApprovalMissing": "baton.errors",
-    "flow": "baton.flows", "Flow": "baton.flows", "FlowResult": "baton.flows",
-    "AgentResult": "baton.flows", "FlowDefinitionError": "baton.flows",
-    "gather": "baton.flows", "approval": "baton.flows", "sleep": "baton.flows",
-    "now": "baton.flows", "BranchFailure": "baton.flows", "BranchesFailed": "baton.flows",
-    "BatonPlugin": "baton.plugin",
-    "MCPServer": "baton.mcp", "MCPUnavailable": "baton.errors",
-    "stream": "baton.streaming", "StreamEvent": "baton.streaming",
-    "Finding": "baton.team_hooks", "StageContext": "baton.team_hooks",
-    "Subtask": "baton.contracts", "HookFailed": "baton.errors", "UnknownHook": "baton.errors",
+    "GuardrailVerdict": "baton.core.contracts", "Subtask": "baton.core.contracts",
+    "HandoffLimitReached": "baton.core.errors", "GuardrailTripped": "baton.core.errors",
+    "BatonError": "baton.core.errors", "AgentFailed": "baton.core.errors",
+    "ContractViolation": "baton.core.errors", "BudgetExhausted": "baton.core.errors",
+    "ToolUnavailable": "baton.core.errors", "ToolFailed": "baton.core.errors",
+    "PlanFailed": "baton.core.errors", "FanOutPolicyNotMet": "baton.core.errors",
+    "FlowFailed": "baton.core.errors", "ApprovalMissing": "baton.core.errors",
+    "MCPUnavailable": "baton.core.errors", "HookFailed": "baton.core.errors",
+    "UnknownHook": "baton.core.errors",
+    "guardrail": "baton.core.guardrails", "Guardrail": "baton.core.guardrails",
+    "nest_history": "baton.core.handoffs",
+    "MCPServer": "baton.core.mcp",
+    "Message": "baton.core.model_io",
+    "RunResult": "baton.core.runs", "TriageResult": "baton.core.runs",
+    "FanOutResult": "baton.core.runs", "SupervisorResult": "baton.core.runs",
+    "PipelineResult": "baton.core.runs",
+    "RetrySpec": "baton.core.specs", "Catalogue": "baton.core.specs",
+    "Finding": "baton.core.team_hooks", "StageContext": "baton.core.team_hooks",
+    "tool": "baton.core.tools", "Tool": "baton.core.tools", "ToolContext": "baton.core.tools",
+    "ToolDefinitionError": "baton.core.tools",
+    "Budget": "baton.core.usage", "Usage": "baton.core.usage",
+    "Agent": "baton.define.api", "Triage": "baton.define.api", "FanOut": "baton.define.api",
+    "Coordinator": "baton.define.api", "Map": "baton.define.api", "Supervisor": "baton.define.api",
+    "Pipeline": "baton.define.api", "Stage": "baton.define.api", "Team": "baton.define.api",
+    "handoff": "baton.define.api", "Handoff": "baton.define.api",
+    "load_catalogue": "baton.define.catalogue",
+    "flow": "baton.define.flows", "Flow": "baton.define.flows", "FlowResult": "baton.define.flows",
+    "AgentResult": "baton.define.flows", "FlowDefinitionError": "baton.define.flows",
+    "gather": "baton.define.flows", "approval": "baton.define.flows",
+    "sleep": "baton.define.flows", "now": "baton.define.flows",
+    "BranchFailure": "baton.define.flows", "BranchesFailed": "baton.define.flows",
+    "approve": "baton.runtime.approvals", "reject": "baton.runtime.approvals",
+    "pending": "baton.runtime.approvals",
+    "RunOutcome": "baton.runtime.client", "RunHandle": "baton.runtime.client",
+    "run": "baton.runtime.client", "start": "baton.runtime.client",
+    "worker": "baton.runtime.client",
+    "BatonPlugin": "baton.runtime.plugin",
+    "send_turn": "baton.runtime.sessions", "end_session": "baton.runtime.sessions",
+    "stream": "baton.runtime.streaming", "StreamEvent": "baton.runtime.streaming",
 }
 __all__ = sorted(_EXPORTS)
 
 if TYPE_CHECKING:
-    from baton.api import (
-        Agent as Agent,
-    )
-    from baton.api import (
-        Coordinator as Coordinator,
-    )
-    from baton.api import (
-        FanOut as FanOut,
-    )
-    from baton.api import (
-        Handoff as Handoff,
-    )
-    from baton.api import (
-        Map as Map,
-    )
-    from baton.api import (
-        Pipeline as Pipeline,
-    )
-    from baton.api import (
-        RunHandle as RunHandle,
-    )
-    from baton.api import (
-        RunOutcome as RunOutcome,
-    )
-    from baton.api import (
-        Stage as Stage,
-    )
-    from baton.api import (
-        Supervisor as Supervisor,
-    )
-    from baton.api import (
-        Team as Team,
-    )
-    from baton.api import (
-        Triage as Triage,
-    )
-    from baton.api import handoff as handoff
-    from baton.api import (
-        run as run,
-    )
-    from baton.api import (
-        start as start,
-    )
-    from baton.api import (
-        worker as worker,
-    )
-    from baton.approvals import approve as approve
-    from baton.approvals import pending as pending
-    from baton.approvals import reject as reject
-    from baton.catalogue import load_catalogue as load_catalogue
-    from baton.contracts import GuardrailVerdict as GuardrailVerdict
-    from baton.contracts import Subtask as Subtask
-    from baton.errors import (
+    from baton.core.contracts import GuardrailVerdict as GuardrailVerdict
+    from baton.core.contracts import Subtask as Subtask
+    from baton.core.errors import (
         AgentFailed as AgentFailed,
     )
-    from baton.errors import ApprovalMissing as ApprovalMissing
-    from baton.errors import (
+    from baton.core.errors import ApprovalMissing as ApprovalMissing
+    from baton.core.errors import (
         BatonError as BatonError,
     )
-    from baton.errors import (
+    from baton.core.errors import (
         BudgetExhausted as BudgetExhausted,
     )
-    from baton.errors import (
+    from baton.core.errors import (
         ContractViolation as ContractViolation,
     )
-    from baton.errors import (
+    from baton.core.errors import (
         FanOutPolicyNotMet as FanOutPolicyNotMet,
     )
-    from baton.errors import FlowFailed as FlowFailed
-    from baton.errors import (
+    from baton.core.errors import FlowFailed as FlowFailed
+    from baton.core.errors import (
         GuardrailTripped as GuardrailTripped,
     )
-    from baton.errors import HandoffLimitReached as HandoffLimitReached
-    from baton.errors import HookFailed as HookFailed
-    from baton.errors import MCPUnavailable as MCPUnavailable
-    from baton.errors import (
+    from baton.core.errors import HandoffLimitReached as HandoffLimitReached
+    from baton.core.errors import HookFailed as HookFailed
+    from baton.core.errors import MCPUnavailable as MCPUnavailable
+    from baton.core.errors import (
         PlanFailed as PlanFailed,
     )
-    from baton.errors import (
+    from baton.core.errors import (
         ToolFailed as ToolFailed,
     )
-    from baton.errors import (
+    from baton.core.errors import (
         ToolUnavailable as ToolUnavailable,
     )
-    from baton.errors import UnknownHook as UnknownHook
-    from baton.flows import AgentResult as AgentResult
-    from baton.flows import BranchesFailed as BranchesFailed
-    from baton.flows import BranchFailure as BranchFailure
-    from baton.flows import Flow as Flow
-    from baton.flows import FlowDefinitionError as FlowDefinitionError
-    from baton.flows import FlowResult as FlowResult
-    from baton.flows import approval as approval
-    from baton.flows import flow as flow
-    from baton.flows import gather as gather
-    from baton.flows import now as now
-    from baton.flows import sleep as sleep
-    from baton.guardrails import Guardrail as Guardrail
-    from baton.guardrails import guardrail as guardrail
-    from baton.handoffs import nest_history as nest_history
-    from baton.mcp import MCPServer as MCPServer
-    from baton.model_io import Message as Message
-    from baton.runs import (
+    from baton.core.errors import UnknownHook as UnknownHook
+    from baton.core.guardrails import Guardrail as Guardrail
+    from baton.core.guardrails import guardrail as guardrail
+    from baton.core.handoffs import nest_history as nest_history
+    from baton.core.mcp import MCPServer as MCPServer
+    from baton.core.model_io import Message as Message
+    from baton.core.runs import (
         FanOutResult as FanOutResult,
     )
-    from baton.runs import (
+    from baton.core.runs import (
         PipelineResult as PipelineResult,
     )
-    from baton.runs import (
+    from baton.core.runs import (
         RunResult as RunResult,
     )
-    from baton.runs import (
+    from baton.core.runs import (
         SupervisorResult as SupervisorResult,
     )
-    from baton.runs import (
+    from baton.core.runs import (
         TriageResult as TriageResult,
     )
-    from baton.sessions import end_session as end_session
-    from baton.sessions import send_turn as send_turn
-    from baton.specs import Catalogue as Catalogue
-    from baton.specs import RetrySpec as RetrySpec
-    from baton.streaming import StreamEvent as StreamEvent
-    from baton.streaming import stream as stream
-    from baton.team_hooks import Finding as Finding
-    from baton.team_hooks import StageContext as StageContext
-    from baton.tools import (
+    from baton.core.specs import Catalogue as Catalogue
+    from baton.core.specs import RetrySpec as RetrySpec
+    from baton.core.team_hooks import Finding as Finding
+    from baton.core.team_hooks import StageContext as StageContext
+    from baton.core.tools import (
         Tool as Tool,
     )
-    from baton.tools import (
+    from baton.core.tools import (
         ToolContext as ToolContext,
     )
-    from baton.tools import (
+    from baton.core.tools import (
         ToolDefinitionError as ToolDefinitionError,
     )
-    from baton.tools import (
+    from baton.core.tools import (
         tool as tool,
     )
-    from baton.usage import Budget as Budget
-    from baton.usage import Usage as Usage
+    from baton.core.usage import Budget as Budget
+    from baton.core.usage import Usage as Usage
+    from baton.define.api import (
+        Agent as Agent,
+    )
+    from baton.define.api import (
+        Coordinator as Coordinator,
+    )
+    from baton.define.api import (
+        FanOut as FanOut,
+    )
+    from baton.define.api import (
+        Handoff as Handoff,
+    )
+    from baton.define.api import (
+        Map as Map,
+    )
+    from baton.define.api import (
+        Pipeline as Pipeline,
+    )
+    from baton.define.api import (
+        Stage as Stage,
+    )
+    from baton.define.api import (
+        Supervisor as Supervisor,
+    )
+    from baton.define.api import (
+        Team as Team,
+    )
+    from baton.define.api import (
+        Triage as Triage,
+    )
+    from baton.define.api import handoff as handoff
+    from baton.define.catalogue import load_catalogue as load_catalogue
+    from baton.define.flows import AgentResult as AgentResult
+    from baton.define.flows import BranchesFailed as BranchesFailed
+    from baton.define.flows import BranchFailure as BranchFailure
+    from baton.define.flows import Flow as Flow
+    from baton.define.flows import FlowDefinitionError as FlowDefinitionError
+    from baton.define.flows import FlowResult as FlowResult
+    from baton.define.flows import approval as approval
+    from baton.define.flows import flow as flow
+    from baton.define.flows import gather as gather
+    from baton.define.flows import now as now
+    from baton.define.flows import sleep as sleep
+    from baton.runtime.approvals import approve as approve
+    from baton.runtime.approvals import pending as pending
+    from baton.runtime.approvals import reject as reject
+    from baton.runtime.client import RunHandle as RunHandle
+    from baton.runtime.client import RunOutcome as RunOutcome
+    from baton.runtime.client import run as run
+    from baton.runtime.client import start as start
+    from baton.runtime.client import worker as worker
+    from baton.runtime.sessions import end_session as end_session
+    from baton.runtime.sessions import send_turn as send_turn
+    from baton.runtime.streaming import StreamEvent as StreamEvent
+    from baton.runtime.streaming import stream as stream
 
 
 def __getattr__(name: str) -> Any:
     module = _EXPORTS.get(name)
     if module is None:
-        try:  # a submodule, e.g. baton.guardrails.pii or baton.watch.events
+        try:  # a submodule, e.g. baton.core.guardrails.pii or baton.runtime.watch.events
             return import_module(f"baton.{name}")
         except ModuleNotFoundError:
             raise AttributeError(f"module 'baton' has no attribute {name!r}") from None

@@ -7,7 +7,7 @@ bench BENCH_ADDRESS=...`) every benchmark connects to that Temporal instead, so 
 same figures can be taken on a real cluster (the worker still runs on this machine).
 
 Every raw baseline runs on `raw_worker`: the same runner and options as Baton's
-production worker (`baton.temporal.worker_tuning`), so a ratio measures Baton's
+production worker (`baton.runtime.temporal.worker_tuning`), so a ratio measures Baton's
 orchestration and not a difference in worker tuning.
 """
 
@@ -24,7 +24,7 @@ from typing import Any
 from temporalio.client import Client
 from temporalio.worker import Worker
 
-from baton.temporal import Settings, connect, start_dev_environment, worker_tuning
+from baton.runtime.temporal import Settings, connect, start_dev_environment, worker_tuning
 
 # As scripts/dev_server.sh starts `make server`: WAL and synchronous=normal.
 SQLITE_PRAGMAS = ["--sqlite-pragma", "journal_mode=wal",

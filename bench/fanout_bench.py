@@ -33,14 +33,14 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from baton.activities.providers.offline import OfflineProvider  # noqa: E402
 from temporalio.worker import PollerBehaviorSimpleMaximum  # noqa: E402
 
-from baton.activities.providers.offline import OfflineProvider  # noqa: E402
-from baton.catalogue import parse_catalogue  # noqa: E402
-from baton.model_io import Chaos, Message, ModelRequest  # noqa: E402
-from baton.runs import FanOutResult, RunInput, RunOptions  # noqa: E402
-from baton.specs import Catalogue  # noqa: E402
-from baton.temporal import build_worker, exit_now  # noqa: E402
+from baton.core.model_io import Chaos, Message, ModelRequest  # noqa: E402
+from baton.core.runs import FanOutResult, RunInput, RunOptions  # noqa: E402
+from baton.core.specs import Catalogue  # noqa: E402
+from baton.define.catalogue import parse_catalogue  # noqa: E402
+from baton.runtime.temporal import build_worker, exit_now  # noqa: E402
 from bench.common import BenchEnvironment, CpuMeter, bench_environment  # noqa: E402
 from bench.raw_temporal import run_raw  # noqa: E402
 

@@ -34,7 +34,7 @@ from temporalio.api.enums.v1 import EventType  # noqa: E402
 from temporalio.client import Client, WorkflowHistory  # noqa: E402
 
 import baton  # noqa: E402
-from baton.temporal import build_worker, exit_now  # noqa: E402
+from baton.runtime.temporal import build_worker, exit_now  # noqa: E402
 from bench.common import bench_environment  # noqa: E402
 from bench.step_bench import pct  # noqa: E402
 from bench.tool_bench import make_tools  # noqa: E402

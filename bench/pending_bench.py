@@ -1,7 +1,7 @@
 """`pending` with N runs waiting for people and no worker at all.
 
 The runs are started as the approval desk leaves a waiting run (BatonStatus
-`waiting_approval` and its memo, baton/waiting.py) on a task queue no worker polls,
+`waiting_approval` and its memo, baton/core/waiting.py) on a task queue no worker polls,
 beside M running runs that say nothing (as idle chat sessions do), so what is
 measured is `pending` alone: one visibility list query and the memos it returns.
 Nothing is asked of any run (queries and Updates are refused in this process).
@@ -29,11 +29,11 @@ sys.path.insert(0, str(ROOT))
 from temporalio.client import Client, WorkflowHandle  # noqa: E402
 from temporalio.common import SearchAttributePair, TypedSearchAttributes  # noqa: E402
 
-from baton.approvals import pending  # noqa: E402
-from baton.runs import ApprovalRequest  # noqa: E402
-from baton.search import STATUS  # noqa: E402
-from baton.temporal import exit_now  # noqa: E402
-from baton.waiting import APPROVALS_MEMO, ApprovalsMemo  # noqa: E402
+from baton.core.runs import ApprovalRequest  # noqa: E402
+from baton.core.waiting import APPROVALS_MEMO, ApprovalsMemo  # noqa: E402
+from baton.runtime.approvals import pending  # noqa: E402
+from baton.runtime.temporal import exit_now  # noqa: E402
+from baton.telemetry.search import STATUS  # noqa: E402
 from bench.common import bench_environment  # noqa: E402
 
 BATCH = 50  # runs started at a time

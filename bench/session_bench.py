@@ -33,15 +33,15 @@ sys.path.insert(0, str(ROOT))
 
 from temporalio.client import Client  # noqa: E402
 
-from baton.catalogue import load_catalogue  # noqa: E402
-from baton.session_io import (  # noqa: E402
+from baton.core.session_io import (  # noqa: E402
     SessionLimits,
     SessionState,
     TurnAnswer,
     session_workflow_id,
 )
-from baton.sessions import send_turn, session_state  # noqa: E402
-from baton.temporal import build_worker, exit_now  # noqa: E402
+from baton.define.catalogue import load_catalogue  # noqa: E402
+from baton.runtime.sessions import send_turn, session_state  # noqa: E402
+from baton.runtime.temporal import build_worker, exit_now  # noqa: E402
 from bench.common import bench_environment  # noqa: E402
 
 # A support conversation with the length and drift of a real one: billing, a detour

@@ -29,8 +29,8 @@ sys.path.insert(0, str(ROOT))
 import httpx2 as httpx  # noqa: E402
 import uvicorn  # noqa: E402
 
-from baton.catalogue import load_catalogue  # noqa: E402
-from baton.temporal import Settings, build_worker, exit_now  # noqa: E402
+from baton.define.catalogue import load_catalogue  # noqa: E402
+from baton.runtime.temporal import Settings, build_worker, exit_now  # noqa: E402
 from baton.web.app import ServeConfig, create_app  # noqa: E402
 from bench.common import bench_environment  # noqa: E402
 

@@ -33,11 +33,11 @@ from temporalio.api.enums.v1 import EventType  # noqa: E402
 from temporalio.client import Client, WorkflowHistory  # noqa: E402
 from temporalio.runtime import MetricBuffer, Runtime, TelemetryConfig  # noqa: E402
 
-from baton.catalogue import load_catalogue  # noqa: E402
-from baton.launch import plan_run, start_run  # noqa: E402
-from baton.model_io import Message  # noqa: E402
-from baton.runs import RunOptions  # noqa: E402
-from baton.temporal import Settings, build_worker, connect, exit_now  # noqa: E402
+from baton.core.model_io import Message  # noqa: E402
+from baton.core.runs import RunOptions  # noqa: E402
+from baton.define.catalogue import load_catalogue  # noqa: E402
+from baton.runtime.launch import plan_run, start_run  # noqa: E402
+from baton.runtime.temporal import Settings, build_worker, connect, exit_now  # noqa: E402
 from bench.common import bench_environment, raw_worker  # noqa: E402
 from bench.raw_temporal import RawSequence, raw_noop  # noqa: E402
 

@@ -35,11 +35,11 @@ sys.path.insert(0, str(ROOT))
 from temporalio.client import Client  # noqa: E402
 
 import baton  # noqa: E402
-from baton.catalogue import load_catalogue, parse_catalogue  # noqa: E402
-from baton.launch import plan_run, start_run  # noqa: E402
-from baton.model_io import Message, ProviderConfig  # noqa: E402
-from baton.runs import RunOptions  # noqa: E402
-from baton.temporal import build_worker, exit_now  # noqa: E402
+from baton.core.model_io import Message, ProviderConfig  # noqa: E402
+from baton.core.runs import RunOptions  # noqa: E402
+from baton.define.catalogue import load_catalogue, parse_catalogue  # noqa: E402
+from baton.runtime.launch import plan_run, start_run  # noqa: E402
+from baton.runtime.temporal import build_worker, exit_now  # noqa: E402
 from bench.common import bench_environment  # noqa: E402
 
 AGENT = "general"

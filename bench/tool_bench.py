@@ -33,7 +33,7 @@ from temporalio.api.enums.v1 import EventType  # noqa: E402
 from temporalio.client import Client, WorkflowHistory  # noqa: E402
 
 import baton  # noqa: E402
-from baton.temporal import build_worker, exit_now  # noqa: E402
+from baton.runtime.temporal import build_worker, exit_now  # noqa: E402
 from bench.common import bench_environment, raw_worker  # noqa: E402
 from bench.raw_temporal import RawSequence, raw_noop  # noqa: E402
 

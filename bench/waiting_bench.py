@@ -40,11 +40,11 @@ from temporalio.client import (  # noqa: E402
 )
 
 import baton  # noqa: E402
-from baton.launch import plan_run, start_run  # noqa: E402
-from baton.model_io import Message  # noqa: E402
-from baton.runs import Decision, RunOptions, RunResult  # noqa: E402
-from baton.search import STATUS  # noqa: E402
-from baton.temporal import exit_now  # noqa: E402
+from baton.core.model_io import Message  # noqa: E402
+from baton.core.runs import Decision, RunOptions, RunResult  # noqa: E402
+from baton.runtime.launch import plan_run, start_run  # noqa: E402
+from baton.runtime.temporal import exit_now  # noqa: E402
+from baton.telemetry.search import STATUS  # noqa: E402
 from bench.common import bench_environment, raw_worker  # noqa: E402
 from bench.raw_temporal import RawGate, raw_noop  # noqa: E402
 

@@ -50,7 +50,7 @@ SESSION="demo-$(date +%s)"
 .venv/bin/python starter.py end "$SESSION" || status=$?
 echo
 # The Web UI the links follow (TEMPORAL_UI_URL, TEMPORAL_UI_PORT, or what make server recorded).
-UI=$(.venv/bin/python -c 'from baton.temporal import Settings; s = Settings.from_env()
+UI=$(.venv/bin/python -c 'from baton.runtime.temporal import Settings; s = Settings.from_env()
 print(f"{s.ui_url}/namespaces/{s.namespace}/workflows")')
 echo "Inspect the runs: $UI"
 echo "The Temporal server keeps running; stop it with: make down"

@@ -4,7 +4,7 @@
 # The server listens at TEMPORAL_ADDRESS (default localhost:7233), its Web UI on
 # TEMPORAL_UI_PORT (default: the server's port + 1000, so 8233). What it started is
 # recorded in .temporal/server.env (TEMPORAL_ADDRESS=..., TEMPORAL_UI_URL=...), which
-# the starter's links follow (baton/temporal.py: ui_url) and a shell can source.
+# the starter's links follow (baton/runtime/temporal.py: ui_url) and a shell can source.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ADDRESS="${TEMPORAL_ADDRESS:-localhost:7233}"
@@ -58,8 +58,8 @@ case "${1:-start}" in
     fi
     mkdir -p "$STATE"
     rm -f "$RECORD"
-    # Baton's dev-server settings (baton/temporal.py: DEV_SERVER_DYNAMIC_CONFIG).
-    read -r -a EXTRA <<<"$(.venv/bin/python -c 'from baton.temporal import dev_server_args; print(" ".join(dev_server_args()))')"
+    # Baton's dev-server settings (baton/runtime/temporal.py: DEV_SERVER_DYNAMIC_CONFIG).
+    read -r -a EXTRA <<<"$(.venv/bin/python -c 'from baton.runtime.temporal import dev_server_args; print(" ".join(dev_server_args()))')"
     # WAL and synchronous=normal: measured 2-4x faster than the SQLite defaults here.
     nohup .venv/bin/temporal server start-dev \
       --ip "$HOST" --port "$PORT" --ui-port "$UI_PORT" \

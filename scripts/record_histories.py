@@ -23,17 +23,17 @@ sys.path.insert(0, str(ROOT))
 from temporalio.client import WorkflowFailureError  # noqa: E402
 from temporalio.testing import WorkflowEnvironment  # noqa: E402
 
-from baton.app import load_app  # noqa: E402
-from baton.catalogue import load_catalogue  # noqa: E402
-from baton.flows import FLOWS, FlowInput, FlowResult  # noqa: E402
-from baton.model_io import Chaos, Message  # noqa: E402
-from baton.runs import (  # noqa: E402
+from baton.core.model_io import Chaos, Message  # noqa: E402
+from baton.core.runs import (  # noqa: E402
     PATTERN_WORKFLOWS,
     RunInput,
     RunOptions,
     RunResult,
 )
-from baton.temporal import build_worker, exit_now, start_dev_environment  # noqa: E402
+from baton.define.app import load_app  # noqa: E402
+from baton.define.catalogue import load_catalogue  # noqa: E402
+from baton.define.flows import FLOWS, FlowInput, FlowResult  # noqa: E402
+from baton.runtime.temporal import build_worker, exit_now, start_dev_environment  # noqa: E402
 
 OUT = ROOT / "tests" / "histories"
 CASES = [

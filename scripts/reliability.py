@@ -66,7 +66,7 @@ from temporalio.exceptions import ApplicationError  # noqa: E402
 from temporalio.runtime import LoggingConfig, Runtime, TelemetryConfig, TelemetryFilter  # noqa: E402
 from temporalio.service import RPCError, RPCStatusCode  # noqa: E402
 
-from baton.temporal import (  # noqa: E402
+from baton.runtime.temporal import (  # noqa: E402
     Settings,
     connect,
     dev_server_args,

@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import sys
+import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from baton.temporal import start_dev_environment
+from baton.runtime.temporal import start_dev_environment
 from tests.fake_llm import FakeLLMServer
 from tests.helpers import KEY_ENV
+
+# Payloads stored outside histories (baton/runtime/payload_store.py) go to a directory
+# of this session, not the checkout's .temporal/; processes the tests start inherit it.
+if "BATON_PAYLOAD_DIR" not in os.environ:
+    os.environ["BATON_PAYLOAD_DIR"] = tempfile.mkdtemp(prefix="baton-test-payloads-")
+    atexit.register(shutil.rmtree, os.environ["BATON_PAYLOAD_DIR"], ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -99,7 +99,7 @@ async def broken(topic: str) -> str:
     raise KeyError(topic)
 
 
-class Booking(BaseModel):
+class SeatBooking(BaseModel):
     """The airline desk's run context: shared by the agent's tools and instructions."""
 
     passenger: str
@@ -117,7 +117,7 @@ def change_seat(seat: str, ctx: baton.ToolContext) -> str:
     return f"{booking.passenger} now sits in {booking.seat}"
 
 
-def seat_instructions(booking: Booking) -> str:
+def seat_instructions(booking: SeatBooking) -> str:
     """You change seats for a passenger."""
     return f"You help {booking.passenger}, now in seat {booking.seat}. Change seats on request."
 
@@ -127,9 +127,9 @@ seat_agent = baton.Agent("seat_agent", seat_instructions, tools=[change_seat],
 
 
 @baton.flow
-async def seat_desk(passenger: str) -> Booking:
+async def seat_desk(passenger: str) -> SeatBooking:
     """Two requests on one booking: the second sees what the first changed."""
-    booking = Booking(passenger=passenger)
+    booking = SeatBooking(passenger=passenger)
     await seat_agent.run("Move me to a window seat", context=booking)
     await seat_agent.run("Now an aisle seat please", context=booking)
     return booking

@@ -13,7 +13,7 @@ import baton
 FAST = {"max_attempts": 2, "initial_interval_s": 0.1, "backoff": 1.0, "max_interval_s": 0.1}
 
 
-class Ticket(BaseModel):
+class HandoffTicket(BaseModel):
     """A flow's run context: what on_handoff hooks and tools change."""
 
     customer: str
@@ -28,7 +28,7 @@ class Refund(BaseModel):
     amount_usd: float = Field(ge=0)
 
 
-def escalate(ticket: Ticket | None, reason: str) -> Ticket | None:
+def escalate(ticket: HandoffTicket | None, reason: str) -> HandoffTicket | None:
     """on_handoff: the ticket notes why it went to billing (a triage team's run has no
     context: nothing to note)."""
     if ticket is None:
@@ -61,13 +61,13 @@ class Answered(BaseModel):
     handled_by: str
     text: str
     refund: Refund | None = None
-    ticket: Ticket
+    ticket: HandoffTicket
 
 
 @baton.flow
 async def help_desk(request: str) -> Answered:
     """One request through the desk; the ticket is the run's context."""
-    ticket = Ticket(customer="Ada")
+    ticket = HandoffTicket(customer="Ada")
     result = await router.run(request, context=ticket)
     refund = result.output if isinstance(result.output, Refund) else None
     return Answered(handled_by=result.handled_by, text=result.text, refund=refund,

@@ -9,12 +9,12 @@ from typing import Any, TypeVar
 from temporalio.client import Client, WorkflowHandle
 from temporalio.worker import Worker
 
-from baton.catalogue import load_catalogue, parse_catalogue
-from baton.model_io import Chaos, Message, ProviderConfig
-from baton.runs import PATTERN_WORKFLOWS, RunInput, RunOptions, RunResult
-from baton.specs import Catalogue
-from baton.temporal import build_worker
-from baton.usage import Budget
+from baton.core.model_io import Chaos, Message, ProviderConfig
+from baton.core.runs import PATTERN_WORKFLOWS, RunInput, RunOptions, RunResult
+from baton.core.specs import Catalogue
+from baton.core.usage import Budget
+from baton.define.catalogue import load_catalogue, parse_catalogue
+from baton.runtime.temporal import build_worker
 from tests.fake_llm import FakeLLMServer
 
 R = TypeVar("R", bound=RunResult)

@@ -7,10 +7,14 @@ adds every payload decoded.
 
 from __future__ import annotations
 
+import re
+
 from google.protobuf.message import Message as Proto
 from temporalio.api.common.v1 import Payload
 from temporalio.api.enums.v1 import EventType, WorkflowTaskFailedCause
 from temporalio.client import Client, WorkflowHistory
+
+from baton.runtime.payload_store import FileStore, payload_store
 
 # A workflow task failure with these causes is the server's normal bookkeeping (a new
 # event arrived while the task ran), not a failing workflow.
@@ -74,6 +78,23 @@ def largest_payload(history: WorkflowHistory) -> int:
 
 
 def history_text(history: WorkflowHistory) -> str:
-    """A history as searchable text: its JSON and every payload decoded."""
+    """A history as searchable text: its JSON and every payload decoded, those stored
+    outside the history (baton/runtime/payload_store.py's file store) included."""
     decoded = [p.data.decode("utf-8", "replace") for p in payloads(history)]
-    return "\n".join([history.to_json(), *decoded])
+    return "\n".join([history.to_json(), *decoded, *stored_texts(decoded)])
+
+
+DIGEST = re.compile(r"\b[0-9a-f]{64}\b")
+
+
+def stored_texts(decoded: list[str]) -> list[str]:
+    """The payloads the file store holds for the references among `decoded`."""
+    store = payload_store()
+    if not isinstance(store, FileStore):
+        return []
+    texts = []
+    for digest in sorted({d for text in decoded for d in DIGEST.findall(text)}):
+        path = store.path_of(digest)
+        if path.is_file():
+            texts.append(Payload.FromString(path.read_bytes()).data.decode("utf-8", "replace"))
+    return texts

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from baton.model_io import Chaos
-from baton.runs import FanOutResult, PipelineResult, RunOptions, SupervisorResult, TriageResult
-from baton.usage import Budget, Price, Usage
+from baton.core.model_io import Chaos
+from baton.core.runs import FanOutResult, PipelineResult, RunOptions, SupervisorResult, TriageResult
+from baton.core.usage import Budget, Price, Usage
 from tests.helpers import (
     fast_catalogue,
     run,
@@ -145,8 +145,9 @@ async def test_token_budget_exhausts(env: WorkflowEnvironment, task_queue: str) 
 
 
 def test_contract_violation_names_the_field() -> None:
-    from baton.model_io import ModelResponse
     from baton.workflows.agent_call import _check
+
+    from baton.core.model_io import ModelResponse
 
     response = ModelResponse(model="m", text="{}", parsed={"title": "", "sections": ["a"]})
     problem, output = _check("Outline", response, None)

@@ -1,4 +1,4 @@
-"""The Python API (baton/api.py): teams built in code, composed, run with typed outputs."""
+"""The Python API (baton/define/api.py): teams built in code, composed, run with typed outputs."""
 
 from __future__ import annotations
 
@@ -11,9 +11,9 @@ from pydantic import BaseModel, Field
 from temporalio.testing import WorkflowEnvironment
 
 import baton
-from baton.contracts import ContractError, register_contract
-from baton.model_io import Chaos
-from baton.runs import PipelineResult, RunOptions, SupervisorResult, TriageResult
+from baton.core.contracts import ContractError, register_contract
+from baton.core.model_io import Chaos
+from baton.core.runs import PipelineResult, RunOptions, SupervisorResult, TriageResult
 from tests.helpers import worker
 
 FAST = {"max_attempts": 2, "initial_interval_s": 0.1, "backoff": 1.0, "max_interval_s": 0.1}
@@ -81,8 +81,8 @@ async def test_user_contract_is_repaired_then_escalated_to_a_fallback(
     # Every answer of the primary model is malformed; the fallback's are fine.
     chaos = Chaos(malformed_rate=1.0, models=["offline:flaky"], seed=3)
     catalogue = pipeline.catalogue()
-    from baton.launch import plan_run, start_run
-    from baton.model_io import Message
+    from baton.core.model_io import Message
+    from baton.runtime.launch import plan_run, start_run
 
     planned = plan_run(catalogue, "intake", [Message(role="user", content="Bob: app down!")],
                        RunOptions(chaos=chaos))
@@ -146,9 +146,9 @@ async def test_worker_without_the_contract_fails_the_run_at_once(
     from temporalio.client import WorkflowFailureError
     from temporalio.exceptions import ApplicationError
 
-    from baton.launch import plan_run, start_run
-    from baton.model_io import Message
-    from baton.specs import Catalogue
+    from baton.core.model_io import Message
+    from baton.core.specs import Catalogue
+    from baton.runtime.launch import plan_run, start_run
 
     catalogue = Catalogue.model_validate(
         {"agents": {"solo": {"instructions": "x", "contract": "NeverImported"}}})

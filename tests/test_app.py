@@ -1,4 +1,4 @@
-"""--app modules (baton/app.py): loading, bad modules refused, and the starter running them."""
+"""--app modules (baton/define/app.py): loading, bad modules refused, the starter running them."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from baton.app import AppError, app_catalogue, load_app
-from baton.catalogue import CatalogueError, load_catalogue
+from baton.define.app import AppError, app_catalogue, load_app
+from baton.define.catalogue import CatalogueError, load_catalogue
 from tests.processes import stop
 from tests.test_starter import starter
 from tests.test_worker import start_worker

@@ -1,4 +1,4 @@
-"""People in the loop (workflows/approval.py, baton/approvals.py): a run waits for a
+"""People in the loop (workflows/approval.py, baton/runtime/approvals.py): a run waits for a
 decision delivered by an Update; approve, reject and timeout for a tool, a pipeline
 stage and a supervisor's acceptance; decisions validated and routed to exactly the
 call they name."""
@@ -13,9 +13,9 @@ from temporalio.api.sdk.v1 import WorkflowMetadata
 from temporalio.testing import WorkflowEnvironment
 
 import baton
-from baton.approvals import WAITING_RUNS, ApprovalError, decide, pending, pending_in_tree
-from baton.model_io import ModelRequest, ModelResponse, ToolCall, Usage
-from baton.runs import ApprovalRequest, Decision, PipelineResult, RunState, SupervisorResult
+from baton.core.model_io import ModelRequest, ModelResponse, ToolCall, Usage
+from baton.core.runs import ApprovalRequest, Decision, PipelineResult, RunState, SupervisorResult
+from baton.runtime.approvals import WAITING_RUNS, ApprovalError, decide, pending, pending_in_tree
 from tests.helpers import worker
 from tests.scripted import scripted_offline, tool_results
 
@@ -289,8 +289,8 @@ async def test_pending_lists_waiting_runs(env: WorkflowEnvironment, task_queue: 
 
 async def test_starter_pending_approve_and_reject(env: WorkflowEnvironment,
                                                   task_queue: str) -> None:
-    from baton.app import load_app
-    from baton.temporal import build_replayer
+    from baton.define.app import load_app
+    from baton.runtime.temporal import build_replayer
     from tests.test_starter import starter
 
     address = env.client.service_client.config.target_host

@@ -1,5 +1,6 @@
-"""Approvals that never depend on a live worker (baton/approvals.py, baton/waiting.py,
-baton/liveness.py, workflows/approval.py, baton/watch.py): with every worker stopped,
+"""Approvals that never depend on a live worker (baton/runtime/approvals.py,
+baton/core/waiting.py, baton/runtime/liveness.py, workflows/approval.py,
+baton/runtime/watch.py): with every worker stopped,
 `pending` answers from one visibility query and `approve` is recorded; a worker that
 comes back applies the decision (the tool runs once) or refuses it with its reason,
 recorded in the memo and the trace; encrypted and signed decisions keep their checks;
@@ -21,7 +22,19 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 from temporalio.testing import WorkflowEnvironment
 
 import baton
-from baton.approvals import (
+from baton.core.model_io import ModelRequest, ModelResponse, ToolCall
+from baton.core.runs import ApprovalRequest, Decision, RunResult
+from baton.core.session_io import session_workflow_id
+from baton.core.usage import Usage
+from baton.core.waiting import (
+    APPROVALS_MEMO,
+    DECISION_SIGNAL,
+    ApprovalsMemo,
+    DecisionOutcome,
+    DurableDecision,
+)
+from baton.define.catalogue import load_catalogue
+from baton.runtime.approvals import (
     ApprovalError,
     Recorded,
     decide,
@@ -29,23 +42,11 @@ from baton.approvals import (
     pending,
     pending_in_tree,
 )
-from baton.approver_keys import KEYS_ENV, ApproverKeys
-from baton.catalogue import load_catalogue
-from baton.codec import ENCODING, WORKFLOW_METADATA
-from baton.model_io import ModelRequest, ModelResponse, ToolCall
-from baton.runs import ApprovalRequest, Decision, RunResult
-from baton.search import STATUS
-from baton.session_io import session_workflow_id
-from baton.sessions import send_turn
-from baton.temporal import build_replayer
-from baton.usage import Usage
-from baton.waiting import (
-    APPROVALS_MEMO,
-    DECISION_SIGNAL,
-    ApprovalsMemo,
-    DecisionOutcome,
-    DurableDecision,
-)
+from baton.runtime.approver_keys import KEYS_ENV, ApproverKeys
+from baton.runtime.codec import ENCODING, WORKFLOW_METADATA
+from baton.runtime.sessions import send_turn
+from baton.runtime.temporal import build_replayer
+from baton.telemetry.search import STATUS
 from tests.helpers import worker
 from tests.scripted import scripted_offline
 from tests.test_approver_keys import ALICE
@@ -371,7 +372,7 @@ async def test_with_a_worker_decisions_are_applied_at_once_and_counted_once(
     """A live worker takes the Update as before; the same decision arriving again as a
     signal (an Update slow to land, then its fallback) counts once; the memo keeps long
     arguments short and reads back as the client's types."""
-    from baton.waiting import shown_arguments
+    from baton.core.waiting import shown_arguments
 
     shown = shown_arguments({"note": "x" * 500, "items": [1, 2, 3], "n": 3, "ok": True})
     assert shown["note"].endswith("…") and len(shown["note"]) == 120

@@ -1,4 +1,4 @@
-"""Who decided (baton/approver_keys.py): with BATON_APPROVER_KEYS on the worker, only a
+"""Who decided (baton/runtime/approver_keys.py): with BATON_APPROVER_KEYS on the worker, only a
 decision signed by a named approver for exactly this run and request is accepted;
 anything else is refused before it reaches history and changes nothing."""
 
@@ -14,8 +14,9 @@ from temporalio.client import Client, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 
 import baton
-from baton.approvals import ApprovalError
-from baton.approver_keys import (
+from baton.core.runs import ApprovalRecord, Decision
+from baton.runtime.approvals import ApprovalError
+from baton.runtime.approver_keys import (
     KEY_ENV,
     KEYS_ENV,
     SIGNED_FIELDS,
@@ -23,8 +24,7 @@ from baton.approver_keys import (
     ApproverKeys,
     SigningKey,
 )
-from baton.runs import ApprovalRecord, Decision
-from baton.temporal import build_replayer, build_worker
+from baton.runtime.temporal import build_replayer, build_worker
 from tests.helpers import worker
 from tests.test_approval import clerk, issue_refund, ran, wait_for_requests
 
@@ -199,8 +199,8 @@ async def test_a_keyed_worker_takes_only_a_signed_decision(
 
 async def test_a_signed_decision_counts_once_and_deciding_all_signs_each_request(
         env: WorkflowEnvironment, task_queue: str, monkeypatch: pytest.MonkeyPatch) -> None:
-    from baton.model_io import ModelRequest, ModelResponse, ToolCall
-    from baton.usage import Usage
+    from baton.core.model_io import ModelRequest, ModelResponse, ToolCall
+    from baton.core.usage import Usage
     from tests.scripted import scripted_offline
 
     def three_refunds(request: ModelRequest) -> ModelResponse | None:

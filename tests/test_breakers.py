@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import pytest
+from baton.activities.breakers import BreakerBoard, CircuitBreaker, CircuitOpenError
 from temporalio.testing import WorkflowEnvironment
 
-from baton.activities.breakers import BreakerBoard, CircuitBreaker, CircuitOpenError
-from baton.model_io import BreakerPolicy, BreakerState, Chaos
-from baton.runs import TriageResult
+from baton.core.model_io import BreakerPolicy, BreakerState, Chaos
+from baton.core.runs import TriageResult
 from tests.helpers import fast_catalogue, run, worker
 
 POLICY = BreakerPolicy(failures=3, window_s=10, cooldown_s=5)

@@ -1,4 +1,4 @@
-"""Catalogue loading (baton/catalogue.py) and validation (baton/specs.py): clear refusals."""
+"""Catalogue loading (baton/define/catalogue.py), checks (baton/core/specs.py): clear refusals."""
 
 from __future__ import annotations
 
@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from baton.catalogue import CatalogueError, load_catalogue, parse_catalogue
-from baton.specs import split_model
+from baton.core.specs import split_model
+from baton.define.catalogue import CatalogueError, load_catalogue, parse_catalogue
 
 
 def minimal(**extra: Any) -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""baton/codec.py: encrypted payloads end to end, key handling, the Web UI's codec server."""
+"""baton/runtime/codec.py: encrypted payloads end to end, key handling, the codec server."""
 
 from __future__ import annotations
 
@@ -25,11 +25,14 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from baton import launch, recovery
-from baton.catalogue import load_catalogue
 from baton.cli import starter
 from baton.cli.codec_server import CodecServer, make_server
-from baton.codec import (
+from baton.core.errors import UndecryptablePayload
+from baton.core.model_io import Message
+from baton.core.runs import RunOptions, TriageResult
+from baton.define.catalogue import load_catalogue
+from baton.runtime import launch, recovery
+from baton.runtime.codec import (
     ENCODING,
     KEY_ENV,
     MAKE_KEY,
@@ -41,10 +44,7 @@ from baton.codec import (
     parse_key,
     payloads_in,
 )
-from baton.errors import UndecryptablePayload
-from baton.model_io import Message
-from baton.runs import RunOptions, TriageResult
-from baton.temporal import Settings, build_worker, connect, data_converter
+from baton.runtime.temporal import Settings, build_worker, connect, data_converter
 from tests.helpers import finish, start, worker
 from tests.test_starter import run_starter
 
@@ -385,7 +385,11 @@ async def test_failure_messages_are_encrypted_except_a_missing_key(
 
 def test_no_key_no_codec(monkeypatch: pytest.MonkeyPatch) -> None:
     use_keys(monkeypatch, None)
-    assert data_converter() is pydantic_data_converter
+    # pydantic's converter, with only the payload store added (baton/runtime/payload_store.py)
+    converter = data_converter()
+    assert converter.external_storage is not None and converter.payload_codec is None
+    assert converter.payload_converter_class is pydantic_data_converter.payload_converter_class
+    assert converter.failure_converter_class is pydantic_data_converter.failure_converter_class
 
 
 def test_codec_server_takes_origins_not_urls() -> None:

@@ -40,7 +40,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from baton.cli import codec_server, starter
 from baton.cli.codec_server import CodecServer, CodecServerError, make_server
-from baton.codec import (
+from baton.runtime.codec import (
     ENCODING,
     KEY_ENV,
     KEY_ID_METADATA,
@@ -49,7 +49,7 @@ from baton.codec import (
     EncryptionCodec,
     key_id,
 )
-from baton.temporal import temporal_binary
+from baton.runtime.temporal import temporal_binary
 from tests.processes import spawn, stop
 from tests.test_codec import serving as codec_serving
 from tests.test_starter import ROOT
@@ -300,7 +300,7 @@ def test_listening_beyond_loopback_needs_a_token() -> None:
 
 def test_a_payload_bound_to_its_workflow_is_shown_as_written() -> None:
     """The Web UI names no workflow, so the server decrypts with the binding each
-    payload carries (baton/codec.py); a binding changed since fails authentication."""
+    payload carries (baton/runtime/codec.py); a binding changed since fails authentication."""
     context = WorkflowSerializationContext(namespace="default", workflow_id="triage-a")
     [bound] = EncryptionCodec(KEY).with_context(context).encode_payloads([plain()])
     assert bound.metadata[WORKFLOW_METADATA] == b"triage-a"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from temporalio.testing import WorkflowEnvironment
 
-from baton.runs import TriageResult
+from baton.core.runs import TriageResult
 from tests.helpers import finish, start, worker
 
 

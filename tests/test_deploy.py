@@ -48,18 +48,21 @@ def test_compose_scrapes_the_workers_metrics_into_grafana() -> None:
 def test_dockerfile_copies_every_package_the_project_ships() -> None:
     dockerfile = (ROOT / "Dockerfile").read_text()
     setup = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    mapped = setup["package-dir"]
     for package in setup["packages"]:
-        top = package.split(".")[0]
+        folder = mapped.get(package, package.replace(".", "/"))
+        assert (ROOT / folder / "__init__.py").is_file(), folder
+        top = folder.split("/")[0]
         assert f"COPY {top} ./{top}" in dockerfile, top
-    # baton/workflows and baton/activities link to the top-level folders.
-    for linked in ("workflows", "activities"):
-        assert (ROOT / "baton" / linked).resolve() == ROOT / linked
-        assert f"COPY {linked} ./{linked}" in dockerfile, linked
+    # baton.workflows and baton.activities are the top-level folders, mapped, not linked.
+    for folder in ("workflows", "activities"):
+        assert mapped[f"baton.{folder}"] == folder
+        assert not (ROOT / "baton" / folder).exists()
     assert "COPY worker.py starter.py ./" in dockerfile
 
 
 def test_compose_server_gets_the_dev_servers_dynamic_config() -> None:
-    from baton.temporal import DEV_SERVER_DYNAMIC_CONFIG
+    from baton.runtime.temporal import DEV_SERVER_DYNAMIC_CONFIG
 
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     server = compose["services"]["temporal"]

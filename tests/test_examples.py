@@ -15,9 +15,9 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 import baton
-from baton.launch import plan_run, start_run
-from baton.model_io import Chaos, Message
-from baton.runs import FanOutResult, PipelineResult, RunOptions, RunResult, TriageResult
+from baton.core.model_io import Chaos, Message
+from baton.core.runs import FanOutResult, PipelineResult, RunOptions, RunResult, TriageResult
+from baton.runtime.launch import plan_run, start_run
 from examples import extraction_pipeline, research_team, support_desk
 from tests.processes import ended, stop
 from tests.test_starter import starter
@@ -225,10 +225,10 @@ async def test_support_desk_runs_on_a_worker_started_with_its_app(
 
 
 def readme_block() -> str:
-    """The first ```python block under the README's "## Build your own" heading."""
-    readme = (ROOT / "README.md").read_text()
-    assert "\n## Build your own\n" in readme, "README.md lost its 'Build your own' section"
-    section = readme.split("\n## Build your own\n", 1)[1].split("\n## ", 1)[0]
+    """The first ```python block of docs/build.md, the site's "Build your own" page."""
+    page = (ROOT / "docs" / "build.md").read_text()
+    assert page.startswith("# Build your own\n"), "docs/build.md lost its 'Build your own' title"
+    section = page.split("\n## ", 1)[0]
     assert "```python\n" in section, "no ```python block under 'Build your own'"
     return section.split("```python\n", 1)[1].split("\n```", 1)[0] + "\n"
 
@@ -237,8 +237,8 @@ async def test_readme_build_your_own_block_is_the_example_and_runs(
         env: WorkflowEnvironment, task_queue: str, tmp_path: Path) -> None:
     block = readme_block()
     assert block == (ROOT / "examples" / "support_desk.py").read_text(), (
-        "README's 'Build your own' block differs from examples/support_desk.py; "
-        "copy the file into the README verbatim")
+        "docs/build.md's first block differs from examples/support_desk.py; "
+        "copy the file into the page verbatim")
     # Run the block as a newcomer would: a file of its own, beside the data it reads.
     script = tmp_path / "app" / "support_desk.py"
     script.parent.mkdir()
@@ -284,7 +284,7 @@ async def test_flow_story_stops_or_writes_as_its_checker_says(env: WorkflowEnvir
 
 async def test_flow_judge_loops_with_the_previous_draft_until_it_passes(
         env: WorkflowEnvironment, task_queue: str) -> None:
-    from baton.launch import plan_flow, start_flow
+    from baton.runtime.launch import plan_flow, start_flow
     from examples import flow_judge
     from tests.helpers import activity_inputs
 

@@ -27,10 +27,10 @@ from temporalio.api.enums.v1 import PendingActivityState
 from temporalio.client import WorkflowHandle, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
-from baton.flows import FlowResult
-from baton.launch import plan_flow, start_flow
-from baton.model_io import Chaos
-from baton.runs import RunOptions
+from baton.core.model_io import Chaos
+from baton.core.runs import RunOptions
+from baton.define.flows import FlowResult
+from baton.runtime.launch import plan_flow, start_flow
 from tests.flow_crash_app import TOOL_LOG_ENV, crash_relay
 
 ROOT = Path(__file__).resolve().parent.parent

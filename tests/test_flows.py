@@ -1,4 +1,4 @@
-"""Flows (baton/flows.py, workflows/flow.py): your own orchestration code as a durable run,
+"""Flows (baton/define/flows.py, workflows/flow.py): your own orchestration code as a durable run,
 and Baton's agents inside a plain Temporal workflow through BatonPlugin.
 
 Every test runs real workflows on the dev server with the offline model; some with no
@@ -19,9 +19,9 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
 import baton
-from baton.flows import FLOWS, FlowDefinitionError, FlowResult
-from baton.launch import RunRefused
-from baton.temporal import build_replayer
+from baton.define.flows import FLOWS, FlowDefinitionError, FlowResult
+from baton.runtime.launch import RunRefused
+from baton.runtime.temporal import build_replayer
 from tests import flow_app
 from tests.flow_app import Tale
 from tests.test_approval import wait_for_requests
@@ -277,7 +277,7 @@ async def test_a_run_context_is_shared_by_tools_and_instructions_and_replays(
                                    task_queue=task_queue)
         outcome = await asyncio.wait_for(handle.result(), 60)
     booking = outcome.output
-    assert isinstance(booking, flow_app.Booking)
+    assert isinstance(booking, flow_app.SeatBooking)
     # each request's tool changed the run's own context; the second saw the first's change
     assert booking.changes == 2 == len(flow_app.calls)
     assert flow_app.calls[0].startswith("change_seat Ada unassigned -> ")
@@ -295,7 +295,7 @@ async def test_a_run_context_is_shared_by_tools_and_instructions_and_replays(
 
 async def test_a_context_needs_a_durable_run() -> None:
     with pytest.raises(TypeError, match="needs a durable run"):
-        await flow_app.seat_agent.run("hi", context=flow_app.Booking(passenger="Ada"))
+        await flow_app.seat_agent.run("hi", context=flow_app.SeatBooking(passenger="Ada"))
 
 
 async def test_an_agent_tool_in_a_plain_run_and_its_extractor_failing_typed(
@@ -314,7 +314,7 @@ async def test_an_agent_tool_in_a_plain_run_and_its_extractor_failing_typed(
 
 
 def test_an_agent_tool_must_name_a_declared_agent() -> None:
-    from baton.catalogue import CatalogueError, parse_catalogue
+    from baton.define.catalogue import CatalogueError, parse_catalogue
 
     raw = flow_app.asker.catalogue().model_dump(mode="json")
     raw["tools"]["ask_outliner"]["agent"] = "nobody"
@@ -327,7 +327,7 @@ async def test_a_guardrail_agent_answers_its_own_model_and_trips_by_its_tripwire
         env: WorkflowEnvironment, task_queue: str, is_homework: bool) -> None:
     import json
 
-    from baton.model_io import ModelRequest, ModelResponse, Usage
+    from baton.core.model_io import ModelRequest, ModelResponse, Usage
     from tests.scripted import scripted_offline
 
     def judge(request: ModelRequest) -> ModelResponse | None:
@@ -391,7 +391,7 @@ async def test_an_approval_in_a_workflow_without_a_desk_fails_typed(
 
 
 def test_agents_cannot_call_themselves_through_agent_tools() -> None:
-    from baton.catalogue import CatalogueError, parse_catalogue
+    from baton.define.catalogue import CatalogueError, parse_catalogue
 
     raw = flow_app.asker.catalogue().model_dump(mode="json")
     raw["agents"]["outliner"]["tools"] = ["ask_outliner"]  # outliner asks itself
@@ -404,7 +404,7 @@ def test_tools_of_one_turn_changing_different_context_fields_keep_both() -> None
     from baton.activities.tools import _changed
     from baton.workflows.agent_call import apply_context
 
-    booking = flow_app.Booking(passenger="Ada")
+    booking = flow_app.SeatBooking(passenger="Ada")
     before = booking.model_dump(mode="json")
     # two tools of one turn, each on its own copy of the context
     seat_copy, meal_copy = booking.model_copy(), booking.model_copy()

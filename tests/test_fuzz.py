@@ -53,17 +53,17 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 import baton
-from baton import launch
-from baton.catalogue import CatalogueError, load_catalogue, parse_catalogue
 from baton.cli import common as cli_common
 from baton.cli import starter
-from baton.contracts import CONTRACTS
-from baton.model_io import MAX_PROMPT_BYTES, Chaos, Message, ToolCall
-from baton.runs import PATTERN_WORKFLOWS, RunInput, RunOptions, RunResult
-from baton.specs import Catalogue
-from baton.temporal import data_converter
-from baton.tools import ToolContext, ToolDefinitionError
-from baton.usage import Budget
+from baton.core.contracts import CONTRACTS
+from baton.core.model_io import MAX_PROMPT_BYTES, Chaos, Message, ToolCall
+from baton.core.runs import PATTERN_WORKFLOWS, RunInput, RunOptions, RunResult
+from baton.core.specs import Catalogue
+from baton.core.tools import ToolContext, ToolDefinitionError
+from baton.core.usage import Budget
+from baton.define.catalogue import CatalogueError, load_catalogue, parse_catalogue
+from baton.runtime import launch
+from baton.runtime.temporal import data_converter
 from tests.helpers import fast_catalogue, worker
 from tests.run_records import (
     failing_tasks,
@@ -1055,7 +1055,7 @@ async def run_case(client: Client, task_queue: str, case: Case) -> tuple[str, st
         if not isinstance(detail, ApplicationError) or not detail.type:
             return "failed", f"failed without a type: {type(detail).__name__}: {detail}"
         # The SDK fails a run whose input (or a result) cannot be decoded with the
-        # ValidationError as it is (see baton.temporal.workflow_failure_types): typed,
+        # ValidationError as it is (see baton.runtime.temporal.workflow_failure_types): typed,
         # not marked non-retryable, which only matters to a workflow retry policy
         # (Baton sets none).
         if not detail.non_retryable and detail.type != "ValidationError":

@@ -1,4 +1,4 @@
-"""Guardrails (baton/guardrails.py, workflows/guardrails.py): input and output checks
+"""Guardrails (baton/core/guardrails.py, workflows/guardrails.py): input and output checks
 that block a run, built-ins, function and agent guardrails, fail-closed errors, and
 tool-output checks that withhold (or halt on) an untrusted tool result before the
 model reads it, seen in the recorded model requests and on the providers' wire."""
@@ -11,16 +11,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from baton.workflows.guardrails import WITHHELD
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 import baton
-from baton.app import collect_guardrails
-from baton.catalogue import parse_catalogue
-from baton.guardrails import GuardrailDef, find_pii
-from baton.model_io import Chaos, ModelRequest
-from baton.runs import RunResult, Step, TriageResult
-from baton.workflows.guardrails import WITHHELD
+from baton.core.guardrails import GuardrailDef, find_pii
+from baton.core.model_io import Chaos, ModelRequest
+from baton.core.runs import RunResult, Step, TriageResult, Trip
+from baton.define.app import collect_guardrails
+from baton.define.catalogue import parse_catalogue
 from examples import support_desk
 from tests.fake_llm import FakeLLMServer
 from tests.helpers import fake_provider, fast_catalogue, finish, run, start, worker
@@ -48,6 +48,7 @@ async def test_input_guardrail_blocks_before_anything_runs(env: WorkflowEnvironm
                            result_type=TriageResult)
     assert result.status == "blocked"
     assert "blocked by guardrail 'pii' on the input: contains a card number" in result.answer
+    assert result.trip == Trip(guardrail="pii", where="input", reason="contains a card number")
     assert "router" not in result.usage  # nothing after the guardrail ran
     assert "4111" not in str(result.trace)  # the guardrail reports kinds, never values
 
@@ -124,6 +125,9 @@ async def test_nested_block_blocks_the_parent_and_parallel_checks(
                                   task_queue=task_queue)
     assert outcome.status == "blocked"
     assert "pii" in outcome.answer and "inner_team" in outcome.answer
+    # The nested run's trip reaches the parent typed, where it happened included.
+    assert outcome.result.trip == Trip(guardrail="pii", where="input in inner_team",
+                                       reason="contains an e-mail address")
     # A parallel input guardrail blocks too (the first agent may have started).
     fast_guard = baton.guardrail(name="pii_parallel", parallel=True)(baton_pii().fn)
     desk = baton.Pipeline("desk", [baton.Agent("solo", "Help.", retry=FAST)]).guarded(
@@ -135,7 +139,7 @@ async def test_nested_block_blocks_the_parent_and_parallel_checks(
 
 
 def baton_pii() -> baton.Guardrail:
-    from baton.guardrails import pii
+    from baton.core.guardrails import pii
 
     return pii
 
@@ -334,8 +338,8 @@ def test_tool_output_guardrails_are_declared_like_the_others() -> None:
 
 
 def readme_tool_output_block() -> str:
-    """The README's ```python block that declares `tool_output_guardrails`."""
-    section = (ROOT / "README.md").read_text().split("\n## Guardrails\n", 1)[1]
+    """The ```python block of docs/guardrails.md that declares `tool_output_guardrails`."""
+    section = (ROOT / "docs" / "guardrails.md").read_text()
     blocks = [b.split("\n```", 1)[0] for b in section.split("```python\n")[1:]]
     [block] = [b for b in blocks if "tool_output_guardrails=" in b]
     return block

@@ -8,17 +8,17 @@ import asyncio
 from typing import Any
 
 import pytest
+from baton.activities.providers.offline import OfflineProvider
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 import baton
-from baton.activities.providers.offline import OfflineProvider
-from baton.catalogue import parse_catalogue
-from baton.handoffs import transfer_spec, transfer_tool_name
-from baton.model_io import Message, ModelRequest, ModelResponse, ToolSpec
-from baton.runs import TriageResult
-from baton.specs import Catalogue
+from baton.core.handoffs import transfer_spec, transfer_tool_name
+from baton.core.model_io import Message, ModelRequest, ModelResponse, ToolSpec
+from baton.core.runs import TriageResult
+from baton.core.specs import Catalogue
+from baton.define.catalogue import parse_catalogue
 from tests import handoff_app
 from tests.fake_llm import FakeLLMServer
 from tests.helpers import activity_inputs, fake_provider, on_fake, run, start, worker

@@ -1,4 +1,4 @@
-"""Encryption with integrity (baton/codec.py): a worker that requires encryption acts on
+"""Encryption with integrity (baton/runtime/codec.py): a worker that requires encryption acts on
 no plain run input, Update or signal, nor on a ciphertext copied from another run's
 history; payloads encrypted before binding still decrypt, run and replay."""
 
@@ -42,10 +42,13 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
 import baton
-from baton import recovery
-from baton.approvals import pending_in_tree
 from baton.cli import worker as worker_cli
-from baton.codec import (
+from baton.core.errors import MisboundPayload, PlaintextRefused, UndecryptablePayload
+from baton.core.events import EVENTS_TOPIC
+from baton.core.runs import Decision, FanOutResult, TriageResult
+from baton.runtime import recovery
+from baton.runtime.approvals import pending_in_tree
+from baton.runtime.codec import (
     ENCODING,
     KEY_ENV,
     NAMESPACE_METADATA,
@@ -56,10 +59,7 @@ from baton.codec import (
     payloads_in,
     requires_encryption,
 )
-from baton.errors import MisboundPayload, PlaintextRefused, UndecryptablePayload
-from baton.events import EVENTS_TOPIC
-from baton.runs import Decision, FanOutResult, TriageResult
-from baton.temporal import data_converter, temporal_binary, worker_data_converter
+from baton.runtime.temporal import data_converter, temporal_binary, worker_data_converter
 from tests.helpers import finish, start, worker
 from tests.test_codec import KEY_A, KEY_B, MARKER, PROMPT, encrypted_client, use_keys
 
@@ -211,7 +211,7 @@ async def test_a_plain_signal_injects_no_event(
         return
     assert after == before
     # The SDK's error log says so, with the refusal's type (its traceback is redacted
-    # or not, as baton/observability.py decides for every log).
+    # or not, as baton/telemetry/observability.py decides for every log).
     assert "dropping the signal" in caplog.text and "PlaintextRefused" in caplog.text
 
 

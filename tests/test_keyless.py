@@ -13,10 +13,10 @@ import pytest
 from temporalio.testing import WorkflowEnvironment
 
 import baton
-from baton.approvals import pending_in_tree
 from baton.cli import starter
-from baton.codec import KEY_ENV, REQUIRE_ENV
-from baton.runs import TriageResult
+from baton.core.runs import TriageResult
+from baton.runtime.approvals import pending_in_tree
+from baton.runtime.codec import KEY_ENV, REQUIRE_ENV
 from tests.helpers import finish, start, worker
 from tests.test_codec import KEY_A, KEY_B, MARKER, PROMPT, encrypted_client, use_keys
 from tests.test_integrity import CLERK, waiting_refund

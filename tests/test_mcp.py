@@ -1,4 +1,4 @@
-"""MCP servers as durable tools (baton/mcp.py, activities/mcp.py, workflows/mcp.py).
+"""MCP servers as durable tools (baton/core/mcp.py, activities/mcp.py, workflows/mcp.py).
 
 Real MCP servers as processes: tests/mcp_servers/counter.py over stdio (started by
 the worker) and over Streamable HTTP on 127.0.0.1 (started here, on a free port, and
@@ -32,11 +32,11 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.workflow import NondeterminismError
 
 import baton
-from baton.approvals import pending_in_tree
-from baton.errors import MCPUnavailable
-from baton.mcp import MCPDefinitionError
-from baton.runs import RunResult
-from baton.temporal import build_replayer
+from baton.core.errors import MCPUnavailable
+from baton.core.mcp import MCPDefinitionError
+from baton.core.runs import RunResult
+from baton.runtime.approvals import pending_in_tree
+from baton.runtime.temporal import build_replayer
 from tests.helpers import worker
 from tests.run_records import history_text
 
@@ -229,12 +229,12 @@ async def test_a_person_approves_an_mcp_tool_and_guardrails_screen_its_output(
 
 
 async def test_the_worker_refuses_an_unapproved_call_whatever_the_run_says() -> None:
+    from baton.activities.mcp import MCPConnections
     from temporalio.common import RawValue
     from temporalio.testing import ActivityEnvironment
 
-    from baton.activities.mcp import MCPConnections
-    from baton.mcp import MCPCall, declared
-    from baton.temporal import data_converter
+    from baton.core.mcp import MCPCall, declared
+    from baton.runtime.temporal import data_converter
 
     connections = MCPConnections(declared([counter(approval=["delete_*"])]))
     call = MCPCall(server="local", tool="delete_records", agent="a", call_id="c1",
@@ -285,8 +285,8 @@ def test_worker_refuses_a_catalogue_with_a_bad_mcp_table(
 
 
 def test_mcp_declarations_refuse_what_cannot_work() -> None:
-    from baton.catalogue import CatalogueError, parse_catalogue
-    from baton.mcp import declared
+    from baton.core.mcp import declared
+    from baton.define.catalogue import CatalogueError, parse_catalogue
 
     agent = {"instructions": "x"}
     for table, said in [

@@ -1,4 +1,4 @@
-"""Prometheus metrics (baton/metrics.py): one endpoint with the SDK's and Baton's numbers,
+"""Prometheus metrics (baton/telemetry/metrics.py): one endpoint with the SDK's and Baton's numbers,
 counted as the runs' own usage says, once per run even when replayed; labels only from
 what the worker knows, breaker states current without a call, Prometheus naming."""
 
@@ -14,15 +14,20 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from baton.activities.model import ModelCalls
+from baton.workflows.registry import ALL_WORKFLOWS
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Replayer
 
 import baton
-from baton.activities.model import ModelCalls
-from baton.catalogue import load_catalogue
-from baton.errors import CircuitOpen
-from baton.metrics import (
+from baton.core.errors import CircuitOpen
+from baton.core.model_io import BreakerPolicy, Chaos, Message, ModelRequest
+from baton.core.runs import TriageResult
+from baton.core.usage import Price, Usage
+from baton.define.catalogue import load_catalogue
+from baton.runtime.temporal import Settings, connect, data_converter
+from baton.telemetry.metrics import (
     BREAKER_STATE,
     COST,
     MICROUSD_PER_USD,
@@ -38,11 +43,6 @@ from baton.metrics import (
     metrics_runtime,
     parse_address,
 )
-from baton.model_io import BreakerPolicy, Chaos, Message, ModelRequest
-from baton.runs import TriageResult
-from baton.temporal import Settings, connect, data_converter
-from baton.usage import Price, Usage
-from baton.workflows.registry import ALL_WORKFLOWS
 from tests.helpers import fast_catalogue, finish, start, worker
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -355,7 +355,7 @@ async def test_worker_process_serves_its_metrics(env: WorkflowEnvironment,
 def test_dashboard_queries_name_only_metrics_that_exist() -> None:
     import json
 
-    from baton import metrics
+    from baton.telemetry import metrics
 
     dashboard = json.loads((ROOT / "deploy" / "grafana" / "baton-dashboard.json").read_text())
     exprs = [t["expr"] for p in dashboard["panels"] for t in p["targets"]]

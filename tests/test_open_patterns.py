@@ -20,13 +20,13 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 import baton
-from baton import contracts
-from baton.catalogue import CatalogueError, parse_catalogue
-from baton.contracts import CONTRACTS
-from baton.errors import SPENT_DETAIL
-from baton.model_io import Message, ModelRequest, ModelResponse
-from baton.runs import BranchTask, FanOutResult, PipelineResult
-from baton.team_hooks import PLANS, STAGE_INPUTS
+from baton.core import contracts
+from baton.core.contracts import CONTRACTS
+from baton.core.errors import SPENT_DETAIL
+from baton.core.model_io import Message, ModelRequest, ModelResponse
+from baton.core.runs import BranchTask, FanOutResult, PipelineResult
+from baton.core.team_hooks import PLANS, STAGE_INPUTS
+from baton.define.catalogue import CatalogueError, parse_catalogue
 from tests.helpers import worker
 from tests.scripted import scripted_offline
 
@@ -384,10 +384,11 @@ async def test_user_plan_review_and_draft_work_beside_batons_patterns(
 def test_one_pattern_table_drives_every_view_of_the_patterns() -> None:
     from typing import get_args
 
-    from baton.launch import RESULT_TYPES
-    from baton.runs import PATTERN_WORKFLOWS, PATTERNS
-    from baton.specs import TeamSpec
     from baton.workflows.registry import ALL_WORKFLOWS, PATTERN_CLASSES
+
+    from baton.core.runs import PATTERN_WORKFLOWS, PATTERNS
+    from baton.core.specs import TeamSpec
+    from baton.runtime.launch import RESULT_TYPES
 
     assert set(PATTERNS) == {"triage", "fanout", "supervisor", "pipeline", "agent"}
     for name, pattern in PATTERNS.items():

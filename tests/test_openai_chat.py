@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from baton.activities.providers.openai_chat import strict_schema, to_openai_message
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from baton.activities.providers.openai_chat import strict_schema, to_openai_message
-from baton.contracts import EditedDraft, Review, route_schema
-from baton.model_io import Message, ToolCall
-from baton.runs import RunResult, SupervisorResult
+from baton.core.contracts import EditedDraft, Review, route_schema
+from baton.core.model_io import Message, ToolCall
+from baton.core.runs import RunResult, SupervisorResult
 from tests.fake_llm import FakeLLMServer, Fault
 from tests.helpers import fake_provider, on_fake, run, worker
 

@@ -7,9 +7,9 @@ from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from baton.contracts import Article, Draft, EditedDraft, Outline
-from baton.model_io import Chaos
-from baton.runs import PipelineResult
+from baton.core.contracts import Article, Draft, EditedDraft, Outline
+from baton.core.model_io import Chaos
+from baton.core.runs import PipelineResult
 from tests.helpers import (
     fast_catalogue,
     finish,

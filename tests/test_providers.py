@@ -10,16 +10,16 @@ import os
 import time
 
 import pytest
+from baton.activities.providers import register_provider
+from baton.activities.providers.anthropic_messages import AnthropicMessagesProvider
+from baton.activities.providers.openai_chat import OpenAIChatProvider
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
-from baton.activities.providers import register_provider
-from baton.activities.providers.anthropic_messages import AnthropicMessagesProvider
-from baton.activities.providers.openai_chat import OpenAIChatProvider
-from baton.catalogue import load_catalogue
-from baton.runs import FanOutResult, PipelineResult, RunResult, SupervisorResult, TriageResult
+from baton.core.runs import FanOutResult, PipelineResult, RunResult, SupervisorResult, TriageResult
+from baton.define.catalogue import load_catalogue
 from tests.fake_llm import USAGE, FakeLLMServer, Fault
 from tests.helpers import KEY_ENV, fake_provider, finish, on_fake, run, start, worker
 

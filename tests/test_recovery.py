@@ -10,9 +10,9 @@ import pytest
 from temporalio.client import WorkflowFailureError, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
-from baton import recovery
-from baton.app import load_app
-from baton.runs import PipelineResult, TriageResult
+from baton.core.runs import PipelineResult, TriageResult
+from baton.define.app import load_app
+from baton.runtime import recovery
 from tests.helpers import fast_catalogue, finish, start, worker
 from tests.test_starter import run_starter
 

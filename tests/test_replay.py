@@ -7,9 +7,9 @@ from temporalio.client import WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 from temporalio.workflow import NondeterminismError
 
-from baton.model_io import Chaos
-from baton.runs import RunResult
-from baton.temporal import build_replayer
+from baton.core.model_io import Chaos
+from baton.core.runs import RunResult
+from baton.runtime.temporal import build_replayer
 from tests.helpers import finish, start, worker
 
 CASES = [

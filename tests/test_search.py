@@ -1,4 +1,4 @@
-"""Searchable runs (baton/search.py, workflows/base.py, baton/cli/runs.py): every run's
+"""Searchable runs (baton/telemetry/search.py, workflows/base.py, baton/cli/runs.py): every run's
 team, pattern, status, cost, tokens and models in the server's visibility, registered
 where missing, refused with the command that registers them, and `starter.py list`."""
 
@@ -29,15 +29,19 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 import baton
-from baton import recovery, search
-from baton.approvals import pending_in_tree
 from baton.cli.common import UsageError
 from baton.cli.output import usd
 from baton.cli.runs import build_query, parse_since
-from baton.errors import SPENT_DETAIL
-from baton.model_io import Chaos
-from baton.runs import RunResult
-from baton.search import (
+from baton.core.errors import SPENT_DETAIL
+from baton.core.model_io import Chaos
+from baton.core.runs import RunResult
+from baton.core.specs import Catalogue
+from baton.core.usage import Budget, Price, Usage
+from baton.runtime import recovery
+from baton.runtime.approvals import pending_in_tree
+from baton.runtime.temporal import Settings, build_replayer, connect, dev_server_args
+from baton.telemetry import search
+from baton.telemetry.search import (
     COST_USD,
     MODELS,
     PATTERN,
@@ -50,9 +54,6 @@ from baton.search import (
     patch_activation,
     register_search_attributes,
 )
-from baton.specs import Catalogue
-from baton.temporal import Settings, build_replayer, connect, dev_server_args
-from baton.usage import Budget, Price, Usage
 from tests.fake_llm import FakeLLMServer
 from tests.helpers import fake_provider, fast_catalogue, finish, on_fake, start, worker
 from tests.processes import spawn, stop
@@ -252,7 +253,7 @@ async def test_pending_asks_every_running_run_where_the_status_is_unknown(
         env: WorkflowEnvironment, task_queue: str) -> None:
     """On a namespace without BatonStatus the query by status is refused; `pending`
     then asks every running run instead."""
-    from baton.approvals import WAITING_RUNS, pending
+    from baton.runtime.approvals import WAITING_RUNS, pending
 
     client = await new_namespace(env)
     with pytest.raises(RPCError) as refused:
@@ -331,7 +332,7 @@ async def test_refusal_names_the_commands_and_the_worker_carries_on(
     message = str(caught.value)
     assert "PERMISSION_DENIED: Request unauthorized." in message
     assert all(command in message for command in commands)
-    with caplog.at_level(logging.ERROR, logger="baton.search"):
+    with caplog.at_level(logging.ERROR, logger="baton.telemetry.search"):
         assert await ensure_search_attributes(refusing_client()) is False
     assert commands[0] in caplog.text and "carry no search attributes" in caplog.text
 

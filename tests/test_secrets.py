@@ -26,15 +26,15 @@ from temporalio.client import Client, WorkflowFailureError
 from temporalio.testing import WorkflowEnvironment
 
 import baton
-from baton.catalogue import parse_catalogue
-from baton.metrics import metrics_runtime
-from baton.observability import (
+from baton.core.runs import RunResult, TriageResult
+from baton.core.specs import Catalogue
+from baton.define.catalogue import parse_catalogue
+from baton.runtime.temporal import Settings, connect
+from baton.telemetry.metrics import metrics_runtime
+from baton.telemetry.observability import (
     CONTENT_VAR,
     flush_tracing,
 )
-from baton.runs import RunResult, TriageResult
-from baton.specs import Catalogue
-from baton.temporal import Settings, connect
 from tests.fake_llm import FakeLLMServer, Fault
 from tests.helpers import KEY_ENV, fake_provider, finish, on_fake, start, worker
 from tests.run_records import history_text, related_histories

@@ -1,4 +1,4 @@
-"""Conversations that last (workflows/session.py, baton/sessions.py, baton/cli/chat.py):
+"""Conversations that last (workflows/session.py, baton/runtime/sessions.py, baton/cli/chat.py):
 turns as updates, memory compressed and carried across continue-as-new, sticky triage,
 refusals that leave the session unchanged, worker restarts, idle ends, replay."""
 
@@ -16,10 +16,9 @@ from temporalio.client import Client, WorkflowHistory, WorkflowUpdateFailedError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.workflow import NondeterminismError
 
-from baton.catalogue import load_catalogue
-from baton.model_io import Chaos
-from baton.runs import RunOptions
-from baton.session_io import (
+from baton.core.model_io import Chaos
+from baton.core.runs import RunOptions
+from baton.core.session_io import (
     SessionLimits,
     SessionMemory,
     SessionState,
@@ -31,8 +30,9 @@ from baton.session_io import (
     fold,
     session_workflow_id,
 )
-from baton.sessions import SessionError, TurnFailed, end_session, send_turn, session_state
-from baton.temporal import build_replayer
+from baton.define.catalogue import load_catalogue
+from baton.runtime.sessions import SessionError, TurnFailed, end_session, send_turn, session_state
+from baton.runtime.temporal import build_replayer
 from tests.helpers import activity_inputs, fast_catalogue, worker
 from tests.processes import ended
 from tests.test_starter import ROOT, run_starter, starter

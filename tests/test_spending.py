@@ -10,11 +10,11 @@ from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
 import baton
-from baton.launch import plan_run, start_run
-from baton.model_io import Chaos, Message
-from baton.runs import RunOptions, RunResult
-from baton.specs import Catalogue
-from baton.usage import Budget
+from baton.core.model_io import Chaos, Message
+from baton.core.runs import RunOptions, RunResult
+from baton.core.specs import Catalogue
+from baton.core.usage import Budget
+from baton.runtime.launch import plan_run, start_run
 from tests.helpers import fast_catalogue, finish, worker
 
 FAST = {"max_attempts": 2, "initial_interval_s": 0.1, "backoff": 1.0, "max_interval_s": 0.1}

@@ -1,4 +1,4 @@
-"""Token streaming (baton/streaming.py): text as the models write it, through the offline
+"""Token streaming (baton/runtime/streaming.py): text as the models write it, through the offline
 model and the real OpenAI and Anthropic SDKs (tests/fake_llm.py streams their wire
 formats), retries announced, resumable offsets, a bounded history, the CLI."""
 
@@ -19,14 +19,14 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 import baton
-from baton.codec import ENCODING
-from baton.flows import FlowResult
-from baton.model_io import Chaos, Message
-from baton.runs import PATTERN_WORKFLOWS, RunInput, RunOptions, RunResult
-from baton.session_io import SessionLimits, session_workflow_id
-from baton.sessions import end_session, send_turn
-from baton.specs import Catalogue
-from baton.streaming import (
+from baton.core.model_io import Chaos, Message
+from baton.core.runs import PATTERN_WORKFLOWS, RunInput, RunOptions, RunResult
+from baton.core.session_io import SessionLimits, session_workflow_id
+from baton.core.specs import Catalogue
+from baton.define.flows import FlowResult
+from baton.runtime.codec import ENCODING
+from baton.runtime.sessions import end_session, send_turn
+from baton.runtime.streaming import (
     OffsetNotFound,
     RunNotFound,
     StreamEvent,

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from temporalio.testing import WorkflowEnvironment
 
-from baton.model_io import Chaos
-from baton.runs import SupervisorResult
+from baton.core.model_io import Chaos
+from baton.core.runs import SupervisorResult
 from tests.helpers import fast_catalogue, finish, run, start, worker
 
 
@@ -84,7 +84,7 @@ async def test_without_review_results_reach_the_supervisor_as_they_are(
     cat = fast_catalogue()
     raw = cat.model_dump(mode="json")
     raw["teams"]["dev_team"]["review"] = False
-    from baton.catalogue import parse_catalogue
+    from baton.define.catalogue import parse_catalogue
 
     cat = parse_catalogue(raw)
     async with worker(env.client, task_queue):

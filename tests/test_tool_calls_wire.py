@@ -15,20 +15,20 @@ import time
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
-from temporalio.testing import WorkflowEnvironment
-
 from baton.activities.providers.anthropic_messages import (
     SCHEMA_TOOL_DESCRIPTION,
     schema_tool_name,
     to_anthropic_messages,
 )
-from baton.api import Agent
-from baton.catalogue import parse_catalogue
-from baton.model_io import Message, ModelRequest, ToolCall, ToolSpec
-from baton.runs import RunResult
-from baton.specs import Catalogue
-from baton.tools import Tool, tool
+from pydantic import BaseModel
+from temporalio.testing import WorkflowEnvironment
+
+from baton.core.model_io import Message, ModelRequest, ToolCall, ToolSpec
+from baton.core.runs import RunResult
+from baton.core.specs import Catalogue
+from baton.core.tools import Tool, tool
+from baton.define.api import Agent
+from baton.define.catalogue import parse_catalogue
 from tests.fake_llm import FakeLLMServer, Fault, final, tool_calls
 from tests.helpers import fake_provider, run, worker
 

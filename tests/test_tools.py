@@ -1,4 +1,4 @@
-"""Function tools (baton/tools.py, activities/tools.py) and the tool loop of run_agent.
+"""Function tools (baton/core/tools.py, activities/tools.py) and the tool loop of run_agent.
 
 Every tool call is its own activity, runs once per call, and its result reaches the
 model; bad arguments, unknown tools, failing tools and endless tool use are each
@@ -19,10 +19,10 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 import baton
-from baton.errors import ToolUnavailable
-from baton.model_io import ModelRequest, ModelResponse
-from baton.tools import ToolDefinitionError, render_result
-from baton.usage import Usage
+from baton.core.errors import ToolUnavailable
+from baton.core.model_io import ModelRequest, ModelResponse
+from baton.core.tools import ToolDefinitionError, render_result
+from baton.core.usage import Usage
 from tests.helpers import worker
 from tests.scripted import scripted_offline, tool_call, tool_results
 

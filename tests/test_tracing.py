@@ -32,11 +32,14 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
 from temporalio.testing import WorkflowEnvironment
 
 import baton
-from baton.catalogue import parse_catalogue
 from baton.cli.common import UsageError, connect_or_explain
-from baton.launch import plan_run, start_run
-from baton.model_io import Chaos, Message
-from baton.observability import (
+from baton.core.model_io import Chaos, Message
+from baton.core.runs import RunOptions, RunResult
+from baton.core.specs import Catalogue
+from baton.define.catalogue import parse_catalogue
+from baton.runtime.launch import plan_run, start_run
+from baton.runtime.temporal import Settings, build_replayer, connect
+from baton.telemetry.observability import (
     CONTENT_VAR,
     ENDPOINT_VARS,
     PROTOCOL_VARS,
@@ -45,9 +48,6 @@ from baton.observability import (
     reset_tracing,
     tracing_interceptors,
 )
-from baton.runs import RunOptions, RunResult
-from baton.specs import Catalogue
-from baton.temporal import Settings, build_replayer, connect
 from tests.fake_llm import FakeLLMServer, Fault
 from tests.helpers import catalogue, fake_provider, finish, on_fake, start, worker
 
@@ -344,10 +344,10 @@ def test_an_unsupported_protocol_is_refused(monkeypatch: pytest.MonkeyPatch) -> 
 def test_without_an_endpoint_nothing_is_imported_or_set_up() -> None:
     code = (
         "import sys\n"
-        "import baton.temporal, baton.cli.starter, baton.cli.worker\n"
+        "import baton.runtime.temporal, baton.cli.starter, baton.cli.worker\n"
         "import baton.activities.model, baton.activities.tools, baton.workflows.ledger\n"
-        "from baton.observability import model_call_span, tracing_interceptors\n"
-        "from baton.model_io import Message, ModelRequest\n"
+        "from baton.telemetry.observability import model_call_span, tracing_interceptors\n"
+        "from baton.core.model_io import Message, ModelRequest\n"
         "assert tracing_interceptors() == []\n"
         "request = ModelRequest(agent='a', model='offline:fast', instructions='i',\n"
         "                       messages=[Message(role='user', content='hi')])\n"

@@ -21,12 +21,12 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 import baton
-from baton.catalogue import load_catalogue, parse_catalogue
-from baton.launch import plan_run
-from baton.model_io import Message
-from baton.runs import RunInput, RunOptions, RunResult
-from baton.session_io import SessionInput, TurnRequest
-from baton.specs import Catalogue
+from baton.core.model_io import Message
+from baton.core.runs import RunInput, RunOptions, RunResult
+from baton.core.session_io import SessionInput, TurnRequest
+from baton.core.specs import Catalogue
+from baton.define.catalogue import load_catalogue, parse_catalogue
+from baton.runtime.launch import plan_run
 from tests.fake_llm import FakeLLMServer
 from tests.helpers import finish, start, worker
 from tests.test_starter import run_starter

@@ -1,4 +1,4 @@
-"""Live progress (baton/watch.py, baton/cli/watch.py): every pattern's events from its
+"""Live progress (baton/runtime/watch.py, baton/cli/watch.py): every pattern's events from its
 Workflow Stream, nested runs merged, a watcher that comes back resumes."""
 
 from __future__ import annotations
@@ -8,9 +8,9 @@ import asyncio
 import pytest
 from temporalio.testing import WorkflowEnvironment
 
-from baton.model_io import Chaos
-from baton.runs import RunResult
-from baton.watch import Cursor, events
+from baton.core.model_io import Chaos
+from baton.core.runs import RunResult
+from baton.runtime.watch import Cursor, events
 from tests.helpers import start, worker
 from tests.test_starter import starter
 

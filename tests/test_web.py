@@ -17,8 +17,8 @@ from ag_ui.core import Event
 from pydantic import TypeAdapter
 from temporalio.testing import WorkflowEnvironment
 
-from baton.approvals import pending_in_tree
-from baton.temporal import Settings
+from baton.runtime.approvals import pending_in_tree
+from baton.runtime.temporal import Settings
 from baton.web.app import ServeConfig, create_app
 from baton.web.security import token_problem
 from tests.test_starter import run_starter, starter

@@ -12,7 +12,7 @@ from typing import Any
 from temporalio.testing import WorkflowEnvironment
 
 import baton
-from baton.runs import TriageResult
+from baton.core.runs import TriageResult
 from tests.helpers import run
 from tests.processes import spawn, stop
 

@@ -16,10 +16,10 @@ import uvicorn
 from temporalio.client import Client
 
 import baton
-from baton.app import collect_tools
-from baton.catalogue import load_catalogue, parse_catalogue
-from baton.specs import Catalogue
-from baton.temporal import Settings
+from baton.core.specs import Catalogue
+from baton.define.app import collect_tools
+from baton.define.catalogue import load_catalogue, parse_catalogue
+from baton.runtime.temporal import Settings
 from baton.web.app import ServeConfig, create_app
 from tests.helpers import worker
 

@@ -31,20 +31,20 @@ from temporalio.exceptions import ActivityError, ApplicationError, RetryState
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, ValidationError
 
-    from baton.contracts import contract_model, contract_schema, schema_title
-    from baton.errors import AgentFailed, ContractViolation, ToolFailed
-    from baton.flows import AgentResult
-    from baton.model_io import Message, ModelRequest, ModelResponse, ToolCall, ToolSpec
-    from baton.runs import ApprovalRecord
-    from baton.specs import AgentSpec
-    from baton.streaming import AttemptRestarted
-    from baton.text import shorten
-    from baton.tools import (
+    from baton.core.contracts import contract_model, contract_schema, schema_title
+    from baton.core.errors import AgentFailed, ContractViolation, ToolFailed
+    from baton.core.model_io import Message, ModelRequest, ModelResponse, ToolCall, ToolSpec
+    from baton.core.runs import ApprovalRecord
+    from baton.core.specs import AgentSpec
+    from baton.core.stream_events import AttemptRestarted
+    from baton.core.text import shorten
+    from baton.core.tools import (
         AGENT_TOOL_EXTRACTORS,
         ToolDef,
         ToolInvocation,
     )
-    from baton.usage import Usage
+    from baton.core.usage import Usage
+    from baton.define.flows import AgentResult
 
 from baton.workflows.approval import current_desk
 from baton.workflows.ledger import RunLedger

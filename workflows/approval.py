@@ -8,7 +8,7 @@ Several requests may wait at once (parallel tool calls); a decision names the on
 it is for, or decides all that are pending. Work done before the approval point is
 in history and never runs again.
 
-What the run waits for is kept in its memo (baton/waiting.py), so `pending` and
+What the run waits for is kept in its memo (baton/core/waiting.py), so `pending` and
 `approve` read it from visibility without a worker. A decision arrives one of two ways:
 - the `decide` Update, when a worker runs the run: validated before it is accepted,
   so a bad decision leaves the run unchanged and the sender is told at once;
@@ -19,7 +19,7 @@ What the run waits for is kept in its memo (baton/waiting.py), so `pending` and
   applies it, or refuses it with the reason, recorded in the memo and the trace.
 Who decided: the record keeps the name the decision gives, the client's Temporal
 identity (client-reported) and, on a worker with `BATON_APPROVER_KEYS`, the approver
-whose signature was verified (baton/approver_keys.py).
+whose signature was verified (baton/runtime/approver_keys.py).
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from baton.runs import (
+    from baton.core.runs import (
         ApprovalDefault,
         ApprovalKind,
         ApprovalRecord,
@@ -43,8 +43,8 @@ with workflow.unsafe.imports_passed_through():
         Decision,
         RunStatus,
     )
-    from baton.text import shorten
-    from baton.waiting import (
+    from baton.core.text import shorten
+    from baton.core.waiting import (
         APPROVALS_MEMO,
         CHECK_APPROVER_ACTIVITY,
         DECISION_SIGNAL,
@@ -60,7 +60,7 @@ with workflow.unsafe.imports_passed_through():
 from baton.workflows.ledger import RunLedger
 
 # Runs recorded before the desk kept its memo replay without those upserts; runs
-# started with the memo (baton.launch: starting_memo) need no marker to know.
+# started with the memo (baton.runtime.launch: starting_memo) need no marker to know.
 MEMO_PATCH = "baton-approval-memo"
 CHECK_TIMEOUT = timedelta(seconds=10)
 CHECK_RETRY = RetryPolicy(maximum_attempts=3)
@@ -199,7 +199,7 @@ class ApprovalDesk:
 
     async def _approver_refusal(self, decision: Decision, targets: list[str]) -> str | None:
         """What the worker's approver keys say of the decision (None: it may be applied),
-        asked of a local activity so history keeps the answer (baton/approver_keys.py)."""
+        asked of a local activity so history keeps the answer (baton/runtime/approver_keys.py)."""
         info = workflow.info()
         asked = [self._desk().requests[rid].asked_at for rid in targets]
         check = ApproverCheck(decision=decision, workflow_id=info.workflow_id,
@@ -264,7 +264,7 @@ class ApprovalDesk:
         if shown == desk.shown:
             return  # parallel requests decided at once: one upsert, not one each
         if desk.memo_kept is None:
-            # Started with it (baton.launch): no patch marker, no TemporalChangeVersion.
+            # Started with it (baton.runtime.launch): no patch marker, no TemporalChangeVersion.
             desk.memo_kept = (APPROVALS_MEMO in workflow.info().raw_memo
                               or workflow.patched(MEMO_PATCH))
         if desk.memo_kept:

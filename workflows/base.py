@@ -6,10 +6,10 @@ that calls `self.execute(run, ResultType, self._body)`, and reports progress wit
 budget into a result with the partial answers gathered so far; queries `phase`,
 `state` and `usage` answer while the run is live. `set_status` is the one place a
 run's status changes (running, waiting_approval, then its final status); it upserts
-the run's search attributes (baton/search.py) so the Web UI and `starter.py list`
+the run's search attributes (baton/telemetry/search.py) so the Web UI and `starter.py list`
 find runs by team, pattern, status, cost, tokens and models; the Web UI's Current
 Details show the status, the phase and the spending so far. Every pattern and flow
-hosts its run's feed (baton/streaming.py): its progress events, and in a run that
+hosts its run's feed (baton/runtime/streaming.py): its progress events, and in a run that
 streams, its models' text and (in the top-level run) its nested runs' events.
 """
 
@@ -25,11 +25,21 @@ from temporalio.contrib.workflow_streams import WorkflowStream
 from temporalio.exceptions import ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from baton.errors import SPENT_DETAIL, BudgetExhausted, GuardrailTripped, InvalidRunInput
-    from baton.events import EVENTS_TOPIC, EventKind, RunEvent
-    from baton.metrics import record_run_result
-    from baton.runs import PATTERN_WORKFLOWS, RunInput, RunResult, RunState, RunStatus, Step
-    from baton.search import (
+    from baton.core.errors import SPENT_DETAIL, BudgetExhausted, GuardrailTripped, InvalidRunInput
+    from baton.core.events import EVENTS_TOPIC, EventKind, RunEvent
+    from baton.core.runs import (
+        PATTERN_WORKFLOWS,
+        RunInput,
+        RunResult,
+        RunState,
+        RunStatus,
+        Step,
+        Trip,
+    )
+    from baton.core.stream_events import StepEvent
+    from baton.core.usage import Usage
+    from baton.telemetry.metrics import record_run_result
+    from baton.telemetry.search import (
         COST_USD,
         MODELS,
         PATCH_ID,
@@ -38,8 +48,6 @@ with workflow.unsafe.imports_passed_through():
         TEAM,
         TOKENS,
     )
-    from baton.streaming import StepEvent
-    from baton.usage import Usage
 
 from baton.workflows.approval import ApprovalDesk
 from baton.workflows.guardrails import check_guardrails
@@ -60,7 +68,7 @@ class PatternWorkflow(ApprovalDesk):
         self._status: RunStatus = "running"
         self._ledger: RunLedger | None = None
         self._searchable: bool | None = None  # decided at the first upsert
-        # Started with team, pattern and status (baton.launch.start_run): searchable
+        # Started with team, pattern and status (baton.runtime.launch.start_run): searchable
         # from the start, with no patch marker and no first upsert.
         self._started_searchable = (
             workflow.info().typed_search_attributes.get(STATUS) is not None)
@@ -115,7 +123,7 @@ class PatternWorkflow(ApprovalDesk):
         if self._searchable is None:
             # Runs recorded before search attributes have no marker and replay without
             # upserts; a worker whose server refused them leaves the patch inactive
-            # (baton/search.py: patch_activation).
+            # (baton/telemetry/search.py: patch_activation).
             self._searchable = self._started_searchable or workflow.patched(PATCH_ID)
         if self._searchable:
             workflow.upsert_search_attributes(updates)
@@ -174,6 +182,8 @@ class PatternWorkflow(ApprovalDesk):
         except GuardrailTripped as err:
             result = result_type(pattern=self.pattern,
                                  answer=err.refusal or f"Blocked: {err.message}",
+                                 trip=Trip(guardrail=err.guardrail, where=err.where,
+                                           reason=err.reason),
                                  **ledger.result_fields(), **self.partial_fields())
         except ApplicationError as err:
             self.set_status("failed", searchable=spending_attributes(ledger))

@@ -7,7 +7,7 @@ from datetime import timedelta
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from baton.model_io import BreakerState
+    from baton.core.model_io import BreakerState
 
 
 @workflow.defn

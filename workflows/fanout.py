@@ -18,7 +18,7 @@ merged by the reducer (`merge_branches`, or the team's `reducer` function) and
 handed to the synthesizer (with the team's `synthesizer_prompt` function, in a
 prompt of the user's); if the synthesizer fails, the merged findings are the
 (degraded) answer. The user's functions run here, inside the workflow
-(baton/team_hooks.py).
+(baton/core/team_hooks.py).
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
-    from baton.contracts import (
+    from baton.core.contracts import (
         Findings,
         Plan,
         Subtask,
@@ -41,11 +41,11 @@ with workflow.unsafe.imports_passed_through():
         is_contract,
         plan_schema,
     )
-    from baton.errors import AgentFailed, BudgetExhausted, FanOutPolicyNotMet, PlanFailed
-    from baton.model_io import Message
-    from baton.runs import BranchOutcome, BranchTask, FanOutResult, RunInput, ShardInput
-    from baton.specs import FanOutTeam
-    from baton.team_hooks import (
+    from baton.core.errors import AgentFailed, BudgetExhausted, FanOutPolicyNotMet, PlanFailed
+    from baton.core.model_io import Message
+    from baton.core.runs import BranchOutcome, BranchTask, FanOutResult, RunInput, ShardInput
+    from baton.core.specs import FanOutTeam
+    from baton.core.team_hooks import (
         PLANS,
         REDUCERS,
         SYNTHESIZER_PROMPTS,

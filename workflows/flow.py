@@ -1,7 +1,7 @@
 """Flows, and the durable steps any workflow may take with Baton's agents.
 
 `FlowWorkflow` is one dynamic workflow: started as workflow type `NAME`, it runs the
-`@baton.flow` of that name that the worker imported (baton/flows.py), with the
+`@baton.flow` of that name that the worker imported (baton/define/flows.py), with the
 same run wrapper as the patterns (ledger, budget, status, search attributes,
 approvals, queries, progress events). The flow's function is the workflow's body.
 
@@ -31,9 +31,16 @@ from temporalio.exceptions import ActivityError, ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel, TypeAdapter, ValidationError
 
-    from baton.contracts import ContractError, contract_model, register_contract
-    from baton.errors import FlowFailed, InvalidRunInput
-    from baton.flows import (
+    from baton.core.contracts import ContractError, contract_model, register_contract
+    from baton.core.errors import FlowFailed, InvalidRunInput
+    from baton.core.handoffs import DEFAULT_MAX_HANDOFFS, MAX_HANDOFFS_LIMIT
+    from baton.core.model_io import Message, ModelRef
+    from baton.core.runs import ApprovalRecord, RunInput, RunResult
+    from baton.core.specs import AgentSpec, Catalogue
+    from baton.core.text import shorten
+    from baton.core.tools import Tool, ToolInvocation
+    from baton.core.usage import Usage
+    from baton.define.flows import (
         FLOWS,
         AgentResult,
         Flow,
@@ -41,13 +48,6 @@ with workflow.unsafe.imports_passed_through():
         FlowInput,
         FlowResult,
     )
-    from baton.handoffs import DEFAULT_MAX_HANDOFFS, MAX_HANDOFFS_LIMIT
-    from baton.model_io import Message, ModelRef
-    from baton.runs import ApprovalRecord, RunInput, RunResult
-    from baton.specs import AgentSpec, Catalogue
-    from baton.text import shorten
-    from baton.tools import Tool, ToolInvocation
-    from baton.usage import Usage
 
 from baton.workflows.agent_call import (
     schedule_to_close,
@@ -60,7 +60,7 @@ from baton.workflows.members import run_member
 from baton.workflows.tool_calls import execute_tool, policy_asks_a_person
 
 if TYPE_CHECKING:
-    from baton.api import Member
+    from baton.define.api import Member
 
 T = TypeVar("T")
 

@@ -19,11 +19,11 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError
 
 with workflow.unsafe.imports_passed_through():
-    from baton.contracts import GuardrailVerdict, contract_name, is_contract
-    from baton.errors import AgentFailed, GuardrailTripped
-    from baton.guardrails import GUARDRAIL_ACTIVITY_PREFIX, TRIPWIRES, GuardrailCheck, Where
-    from baton.model_io import Message
-    from baton.text import shorten
+    from baton.core.contracts import GuardrailVerdict, contract_name, is_contract
+    from baton.core.errors import AgentFailed, GuardrailTripped
+    from baton.core.guardrails import GUARDRAIL_ACTIVITY_PREFIX, TRIPWIRES, GuardrailCheck, Where
+    from baton.core.model_io import Message
+    from baton.core.text import shorten
 
 from baton.workflows.agent_call import NO_TOOLS, run_agent
 from baton.workflows.ledger import RunLedger

@@ -2,7 +2,7 @@
 
 `run_with_handoffs` is the one way a conversation moves between agents: triage,
 sessions and a flow's `agent.run` all use it. An agent that declares `handoffs` is
-offered a `transfer_to_<target>` tool per target (baton/handoffs.py) beside its own
+offered a `transfer_to_<target>` tool per target (baton/core/handoffs.py) beside its own
 tools. When its model calls one, the agent's turn ends and the target takes the
 conversation; when it answers in text, it answered. Any agent may hand off: a
 router to its specialists, a specialist back to the router or to a peer. A target
@@ -33,9 +33,9 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
-    from baton.contracts import RouteDecision, contract_name, route_schema
-    from baton.errors import AgentFailed, HandoffLimitReached, HookFailed
-    from baton.handoffs import (
+    from baton.core.contracts import RouteDecision, contract_name, route_schema
+    from baton.core.errors import AgentFailed, HandoffLimitReached, HookFailed
+    from baton.core.handoffs import (
         DEFAULT_MAX_HANDOFFS,
         HANDOFF_HOOKS,
         INPUT_FILTERS,
@@ -44,9 +44,9 @@ with workflow.unsafe.imports_passed_through():
         transfer_spec,
         transfer_tool_name,
     )
-    from baton.model_io import Message, ToolCall
-    from baton.specs import AgentSpec, Catalogue
-    from baton.team_hooks import call_hook, messages_of
+    from baton.core.model_io import Message, ToolCall
+    from baton.core.specs import AgentSpec, Catalogue
+    from baton.core.team_hooks import call_hook, messages_of
 
 from baton.workflows.agent_call import (
     AgentReply,

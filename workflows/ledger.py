@@ -16,12 +16,12 @@ from typing import Any
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from baton.errors import BudgetExhausted
-    from baton.mcp import MCPToolList
-    from baton.observability import record_step
-    from baton.runs import ApprovalRecord, RunInput, RunResult, Step, StepKind
-    from baton.text import shorten
-    from baton.usage import Budget, Usage
+    from baton.core.errors import BudgetExhausted
+    from baton.core.mcp import MCPToolList
+    from baton.core.runs import ApprovalRecord, RunInput, RunResult, Step, StepKind
+    from baton.core.text import shorten
+    from baton.core.usage import Budget, Usage
+    from baton.telemetry.observability import record_step
 
 
 # The longest workflow id Temporal accepts (its default limit.maxIDLength).

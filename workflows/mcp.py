@@ -1,6 +1,6 @@
 """An agent's MCP tools inside a workflow: recorded tool lists, one activity per call.
 
-`mcp_toolbox` adds the tools of the agent's MCP servers (baton/mcp.py) to its
+`mcp_toolbox` adds the tools of the agent's MCP servers (baton/core/mcp.py) to its
 toolbox. A server's list comes from the `baton_mcp_list_tools` activity, once per
 run, or again when the list the run holds is older than the server's `refresh`
 seconds (checked when an agent starts); it is kept in the run's ledger, and its
@@ -31,8 +31,8 @@ from temporalio.exceptions import ActivityError, ApplicationError, TimeoutType
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
-    from baton.errors import MCPUnavailable, ToolFailed, ToolUnavailable
-    from baton.mcp import (
+    from baton.core.errors import MCPUnavailable, ToolFailed, ToolUnavailable
+    from baton.core.mcp import (
         MCP_LIST_ACTIVITY,
         MCPCall,
         MCPListRequest,
@@ -41,11 +41,11 @@ with workflow.unsafe.imports_passed_through():
         call_activity,
         mcp_task_queue,
     )
-    from baton.model_io import ToolCall, ToolSpec
-    from baton.specs import AgentSpec
-    from baton.text import shorten
-    from baton.tools import ToolOutcome
-    from baton.usage import Usage
+    from baton.core.model_io import ToolCall, ToolSpec
+    from baton.core.specs import AgentSpec
+    from baton.core.text import shorten
+    from baton.core.tools import ToolOutcome
+    from baton.core.usage import Usage
 
 from baton.workflows.agent_call import Toolbox, ToolHandler, retry_policy, schedule_to_close
 from baton.workflows.approval import current_desk

@@ -14,7 +14,7 @@ from temporalio import workflow
 from temporalio.exceptions import ApplicationError, ChildWorkflowError
 
 with workflow.unsafe.imports_passed_through():
-    from baton.errors import (
+    from baton.core.errors import (
         SPENT_DETAIL,
         AgentFailed,
         BudgetExhausted,
@@ -22,9 +22,9 @@ with workflow.unsafe.imports_passed_through():
         ToolUnavailable,
         UnknownContract,
     )
-    from baton.model_io import Message
-    from baton.runs import DEADLINE_GRACE_S, PATTERN_WORKFLOWS, RunInput, RunResult
-    from baton.usage import Usage
+    from baton.core.model_io import Message
+    from baton.core.runs import DEADLINE_GRACE_S, PATTERN_WORKFLOWS, RunInput, RunResult, Trip
+    from baton.core.usage import Usage
 
 from baton.workflows.agent_call import run_agent
 from baton.workflows.base import PatternWorkflow
@@ -73,12 +73,10 @@ async def run_member(ledger: RunLedger, member: str, messages: list[Message], *,
         raise AgentFailed(member, reason) from err
     ledger.absorb(result)
     if result.status == "blocked":
-        tripped = [s for s in result.trace if s.kind == "guardrail" and not s.ok]
-        name, _, rest = tripped[-1].detail.partition(" on the ") if tripped else (
-            member, "", "run: tripped")
-        where, _, why = rest.partition(": tripped: ")
         ledger.blocked = f"in {member}: {result.answer}"
-        raise GuardrailTripped(name, f"{where} in {member}", why or result.answer)
+        # A run recorded before results carried their trip says only that it was blocked.
+        trip = result.trip or Trip(guardrail=member, where="run", reason=result.answer)
+        raise GuardrailTripped(trip.guardrail, f"{trip.where} in {member}", trip.reason)
     if result.status == "budget_exhausted":
         raise BudgetExhausted(f"in {member}: {result.reasons[-1] if result.reasons else ''}")
     ledger.partials.append((member, result.answer))

@@ -1,7 +1,7 @@
 """Pipeline: stages in a fixed order, each with a typed contract and an optional gate.
 
 Each stage receives the request and the previous stage's validated output, or
-what the stage's `input` function (the user's, run here; baton/team_hooks.py)
+what the stage's `input` function (the user's, run here; baton/core/team_hooks.py)
 makes of the request, every earlier stage's output, the transcript and a gate's
 feedback: a writer sent back by a judge can be given its previous draft.
 `run_agent` already holds every agent stage to its contract (re-prompting with the
@@ -23,12 +23,12 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
-    from baton.contracts import Article, contract_model
-    from baton.model_io import Message
-    from baton.runs import PipelineResult, RunInput, RunResult, StageOutcome
-    from baton.specs import GATES, PipelineTeam, StageSpec
-    from baton.team_hooks import STAGE_INPUTS, StageContext, call_hook, messages_of
-    from baton.text import shorten
+    from baton.core.contracts import Article, contract_model
+    from baton.core.model_io import Message
+    from baton.core.runs import PipelineResult, RunInput, RunResult, StageOutcome
+    from baton.core.specs import GATES, PipelineTeam, StageSpec
+    from baton.core.team_hooks import STAGE_INPUTS, StageContext, call_hook, messages_of
+    from baton.core.text import shorten
 
 from baton.workflows.base import PatternWorkflow
 from baton.workflows.ledger import RunLedger

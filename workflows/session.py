@@ -5,7 +5,7 @@ for another team and a turn after the session ended before anything is written t
 history; accepted turns run one at a time (a lock), so two people typing at once
 get answers in order. A turn runs the member on the session's memory (the bounded
 summary of older turns, the last few turns verbatim, the new message: see
-baton/session_io.py) as the child workflow `<session id>/turn-<n>`, which shows
+baton/core/session_io.py) as the child workflow `<session id>/turn-<n>`, which shows
 every turn in the Web UI and keeps its model and tool calls out of the session's
 history, whose growth per turn is then its input and answer only. `inline_agents`
 runs agents inside the session instead (bench/session_bench.py compares the two:
@@ -31,7 +31,7 @@ Long sessions stay inside Temporal's limits: after a turn, once this run's histo
 passes `continue_after_events`/`continue_after_bytes` (or `continue_after_turns`,
 or the server suggests it), the session waits for every handler to finish and
 continues as new carrying only its memory (and where its feed is: the session
-hosts the stream of its turns' text and steps, baton/streaming.py). The session
+hosts the stream of its turns' text and steps, baton/runtime/streaming.py). The session
 ends itself after `idle_timeout_s` without a turn, or when the `end` Update asks.
 """
 
@@ -49,12 +49,12 @@ from temporalio.exceptions import ApplicationError
 with workflow.unsafe.imports_passed_through():
     from pydantic import ValidationError
 
-    from baton.errors import AgentFailed, BudgetExhausted, GuardrailTripped
-    from baton.events import EVENTS_TOPIC, EventKind, RunEvent
-    from baton.handoffs import NEST_HISTORY
-    from baton.model_io import Message
-    from baton.runs import RunInput, RunResult, RunStatus
-    from baton.session_io import (
+    from baton.core.errors import AgentFailed, BudgetExhausted, GuardrailTripped
+    from baton.core.events import EVENTS_TOPIC, EventKind, RunEvent
+    from baton.core.handoffs import NEST_HISTORY
+    from baton.core.model_io import Message
+    from baton.core.runs import RunInput, RunResult, RunStatus
+    from baton.core.session_io import (
         SESSION_ENDED,
         SESSION_TOO_LONG,
         EndedBy,
@@ -68,9 +68,9 @@ with workflow.unsafe.imports_passed_through():
         context,
         fold,
     )
-    from baton.specs import AgentSpec, TriageTeam
-    from baton.text import shorten
-    from baton.usage import Usage
+    from baton.core.specs import AgentSpec, TriageTeam
+    from baton.core.text import shorten
+    from baton.core.usage import Usage
 
 from baton.workflows.approval import ApprovalDesk
 from baton.workflows.guardrails import check_guardrails
@@ -123,7 +123,7 @@ class SessionWorkflow(ApprovalDesk):
         self._end_reason = ""
         self._settled = 0  # turns finished in this run, answered or failed
         self._answered_here = 0
-        # The session's feed (baton/streaming.py): its turns' text and steps, its offsets
+        # The session's feed (baton/runtime/streaming.py): its turns' text and steps, its offsets
         # going on across continue-as-new.
         self._stream = WorkflowStream(session.stream)
         self._events = self._stream.topic(EVENTS_TOPIC, type=RunEvent)

@@ -1,4 +1,4 @@
-"""The workflow side of token streaming (baton/streaming.py has the contract).
+"""The workflow side of token streaming (baton/runtime/streaming.py has the contract).
 
 A run's feed is the Workflow Stream of its top-level workflow (a pattern, a flow or a
 session), which `PatternWorkflow` and `SessionWorkflow` host. What a workflow
@@ -22,9 +22,9 @@ from temporalio.contrib.workflow_streams import (
 )
 
 with workflow.unsafe.imports_passed_through():
-    from baton.model_io import StreamTarget
-    from baton.runs import RunOptions
-    from baton.streaming import STREAM_TOPIC, StreamEvent
+    from baton.core.model_io import StreamTarget
+    from baton.core.runs import RunOptions
+    from baton.core.stream_events import STREAM_TOPIC, StreamEvent
 
 # The signal a Workflow Stream takes publications on (WorkflowStreamClient's own).
 PUBLISH_SIGNAL = "__temporal_workflow_stream_publish"

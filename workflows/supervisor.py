@@ -21,12 +21,12 @@ from temporalio import workflow
 with workflow.unsafe.imports_passed_through():
     from pydantic import BaseModel
 
-    from baton.contracts import Review, contract_name, model_schema
-    from baton.errors import AgentFailed
-    from baton.model_io import Message, ToolCall, ToolSpec
-    from baton.runs import Delegation, RunInput, SupervisorResult
-    from baton.specs import AgentSpec, SupervisorTeam
-    from baton.text import shorten
+    from baton.core.contracts import Review, contract_name, model_schema
+    from baton.core.errors import AgentFailed
+    from baton.core.model_io import Message, ToolCall, ToolSpec
+    from baton.core.runs import Delegation, RunInput, SupervisorResult
+    from baton.core.specs import AgentSpec, SupervisorTeam
+    from baton.core.text import shorten
 
 from baton.workflows.agent_call import NO_TOOLS, Toolbox, function_toolbox, run_agent
 from baton.workflows.base import PatternWorkflow

@@ -26,8 +26,8 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
 
 with workflow.unsafe.imports_passed_through():
-    from baton.errors import ToolUnavailable
-    from baton.tools import (
+    from baton.core.errors import ToolUnavailable
+    from baton.core.tools import (
         APPROVAL_POLICY_ACTIVITY,
         TOOL_CHECK_ACTIVITY,
         TOOL_NOT_SERVED,

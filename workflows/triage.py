@@ -15,9 +15,9 @@ from __future__ import annotations
 from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
-    from baton.handoffs import NEST_HISTORY, nest_history
-    from baton.runs import RunInput, TriageResult
-    from baton.specs import TriageTeam
+    from baton.core.handoffs import NEST_HISTORY, nest_history
+    from baton.core.runs import RunInput, TriageResult
+    from baton.core.specs import TriageTeam
 
 from baton.workflows.base import PatternWorkflow
 from baton.workflows.handoffs import (

@@ -21,11 +21,11 @@ from typing import Any
 
 import anthropic
 from anthropic import AsyncAnthropic
-
 from baton.activities.providers.base import TextSink, endpoint_settings, priced
 from baton.activities.providers.errors import bad_response, from_sdk, refusal
-from baton.model_io import Message, ModelRequest, ModelResponse, ProviderConfig, ToolCall
-from baton.usage import Usage
+
+from baton.core.model_io import Message, ModelRequest, ModelResponse, ProviderConfig, ToolCall
+from baton.core.usage import Usage
 
 EPHEMERAL = {"type": "ephemeral"}
 # The schema tool's description: what tells the model (and tests/fake_llm.py) that

@@ -13,9 +13,10 @@ from collections.abc import Callable, Mapping
 from typing import Protocol, runtime_checkable
 
 from baton.activities.providers.errors import missing_key, remember_key
-from baton.errors import UnknownProvider
-from baton.model_io import BUILTIN_PROVIDERS, ModelRequest, ModelResponse, ProviderConfig
-from baton.usage import Price, Usage
+
+from baton.core.errors import UnknownProvider
+from baton.core.model_io import BUILTIN_PROVIDERS, ModelRequest, ModelResponse, ProviderConfig
+from baton.core.usage import Price, Usage
 
 
 class ModelProvider(Protocol):
@@ -29,7 +30,7 @@ TextSink = Callable[[str], None]
 @runtime_checkable
 class StreamingModelProvider(Protocol):
     """An adapter that can also hand out the text while the model writes it; the
-    response is the same `complete` would return (baton/streaming.py)."""
+    response is the same `complete` would return (baton/runtime/streaming.py)."""
 
     async def complete(self, request: ModelRequest) -> ModelResponse: ...
 

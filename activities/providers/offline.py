@@ -23,16 +23,23 @@ import re
 import time
 from typing import Any
 
-from temporalio import activity
-from temporalio.exceptions import ApplicationError
-
 from baton.activities.providers.base import TextSink, priced
 from baton.activities.providers.offline_arguments import tool_arguments
 from baton.activities.providers.schema_instance import build_instance
-from baton.handoffs import TRANSFER_PREFIX, is_transfer
-from baton.model_io import Chaos, ModelRequest, ModelResponse, ProviderConfig, ToolCall, ToolSpec
-from baton.text import shorten
-from baton.usage import Price, Usage
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from baton.core.handoffs import TRANSFER_PREFIX, is_transfer
+from baton.core.model_io import (
+    Chaos,
+    ModelRequest,
+    ModelResponse,
+    ProviderConfig,
+    ToolCall,
+    ToolSpec,
+)
+from baton.core.text import shorten
+from baton.core.usage import Price, Usage
 
 # Words that send a request to a target whose name contains the key.
 ROUTING_KEYWORDS: dict[str, tuple[str, ...]] = {

@@ -22,7 +22,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from baton.activities.providers.schema_instance import build_instance
-from baton.text import shorten
+
+from baton.core.text import shorten
 
 # Parameter names (or their last word) that hold an identifier.
 ID_WORDS = frozenset({"id", "ids", "number", "no", "num", "code", "sku", "ref", "reference"})

@@ -14,13 +14,13 @@ import json
 from typing import Any
 
 import openai
+from baton.activities.providers.base import TextSink, endpoint_settings, priced
+from baton.activities.providers.errors import bad_response, from_sdk, refusal
 from openai import AsyncOpenAI
 from openai.lib.streaming.chat import ChatCompletionStreamState
 
-from baton.activities.providers.base import TextSink, endpoint_settings, priced
-from baton.activities.providers.errors import bad_response, from_sdk, refusal
-from baton.model_io import Message, ModelRequest, ModelResponse, ProviderConfig, ToolCall
-from baton.usage import Usage
+from baton.core.model_io import Message, ModelRequest, ModelResponse, ProviderConfig, ToolCall
+from baton.core.usage import Usage
 
 # Keywords strict mode rejects; the workflow's pydantic validation still enforces them.
 UNSUPPORTED_IN_STRICT = ("default", "minLength", "maxLength")

@@ -9,14 +9,14 @@ import os
 import sys
 from typing import Any
 
-from baton.approvals import ApprovalError, Delivery, Recorded, Waiting, decide, pending
-from baton.approver_keys import KEY_ENV, KEYS_ENV, ApproverKeyError, SigningKey
 from baton.cli.common import UsageError, connect_or_explain, print_json
-from baton.codec import KEY_ENV as ENCRYPTION_KEY_ENV
-from baton.codec import OLD_KEYS_ENV
-from baton.runs import ApprovalRecord, Decision
-from baton.temporal import Settings
-from baton.waiting import DecisionOutcome
+from baton.core.runs import ApprovalRecord, Decision
+from baton.core.waiting import DecisionOutcome
+from baton.runtime.approvals import ApprovalError, Delivery, Recorded, Waiting, decide, pending
+from baton.runtime.approver_keys import KEY_ENV, KEYS_ENV, ApproverKeyError, SigningKey
+from baton.runtime.codec import KEY_ENV as ENCRYPTION_KEY_ENV
+from baton.runtime.codec import OLD_KEYS_ENV
+from baton.runtime.temporal import Settings
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:

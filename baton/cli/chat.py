@@ -4,7 +4,7 @@
     python starter.py chat support_desk --session s1 "message"   # one turn, then exit
     python starter.py end s1
 
-Every turn is one update-with-start (baton/sessions.py), so a one-turn command
+Every turn is one update-with-start (baton/runtime/sessions.py), so a one-turn command
 continues a session another process started, and an interactive chat left with
 /quit can be picked up again with --session.
 """
@@ -30,15 +30,15 @@ from baton.cli.common import (
     unknown_member,
 )
 from baton.cli.output import answer_lines, decoded_answer
-from baton.session_io import (
+from baton.core.session_io import (
     SessionLimits,
     TurnAnswer,
     check_session_id,
     session_workflow_id,
 )
-from baton.sessions import SessionError, TurnFailed, end_session, send_turn
-from baton.specs import Catalogue
-from baton.temporal import Settings
+from baton.core.specs import Catalogue
+from baton.runtime.sessions import SessionError, TurnFailed, end_session, send_turn
+from baton.runtime.temporal import Settings
 
 
 class _IntermixedParser(argparse.ArgumentParser):

@@ -38,7 +38,7 @@ UI the proxy's URL (a proxy that passes the browser's Host header on needs
 --allowed-host for that name). The Temporal CLI sends a static header itself:
 `temporal workflow show ... --codec-endpoint URL --codec-auth "Bearer $TOKEN"`.
 
-Workflow binding (baton/codec.py). The Web UI names no workflow, only its namespace
+Workflow binding (baton/runtime/codec.py). The Web UI names no workflow, only its namespace
 (`X-Namespace`), so this server holds the codec without a serialization context:
 /decode reads each payload with the workflow binding written beside it (a binding
 altered since fails authentication), and /encode writes unbound payloads, which a
@@ -71,9 +71,9 @@ from google.protobuf.message import DecodeError
 from temporalio.api.common.v1 import Payload, Payloads
 
 from baton.cli.common import UsageError
-from baton.codec import KEY_ENV, OLD_KEYS_ENV, EncryptionCodec, EncryptionKeyError
-from baton.errors import UndecryptablePayload
-from baton.temporal import Settings
+from baton.core.errors import UndecryptablePayload
+from baton.runtime.codec import KEY_ENV, OLD_KEYS_ENV, EncryptionCodec, EncryptionKeyError
+from baton.runtime.temporal import Settings
 
 DEFAULT_PORT = 8081
 TOKEN_ENV = "BATON_CODEC_TOKEN"

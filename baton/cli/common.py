@@ -19,8 +19,8 @@ from typing import Any
 
 from temporalio.client import Client
 
-from baton.observability import check_tracing_config
-from baton.temporal import Settings, connect, data_converter
+from baton.runtime.temporal import Settings, connect, data_converter
+from baton.telemetry.observability import check_tracing_config
 
 # An async command: parsed arguments in, exit status out.
 Handler = Callable[[argparse.Namespace], Awaitable[int]]

@@ -20,7 +20,7 @@ from temporalio.api.common.v1 import Payload
 from temporalio.client import WorkflowHistory
 from temporalio.converter import DataConverter
 
-from baton.codec import payloads_in
+from baton.runtime.codec import payloads_in
 
 # Marks a payload replaced by its decoded value while the history becomes JSON.
 _MARK = "baton-decoded-payload"

@@ -5,7 +5,7 @@
     python starter.py list --status waiting_approval --json
     python starter.py list --all --limit 100             # nested runs too
 
-It reads the search attributes every run upserts (baton/search.py), the same ones a
+It reads the search attributes every run upserts (baton/telemetry/search.py), the same ones a
 Web UI query uses, so it shows what the server knows without asking any worker.
 """
 
@@ -22,9 +22,9 @@ from temporalio.service import RPCError
 
 from baton.cli.common import UsageError, connect_or_explain, print_json
 from baton.cli.output import usd
-from baton.runs import PATTERN_WORKFLOWS, RUN_STATUSES
-from baton.search import COST_USD, MODELS, PATTERN, STATUS, TEAM, TOKENS
-from baton.temporal import Settings
+from baton.core.runs import PATTERN_WORKFLOWS, RUN_STATUSES
+from baton.runtime.temporal import Settings
+from baton.telemetry.search import COST_USD, MODELS, PATTERN, STATUS, TEAM, TOKENS
 
 _AGO = re.compile(r"(\d+)\s*([mhdw])")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -77,7 +77,8 @@ def build_query(team: str | None, status: str | None, since: datetime | None,
                 nested: bool) -> str:
     """The visibility query for the filters (the Web UI takes the same text)."""
     types = ", ".join(_quote(t) for t in PATTERN_WORKFLOWS.values())
-    clauses = [f"WorkflowType IN ({types})"]
+    # A flow's workflow type is its own name: flows are found by their pattern.
+    clauses = [f"(WorkflowType IN ({types}) OR {PATTERN.name} = 'flow')"]
     if not nested:
         clauses.append("ParentWorkflowId IS NULL")
     if team:

@@ -42,9 +42,6 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
-from baton import launch, recovery
-from baton.app import AppError, app_catalogue
-from baton.catalogue import CatalogueError, describe_errors, load_catalogue
 from baton.cli.common import (
     UsageError,
     catalogue_flags,
@@ -57,11 +54,9 @@ from baton.cli.common import (
 from baton.cli.history import readable
 from baton.cli.output import answer_lines, clean_output, decoded_answer, usd
 from baton.cli.tokens import print_tokens
-from baton.codec import KEY_ENV, OLD_KEYS_ENV, client_key_problem
-from baton.errors import CircuitOpen
-from baton.flows import FLOWS
-from baton.model_io import BreakerState, Chaos, Message
-from baton.runs import (
+from baton.core.errors import CircuitOpen
+from baton.core.model_io import BreakerState, Chaos, Message
+from baton.core.runs import (
     FanOutResult,
     PipelineResult,
     RunOptions,
@@ -69,10 +64,15 @@ from baton.runs import (
     SupervisorResult,
     TriageResult,
 )
-from baton.specs import Catalogue
-from baton.temporal import Settings, SettingsError, exit_now
-from baton.text import shorten
-from baton.usage import Budget
+from baton.core.specs import Catalogue
+from baton.core.text import shorten
+from baton.core.usage import Budget
+from baton.define.app import AppError, app_catalogue
+from baton.define.catalogue import CatalogueError, describe_errors, load_catalogue
+from baton.define.flows import FLOWS
+from baton.runtime import launch, recovery
+from baton.runtime.codec import KEY_ENV, OLD_KEYS_ENV, client_key_problem
+from baton.runtime.temporal import Settings, SettingsError, exit_now
 
 # What each command runs from the catalogue unless --team says otherwise.
 COMMAND_TEAMS = {
@@ -250,6 +250,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="replay a run (and its nested runs) against today's code")
     p.add_argument("workflow_id", nargs="?")
     p.add_argument("--file", metavar="FILE", help="replay an exported history instead")
+    p.add_argument("--app", metavar="MODULE|FILE.py", action="append", default=[],
+                   help="the module or file defining the run's flows (a flow replays "
+                        "against its own code; repeatable)")
     p = sub.add_parser("reset", parents=[common],
                        help="restart a failed run after its last completed model call")
     p.add_argument("workflow_id")
@@ -439,6 +442,8 @@ async def show_breakers(args: argparse.Namespace) -> int:
 
 async def recover(args: argparse.Namespace) -> int:
     """history, replay and reset (see recovery.py)."""
+    if args.command == "replay" and args.app:
+        load_for_run(None, None, args.app)  # registers its flows with the replayer
     if args.command == "replay" and args.file:
         try:
             text = Path(args.file).read_text()
@@ -490,11 +495,15 @@ def _print_replays(reports: list[recovery.ReplayReport], as_json: bool) -> int:
     if as_json:
         print(json.dumps([vars(r) for r in reports], indent=2))
     for r in reports if not as_json else []:
-        verdict = "deterministic" if r.ok else f"NONDETERMINISTIC: {r.error}"
+        verdict = ("deterministic" if r.ok
+                   else f"NOT REPLAYED, its code is missing here (give --app MODULE): {r.error}"
+                   if MISSING_FLOW in (r.error or "") else f"NONDETERMINISTIC: {r.error}")
         print(f"{r.workflow_id}: {r.events} events replayed, {verdict}")
     return 0 if all(r.ok for r in reports) else 1
 
 
+# What a replay of a flow reports when the flow's module was not loaded (workflows/flow.py).
+MISSING_FLOW = "no flow or workflow named"
 # Modules adding subcommands of their own (see baton/cli/common.py).
 COMMAND_MODULES: list[str] = [
     "baton.cli.approvals",

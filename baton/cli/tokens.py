@@ -16,8 +16,8 @@ import sys
 
 from temporalio.client import Client
 
-from baton.streaming import StreamEvent, stream
-from baton.text import shorten
+from baton.core.text import shorten
+from baton.runtime.streaming import StreamEvent, stream
 
 # Steps shown between texts: what changes who is talking or asks for a person.
 SHOWN_STEPS = ("handoff", "tool_call", "approval", "guardrail", "error", "fallback")

@@ -10,11 +10,11 @@ from typing import Any
 from baton.cli.common import UsageError, connect_or_explain
 from baton.cli.output import answer_lines, decoded_answer, usd
 from baton.cli.tokens import print_tokens
-from baton.events import RunEvent
-from baton.streaming import RunNotFound
-from baton.temporal import Settings
-from baton.text import shorten
-from baton.watch import Cursor, events
+from baton.core.events import RunEvent
+from baton.core.text import shorten
+from baton.runtime.streaming import RunNotFound
+from baton.runtime.temporal import Settings
+from baton.runtime.watch import Cursor, events
 
 BAR_WIDTH = 24
 

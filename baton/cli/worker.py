@@ -24,18 +24,18 @@ from collections.abc import Mapping, Sequence
 
 from temporalio.runtime import Runtime
 
-from baton.app import AppError, load_app
-from baton.approver_keys import ApproverKeyError, ApproverKeys
-from baton.catalogue import CatalogueError, load_catalogue
-from baton.codec import REQUIRE_ENV, EncryptionKeyError, requires_encryption
-from baton.flows import FLOWS
-from baton.guardrails import Guardrail
-from baton.mcp import MCPDefinitionError, MCPServerConfig, collect_mcp_servers, declared
-from baton.metrics import MetricsAddressError, known_catalogue, metrics_runtime
-from baton.model_io import ProviderConfig
-from baton.search import ensure_search_attributes, patch_activation
-from baton.temporal import Settings, build_worker, connect, exit_now
-from baton.tools import Tool
+from baton.core.guardrails import Guardrail
+from baton.core.mcp import MCPDefinitionError, MCPServerConfig, declared
+from baton.core.model_io import ProviderConfig
+from baton.core.tools import Tool
+from baton.define.app import AppError, collect_mcp_servers, load_app
+from baton.define.catalogue import CatalogueError, load_catalogue
+from baton.define.flows import FLOWS
+from baton.runtime.approver_keys import ApproverKeyError, ApproverKeys
+from baton.runtime.codec import REQUIRE_ENV, EncryptionKeyError, requires_encryption
+from baton.runtime.temporal import Settings, build_worker, connect, exit_now
+from baton.telemetry.metrics import MetricsAddressError, known_catalogue, metrics_runtime
+from baton.telemetry.search import ensure_search_attributes, patch_activation
 
 
 async def serve(settings: Settings, tools: Sequence[Tool] = (),

@@ -1,4 +1,4 @@
-"""A run's feed (baton/streaming.py) as AG-UI events, the protocol agent front ends speak.
+"""A run's feed (baton/runtime/streaming.py) as AG-UI events, the protocol agent front ends speak.
 
 `Translator` reads the run's `StreamEvent`s in order and answers each with the
 AG-UI events it stands for, built with the `ag-ui-protocol` package's own models:
@@ -50,8 +50,9 @@ from ag_ui.core import (
 )
 from ag_ui.core.events import EventType
 
-from baton.events import RunEvent
-from baton.streaming import (
+from baton.core.events import RunEvent
+from baton.core.usage import Usage
+from baton.runtime.streaming import (
     AttemptRestarted,
     Failed,
     Finished,
@@ -62,7 +63,6 @@ from baton.streaming import (
     TextStart,
     ToolCallRequested,
 )
-from baton.usage import Usage
 
 # Names of Baton's CUSTOM events (the console and other clients dispatch on them).
 HANDOFF = "baton.handoff"

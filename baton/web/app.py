@@ -42,19 +42,19 @@ from starlette.staticfiles import StaticFiles
 from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
-from baton import launch
-from baton.approvals import ApprovalError, decide, pending, pending_in_tree
-from baton.approver_keys import ApproverKeyError, SigningKey
-from baton.catalogue import describe_errors
-from baton.flows import FLOWS, Flow
-from baton.model_io import Chaos, Message
-from baton.runs import RUN_STATUSES, Decision, RunOptions
-from baton.search import COST_USD, MODELS, PATTERN, STATUS, TEAM, TOKENS
-from baton.session_io import session_workflow_id
-from baton.sessions import SessionError, TurnFailed, end_session, send_turn, session_state
-from baton.specs import Catalogue
-from baton.temporal import Settings
-from baton.usage import Budget
+from baton.core.model_io import Chaos, Message
+from baton.core.runs import RUN_STATUSES, Decision, RunOptions
+from baton.core.session_io import session_workflow_id
+from baton.core.specs import Catalogue
+from baton.core.usage import Budget
+from baton.define.catalogue import describe_errors
+from baton.define.flows import FLOWS, Flow
+from baton.runtime import launch
+from baton.runtime.approvals import ApprovalError, decide, pending, pending_in_tree
+from baton.runtime.approver_keys import ApproverKeyError, SigningKey
+from baton.runtime.sessions import SessionError, TurnFailed, end_session, send_turn, session_state
+from baton.runtime.temporal import Settings
+from baton.telemetry.search import COST_USD, MODELS, PATTERN, STATUS, TEAM, TOKENS
 from baton.web.feeds import FeedError, Feeds, sse, sse_comment
 from baton.web.security import BearerToken
 from baton.web.tree import TreeError, run_tree
@@ -181,7 +181,7 @@ class _Api:
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         if self._client is None:
-            from baton.temporal import connect
+            from baton.runtime.temporal import connect
 
             self._client = await connect(self.config.settings)
         self._feeds = Feeds(self._client)

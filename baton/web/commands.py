@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from baton.cli.common import UsageError, catalogue_flags, connect_or_explain
-from baton.temporal import Settings
+from baton.runtime.temporal import Settings
 from baton.web.security import TOKEN_ENV, token_problem
 
 

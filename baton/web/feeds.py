@@ -3,7 +3,7 @@
 A run's feed is read by long-polling its workflow (an Update per batch, written to
 its history), so a hundred people watching one run must not mean a hundred pollers.
 `Feeds.open(run_id)` gives the process's one `Feed` of the run: a task reads the
-run's stream from its start (baton/streaming.py), translates it to AG-UI
+run's stream from its start (baton/runtime/streaming.py), translates it to AG-UI
 (baton/web/agui.py) and appends each event to a list that every subscriber walks at
 its own pace. A subscriber that resumes (`Last-Event-ID`) starts after that id in
 the same list. The list is a cache, not state: it is rebuilt from the run's feed by
@@ -24,7 +24,7 @@ from temporalio.client import Client
 from temporalio.contrib.workflow_streams import WorkflowStreamClient
 from temporalio.service import RPCError
 
-from baton.streaming import OffsetNotFound, RunNotFound, stream
+from baton.runtime.streaming import OffsetNotFound, RunNotFound, stream
 from baton.web.agui import Translator, event_id, is_terminal, parse_event_id
 
 log = logging.getLogger(__name__)

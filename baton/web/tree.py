@@ -26,12 +26,12 @@ from temporalio.api.history.v1 import HistoryEvent
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from baton.guardrails import GUARDRAIL_ACTIVITY_PREFIX
-from baton.runs import ApprovalRequest
-from baton.text import shorten
+from baton.core.guardrails import GUARDRAIL_ACTIVITY_PREFIX
+from baton.core.runs import ApprovalRequest
+from baton.core.text import shorten
 
 NodeKind = Literal["run", "model", "tool", "guardrail", "check", "approval", "wait"]
-# A run's own statuses (baton.runs.Status), and how an activity or a wait ended.
+# A run's own statuses (baton.core.runs.Status), and how an activity or a wait ended.
 NodeStatus = Literal["running", "waiting", "ok", "degraded", "budget_exhausted", "blocked",
                      "failed", "canceled", "terminated", "timed_out", "continued"]
 MODEL_ACTIVITY = "call_model"

@@ -1,0 +1,1 @@
+"""Floor 2: replay-safe metrics, tracing and search attributes."""
