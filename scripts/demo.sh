@@ -53,5 +53,29 @@ echo
 UI=$(.venv/bin/python -c 'from baton.runtime.temporal import Settings; s = Settings.from_env()
 print(f"{s.ui_url}/namespaces/{s.namespace}/workflows")')
 echo "Inspect the runs: $UI"
-echo "The Temporal server keeps running; stop it with: make down"
+# The worker stays up for the console (chat needs one); both stop with `make down`.
+trap - EXIT
+echo "$WORKER" >.temporal/worker.pid
+CONSOLE_PORT="${BATON_CONSOLE_PORT:-8765}"
+if .venv/bin/python - "$CONSOLE_PORT" <<'PY'
+import socket, sys
+try:
+    socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=1).close()
+except OSError:
+    sys.exit(1)
+PY
+then
+  echo "Something already answers on port $CONSOLE_PORT; the console was not started" \
+       "(BATON_CONSOLE_PORT=N make demo picks another port)."
+else
+  nohup .venv/bin/python starter.py serve --port "$CONSOLE_PORT" >.temporal/console.log 2>&1 &
+  echo $! >.temporal/console.pid
+  for _ in $(seq 1 40); do
+    .venv/bin/python -c "import socket; socket.create_connection(('127.0.0.1', $CONSOLE_PORT), 1)" \
+      2>/dev/null && break
+    sleep 0.25
+  done
+  echo "Console (chat, live run trees, approvals): http://127.0.0.1:$CONSOLE_PORT"
+fi
+echo "The Temporal server, the worker and the console keep running; stop them with: make down"
 exit $status

@@ -84,6 +84,13 @@ case "${1:-start}" in
     exit 1
     ;;
   stop)
+    # What `make demo` left running for the console: its worker and the console.
+    for extra in console worker; do
+      if [ -f "$STATE/$extra.pid" ] && kill -0 "$(cat "$STATE/$extra.pid")" 2>/dev/null; then
+        kill "$(cat "$STATE/$extra.pid")" && echo "Stopped the demo's $extra."
+      fi
+      rm -f "$STATE/$extra.pid"
+    done
     if [ -f "$PIDFILE" ] && kill -0 "$(cat "$PIDFILE")" 2>/dev/null; then
       kill "$(cat "$PIDFILE")"
       for _ in $(seq 1 40); do kill -0 "$(cat "$PIDFILE")" 2>/dev/null || break; sleep 0.25; done
