@@ -9,6 +9,7 @@ from typing import Literal
 import pytest
 from baton.activities.model import ModelCalls
 from baton.activities.providers.offline import OfflineProvider
+from pydantic import BaseModel
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
@@ -139,6 +140,12 @@ async def test_call_model_heartbeats_while_waiting() -> None:
 # --- tool arguments: from the latest user message, by parameter name and type ----------
 
 @baton.tool
+def opening_hours(day: str) -> str:
+    """The shop's opening hours on a day."""
+    return day
+
+
+@baton.tool
 def get_weather(city: str) -> str:
     """The weather in a city."""
     return city
@@ -181,8 +188,9 @@ REFUND = "I was charged twice for order A-1002. Please refund the extra 25 USD."
       "email": "ada@example.com", "room": "double", "express": True}),
     (add, "Add 2 and 3", {"a": 2, "b": 3}),
     (close_account, "Close the account of Ada Lovelace", {"customer": "Ada Lovelace"}),
+    (opening_hours, "What are your opening hours on Sunday?", {"day": "Sunday"}),
 ], ids=["refund", "lookup", "track", "city", "hash-and-dollars", "booking", "numbers",
-        "person"])
+        "person", "weekday"])
 async def test_tool_arguments_come_from_the_request_by_name_and_type(
         tool: baton.Tool, prompt: str, expected: dict[str, object]) -> None:
     req = request(prompt, tools=[tool.definition.spec()])
@@ -242,3 +250,20 @@ async def test_a_repair_note_is_not_taken_for_the_request() -> None:
                         "invalid JSON\nReply again with only JSON that matches the schema.")]
     reply = await complete(request(messages=messages, output_schema=contract_schema("Draft")))
     assert reply.parsed is not None and "Write about coffee" in reply.parsed["body"]
+
+
+async def test_contract_fields_naming_a_value_are_filled_from_the_request() -> None:
+    class Reply(BaseModel):
+        order_id: str
+        email: str
+        reply: str
+
+    prompt = "I was charged twice for order A-1002. Write to ann@example.com please."
+    response = await complete(request(prompt, output_schema=Reply.model_json_schema()))
+    assert response.parsed is not None
+    assert (response.parsed["order_id"], response.parsed["email"]) == (
+        "A-1002", "ann@example.com")
+    assert response.parsed["reply"].startswith("[offline] tester on reply")  # still honest
+    # Nothing to find: the honest placeholder, never a made-up id.
+    bare = await complete(request("hello", output_schema=Reply.model_json_schema()))
+    assert bare.parsed is not None and bare.parsed["order_id"].startswith("[offline]")

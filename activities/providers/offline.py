@@ -318,6 +318,8 @@ def _write(name: str, min_len: int, request: ModelRequest, prompt: str) -> str:
         "body": f"[offline] {request.agent} writes about \"{topic}\": it matters, it has "
                 "trade-offs, and the evidence points one way.",
     }
+    if base not in templates and (found := _field_from_request(base, request)) is not None:
+        return found
     text = templates.get(base, f"[offline] {request.agent} on {base}: \"{topic}\"")
     results = [m.content for m in request.messages if m.role == "tool"]
     if results and base not in templates:
@@ -327,6 +329,20 @@ def _write(name: str, min_len: int, request: ModelRequest, prompt: str) -> str:
     while len(text) < min_len:
         text += " (offline)"
     return text
+
+
+# Contract fields that name a value the request holds (an order id, an email, a city,
+# a date): filled from the request as a tool argument of that name would be.
+EXTRACTED_FIELDS = re.compile(r"(^|_)(id|email|city|date|day)$")
+
+
+def _field_from_request(field: str, request: ModelRequest) -> str | None:
+    """The value a field like `order_id` names, found in what the user wrote, or None."""
+    if not EXTRACTED_FIELDS.search(field):
+        return None
+    found = tool_arguments({"properties": {field: {"type": "string"}}},
+                           _user_turns(request), tool=request.agent).get(field)
+    return found if isinstance(found, str) and found and not found.startswith("[") else None
 
 
 # --- handoffs: whether to transfer, and to whom --------------------------------------

@@ -40,6 +40,7 @@ MONEY_WORDS = frozenset({"amount", "price", "cost", "total", "sum", "fee", "usd"
                          "dollars", "payment", "refund", "charge", "balance", "budget"})
 DATE_WORDS = frozenset({"date", "day", "deadline", "due", "birthday"})
 
+WEEKDAY = re.compile(r"\b(?:Mon|Tues|Wednes|Thurs|Fri|Satur|Sun)day\b", re.I)
 ID_TOKEN = re.compile(r"\b[A-Z]{1,5}-?\d+\b")
 HASH_ID = re.compile(r"#(\d+)\b")
 LONG_NUMBER = re.compile(r"(?<![\w.$€£-])(\d{3,})(?![\w.-])")
@@ -128,7 +129,8 @@ def _string(name: str, node: dict[str, Any], turns: Sequence[str], *, tool: str)
     if form == "date-time":
         return _first(DATE_TIME, turns) or _first(DATE, turns)
     if form == "date" or words & DATE_WORDS:
-        return _first(DATE, turns)
+        # An ISO date, else a day of the week named in the message ("on Sunday").
+        return _first(DATE, turns) or _first(WEEKDAY, turns)
     if ordered and ordered[-1] in ID_WORDS:
         return _identifier(turns)
     if words & PLACE_WORDS:
