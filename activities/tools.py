@@ -70,11 +70,14 @@ SHARED_OPTIONS = ("max_concurrent_activities", "activity_task_poller_behavior",
 
 
 def tool_activities(tools: Sequence[Tool]) -> list[Callable[..., Any]]:
-    """What the worker running the workflows registers for `tools`: the local tools,
-    the approval policies and the serving check (each tool's own activity is served
-    on its own queue: ToolWorkers)."""
+    """What the worker running the workflows registers for `tools`: every tool (tried
+    here first: a call to the workflow's own queue is handed to this worker eagerly,
+    with no trip through the server's matching; measured 16-19 ms per call here
+    against 22-25 ms on the tool's own queue, bench/tool_bench.py), the approval
+    policies and the serving check. Each tool is also served on its own queue
+    (ToolWorkers), where a call goes when a worker without its schema refuses it."""
     served = _by_name(tools)
-    activities = [_activity_for(t) for t in served.values() if t.definition.local]
+    activities = [_activity_for(t) for t in served.values()]
     activities.append(_check_activity(served))
     policies = {name: tool for name, tool in served.items() if tool.approval_policy is not None}
     if policies:

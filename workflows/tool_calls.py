@@ -5,10 +5,10 @@ Workers serve each tool on the task queue of its identity, the tool's name and
 schema fingerprint (activities/tools.py), so two apps with a `get_weather` each on
 one task queue never run each other's, and a worker left running with an older
 version of a tool (a stale worker) never receives a call made for the new one.
-What runs inside the workflow's own worker, a local tool or a tool's approval
-policy, is tried there first; a worker without that exact schema refuses it
-(`TOOL_NOT_SERVED`, or Temporal's NotFoundError) and the call goes to the tool's
-queue. Before a run's first call of a tool, its worker checks that some live
+Every call (a tool, local or not, and a tool's approval policy) is tried on the
+run's own queue first, where the worker running the workflow takes it eagerly; a
+worker there without that exact schema refuses it (`TOOL_NOT_SERVED`, or
+Temporal's NotFoundError) and the call goes to the tool's queue. Before a run's first call of a tool, its worker checks that some live
 worker serves that schema (a recorded local activity; for the tools of a catalogue
 that carries their `schema_id`, so runs recorded before it replay unchanged):
 otherwise the run fails at once with `ToolUnavailable` naming both schemas, rather
@@ -76,24 +76,30 @@ async def execute_tool(tool: ToolDef, invocation: ToolInvocation, *, summary: st
                          initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                          maximum_interval=timedelta(seconds=30),
                          non_retryable_error_types=REFUSED_HERE)
-    if local:
-        try:
+    heartbeat = timedelta(seconds=tool.heartbeat_s) if tool.heartbeat_s is not None else None
+    try:
+        # On this run's own queue first: usually the worker running the workflow, which
+        # takes the task eagerly; a worker there without this schema refuses it.
+        if local:
             done: ToolOutcome = await _locally(
                 tool.name, invocation, result_type=ToolOutcome, start_to_close_timeout=timeout,
                 schedule_to_close_timeout=schedule_to_close, retry_policy=policy,
                 summary=summary)
-            return done
-        except ActivityError as err:
-            if not _refused_here(err):
-                raise
+        else:
+            done = await workflow.execute_activity(
+                tool.name, invocation, result_type=ToolOutcome,
+                start_to_close_timeout=timeout, schedule_to_close_timeout=schedule_to_close,
+                retry_policy=policy, summary=summary, heartbeat_timeout=heartbeat)
+        return done
+    except ActivityError as err:
+        if not _refused_here(err):
+            raise
     try:
         outcome: ToolOutcome = await workflow.execute_activity(
             tool.name, invocation, result_type=ToolOutcome,
             task_queue=tool.task_queue(workflow.info().task_queue),
             start_to_close_timeout=timeout, schedule_to_close_timeout=schedule_to_close,
-            retry_policy=policy, summary=summary,
-            heartbeat_timeout=(timedelta(seconds=tool.heartbeat_s)
-                               if tool.heartbeat_s is not None else None))
+            retry_policy=policy, summary=summary, heartbeat_timeout=heartbeat)
     except ActivityError as err:
         if _refused_here(err):
             # Only workers with this schema poll its queue: a set-up nobody can retry away.
