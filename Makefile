@@ -118,7 +118,7 @@ traces:
 		PHOENIX_TELEMETRY_ENABLED=false $(PHOENIX)/bin/python scripts/phoenix_local.py serve
 
 lint: setup
-	$(BIN)/ruff check .
+	$(BIN)/ruff check --no-cache .
 	scripts/typecheck.sh
 	$(BIN)/python scripts/layers.py
 

@@ -38,8 +38,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mappin
 from datetime import timedelta
 from typing import Any
 
-from baton.activities.heartbeat import heartbeating
-from baton.activities.providers.errors import redact, remember_key
 from jsonschema import Draft202012Validator  # type: ignore[import-untyped]
 from jsonschema.exceptions import SchemaError  # type: ignore[import-untyped]
 from mcp import Client, StdioServerParameters, types
@@ -54,6 +52,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.plugin import SimplePlugin
 from temporalio.worker import Worker
 
+from baton.activities.heartbeat import heartbeating
+from baton.activities.providers.errors import redact, remember_key
 from baton.core.errors import ApprovalMissing
 from baton.core.mcp import (
     MCP_LIST_ACTIVITY,

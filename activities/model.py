@@ -11,14 +11,14 @@ to the run's feed as the provider writes it (activities/streaming.py).
 
 from __future__ import annotations
 
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
 from baton.activities.breakers import BreakerBoard, CircuitOpenError
 from baton.activities.heartbeat import heartbeating
 from baton.activities.providers import WorkerProviders
 from baton.activities.providers.base import ModelProvider, StreamingModelProvider
 from baton.activities.streaming import TextFeed
-from temporalio import activity
-from temporalio.exceptions import ApplicationError
-
 from baton.core.errors import CircuitOpen
 from baton.core.model_io import BreakerState, ModelRequest, ModelResponse
 from baton.telemetry.metrics import metered_model_call

@@ -27,7 +27,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
-from baton.activities.heartbeat import heartbeating
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from temporalio import activity
 from temporalio.api.enums.v1 import TaskQueueType
@@ -39,6 +38,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.worker import Plugin, ReplayerConfig, Worker, WorkerConfig
 
+from baton.activities.heartbeat import heartbeating
 from baton.core.contracts import contract_model
 from baton.core.errors import ApprovalMissing
 from baton.core.tools import (

@@ -33,9 +33,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from baton.activities.providers.offline import OfflineProvider  # noqa: E402
 from temporalio.worker import PollerBehaviorSimpleMaximum  # noqa: E402
 
+from baton.activities.providers.offline import OfflineProvider  # noqa: E402
 from baton.core.model_io import Chaos, Message, ModelRequest  # noqa: E402
 from baton.core.runs import FanOutResult, RunInput, RunOptions  # noqa: E402
 from baton.core.specs import Catalogue  # noqa: E402

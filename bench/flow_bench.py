@@ -26,11 +26,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from baton.activities.model import ModelCalls  # noqa: E402
 from temporalio import workflow  # noqa: E402
 from temporalio.client import Client  # noqa: E402
 
 import baton  # noqa: E402
+from baton.activities.model import ModelCalls  # noqa: E402
 from baton.core.model_io import Message, ModelRequest, ModelResponse  # noqa: E402
 from baton.core.runs import RunOptions  # noqa: E402
 from baton.runtime.launch import plan_flow, start_flow  # noqa: E402

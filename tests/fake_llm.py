@@ -30,7 +30,6 @@ from typing import Any
 
 from baton.activities.providers.anthropic_messages import SCHEMA_TOOL_DESCRIPTION
 from baton.activities.providers.offline import DELTA, OfflineProvider
-
 from baton.core.model_io import Message, ModelRequest, ModelResponse, ToolCall, ToolSpec
 
 MODEL_NAME = "model"  # the fake speaks for one "agent"; offline uses it in corrections

@@ -12,7 +12,6 @@ from contextlib import contextmanager
 
 from baton.activities.providers import register_provider
 from baton.activities.providers.offline import OfflineProvider
-
 from baton.core.model_io import ModelRequest, ModelResponse, ProviderConfig, ToolCall, Usage
 
 Script = Callable[[ModelRequest], ModelResponse | None]

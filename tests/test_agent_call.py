@@ -145,9 +145,8 @@ async def test_token_budget_exhausts(env: WorkflowEnvironment, task_queue: str) 
 
 
 def test_contract_violation_names_the_field() -> None:
-    from baton.workflows.agent_call import _check
-
     from baton.core.model_io import ModelResponse
+    from baton.workflows.agent_call import _check
 
     response = ModelResponse(model="m", text="{}", parsed={"title": "", "sections": ["a"]})
     problem, output = _check("Outline", response, None)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from baton.activities.providers.anthropic_messages import to_anthropic_messages
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
+from baton.activities.providers.anthropic_messages import to_anthropic_messages
 from baton.core.model_io import Message, ToolCall
 from baton.core.runs import PipelineResult, RunResult, SupervisorResult
 from tests.fake_llm import FakeLLMServer, Fault

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from baton.activities.breakers import BreakerBoard, CircuitBreaker, CircuitOpenError
 from temporalio.testing import WorkflowEnvironment
 
+from baton.activities.breakers import BreakerBoard, CircuitBreaker, CircuitOpenError
 from baton.core.model_io import BreakerPolicy, BreakerState, Chaos
 from baton.core.runs import TriageResult
 from tests.helpers import fast_catalogue, run, worker

@@ -6,13 +6,13 @@ from __future__ import annotations
 import json
 
 import pytest
-from baton.workflows.fanout import merge_branches
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 from baton.core.model_io import Chaos, ModelRequest, ModelResponse
 from baton.core.runs import BranchOutcome, FanOutResult
+from baton.workflows.fanout import merge_branches
 from tests.helpers import fast_catalogue, finish, run, start, worker
 from tests.scripted import scripted_offline
 

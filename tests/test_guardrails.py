@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from baton.workflows.guardrails import WITHHELD
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
@@ -21,6 +20,7 @@ from baton.core.model_io import Chaos, ModelRequest
 from baton.core.runs import RunResult, Step, TriageResult, Trip
 from baton.define.app import collect_guardrails
 from baton.define.catalogue import parse_catalogue
+from baton.workflows.guardrails import WITHHELD
 from examples import support_desk
 from tests.fake_llm import FakeLLMServer
 from tests.helpers import fake_provider, fast_catalogue, finish, run, start, worker

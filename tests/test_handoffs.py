@@ -8,12 +8,12 @@ import asyncio
 from typing import Any
 
 import pytest
-from baton.activities.providers.offline import OfflineProvider
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 import baton
+from baton.activities.providers.offline import OfflineProvider
 from baton.core.handoffs import transfer_spec, transfer_tool_name
 from baton.core.model_io import Message, ModelRequest, ModelResponse, ToolSpec
 from baton.core.runs import TriageResult

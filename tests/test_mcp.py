@@ -229,10 +229,10 @@ async def test_a_person_approves_an_mcp_tool_and_guardrails_screen_its_output(
 
 
 async def test_the_worker_refuses_an_unapproved_call_whatever_the_run_says() -> None:
-    from baton.activities.mcp import MCPConnections
     from temporalio.common import RawValue
     from temporalio.testing import ActivityEnvironment
 
+    from baton.activities.mcp import MCPConnections
     from baton.core.mcp import MCPCall, declared
     from baton.runtime.temporal import data_converter
 

@@ -14,13 +14,12 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from baton.activities.model import ModelCalls
-from baton.workflows.registry import ALL_WORKFLOWS
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 from temporalio.worker import Replayer
 
 import baton
+from baton.activities.model import ModelCalls
 from baton.core.errors import CircuitOpen
 from baton.core.model_io import BreakerPolicy, Chaos, Message, ModelRequest
 from baton.core.runs import TriageResult
@@ -43,6 +42,7 @@ from baton.telemetry.metrics import (
     metrics_runtime,
     parse_address,
 )
+from baton.workflows.registry import ALL_WORKFLOWS
 from tests.helpers import fast_catalogue, finish, start, worker
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -7,13 +7,13 @@ from datetime import date
 from typing import Literal
 
 import pytest
-from baton.activities.model import ModelCalls
-from baton.activities.providers.offline import OfflineProvider
 from pydantic import BaseModel
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 import baton
+from baton.activities.model import ModelCalls
+from baton.activities.providers.offline import OfflineProvider
 from baton.core.contracts import CONTRACTS, contract_schema, route_schema
 from baton.core.model_io import Chaos, Message, ModelRequest, ToolSpec
 from examples.support_desk import issue_refund, lookup_order, track_shipment

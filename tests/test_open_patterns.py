@@ -384,11 +384,10 @@ async def test_user_plan_review_and_draft_work_beside_batons_patterns(
 def test_one_pattern_table_drives_every_view_of_the_patterns() -> None:
     from typing import get_args
 
-    from baton.workflows.registry import ALL_WORKFLOWS, PATTERN_CLASSES
-
     from baton.core.runs import PATTERN_WORKFLOWS, PATTERNS
     from baton.core.specs import TeamSpec
     from baton.runtime.launch import RESULT_TYPES
+    from baton.workflows.registry import ALL_WORKFLOWS, PATTERN_CLASSES
 
     assert set(PATTERNS) == {"triage", "fanout", "supervisor", "pipeline", "agent"}
     for name, pattern in PATTERNS.items():

@@ -5,11 +5,11 @@ from __future__ import annotations
 import json
 
 import pytest
-from baton.activities.providers.openai_chat import strict_schema, to_openai_message
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
+from baton.activities.providers.openai_chat import strict_schema, to_openai_message
 from baton.core.contracts import EditedDraft, Review, route_schema
 from baton.core.model_io import Message, ToolCall
 from baton.core.runs import RunResult, SupervisorResult

@@ -10,14 +10,14 @@ import os
 import time
 
 import pytest
-from baton.activities.providers import register_provider
-from baton.activities.providers.anthropic_messages import AnthropicMessagesProvider
-from baton.activities.providers.openai_chat import OpenAIChatProvider
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
+from baton.activities.providers import register_provider
+from baton.activities.providers.anthropic_messages import AnthropicMessagesProvider
+from baton.activities.providers.openai_chat import OpenAIChatProvider
 from baton.core.runs import FanOutResult, PipelineResult, RunResult, SupervisorResult, TriageResult
 from baton.define.catalogue import load_catalogue
 from tests.fake_llm import USAGE, FakeLLMServer, Fault

@@ -10,10 +10,10 @@ import sys
 from pathlib import Path
 
 import pytest
-from baton.activities.providers import register_provider
-from baton.activities.providers.openai_chat import OpenAIChatProvider
 from temporalio.testing import WorkflowEnvironment
 
+from baton.activities.providers import register_provider
+from baton.activities.providers.openai_chat import OpenAIChatProvider
 from baton.define.catalogue import load_catalogue
 from tests.fake_llm import FakeLLMServer
 from tests.helpers import worker

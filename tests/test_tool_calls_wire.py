@@ -15,14 +15,14 @@ import time
 from typing import Any
 
 import pytest
+from pydantic import BaseModel
+from temporalio.testing import WorkflowEnvironment
+
 from baton.activities.providers.anthropic_messages import (
     SCHEMA_TOOL_DESCRIPTION,
     schema_tool_name,
     to_anthropic_messages,
 )
-from pydantic import BaseModel
-from temporalio.testing import WorkflowEnvironment
-
 from baton.core.model_io import Message, ModelRequest, ToolCall, ToolSpec
 from baton.core.runs import RunResult
 from baton.core.specs import Catalogue

@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import Annotated
 
 import pytest
-from baton.activities.tools import serving_tools
 from pydantic import Field, ValidationError
 from temporalio.api.enums.v1 import EventType, TaskQueueType
 from temporalio.api.taskqueue.v1 import TaskQueue
@@ -28,6 +27,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 import baton
+from baton.activities.tools import serving_tools
 from baton.core.errors import ToolUnavailable
 from baton.core.tools import ToolDef, schema_fingerprint
 from tests.data import weather_app

@@ -4,11 +4,11 @@ router may answer itself, handoff history, fallbacks."""
 from __future__ import annotations
 
 import pytest
-from baton.workflows.triage import nest_history
 from temporalio.testing import WorkflowEnvironment
 
 from baton.core.model_io import Chaos, Message
 from baton.core.runs import TriageResult
+from baton.workflows.triage import nest_history
 from tests.helpers import (
     catalogue,
     fast_catalogue,

@@ -1,6 +1,7 @@
 """Every workflow a Baton worker registers: one per row of the pattern table
 (`baton.core.runs.PATTERNS`, which names each by its workflow type), and the others."""
 
+from baton.core.runs import PATTERNS
 from baton.workflows.base import PatternWorkflow
 from baton.workflows.breakers import BreakerReportWorkflow
 from baton.workflows.fanout import FanOutShardWorkflow, FanOutWorkflow
@@ -10,8 +11,6 @@ from baton.workflows.pipeline import PipelineWorkflow
 from baton.workflows.session import SessionWorkflow
 from baton.workflows.supervisor import SupervisorWorkflow
 from baton.workflows.triage import TriageWorkflow
-
-from baton.core.runs import PATTERNS
 
 # By workflow type: each is declared with a bare @workflow.defn, so its class name.
 _PATTERN_CLASSES: dict[str, type[PatternWorkflow]] = {

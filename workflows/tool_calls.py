@@ -1,19 +1,19 @@
 """Where a workflow sends a tool call: to a worker whose function has the schema the
 model was offered, and nowhere else.
 
-Workers serve each tool on the task queue of its identity, the tool's name and
-schema fingerprint (activities/tools.py), so two apps with a `get_weather` each on
-one task queue never run each other's, and a worker left running with an older
-version of a tool (a stale worker) never receives a call made for the new one.
-Every call (a tool, local or not, and a tool's approval policy) is tried on the
-run's own queue first, where the worker running the workflow takes it eagerly; a
-worker there without that exact schema refuses it (`TOOL_NOT_SERVED`, or
-Temporal's NotFoundError) and the call goes to the tool's queue. Before a run's first call of a tool, its worker checks that some live
-worker serves that schema (a recorded local activity; for the tools of a catalogue
-that carries their `schema_id`, so runs recorded before it replay unchanged):
-otherwise the run fails at once with `ToolUnavailable` naming both schemas, rather
-than waiting for a worker that will never come. A flow's tools are its own worker's,
-so a flow's calls are not checked.
+Workers serve each tool on the task queue of its identity, the tool's name and schema
+fingerprint (activities/tools.py), so two apps with a `get_weather` each on one task
+queue never run each other's, and a worker left running with an older version of a
+tool (a stale worker) never receives a call made for the new one. Every call (a tool,
+local or not, and a tool's approval policy) is tried on the run's own queue first,
+where the worker running the workflow takes it eagerly; a worker there without that
+exact schema refuses it (`TOOL_NOT_SERVED`, or Temporal's NotFoundError) and the call
+goes to the tool's queue. Before a run's first call of a tool, its worker checks that
+some live worker serves that schema (a recorded local activity; for the tools of a
+catalogue that carries their `schema_id`, so runs recorded before it replay
+unchanged): otherwise the run fails at once with `ToolUnavailable` naming both
+schemas, rather than waiting for a worker that will never come. A flow's tools are its
+own worker's, so a flow's calls are not checked.
 """
 
 from __future__ import annotations

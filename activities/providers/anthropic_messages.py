@@ -21,9 +21,9 @@ from typing import Any
 
 import anthropic
 from anthropic import AsyncAnthropic
+
 from baton.activities.providers.base import TextSink, endpoint_settings, priced
 from baton.activities.providers.errors import bad_response, from_sdk, refusal
-
 from baton.core.model_io import Message, ModelRequest, ModelResponse, ProviderConfig, ToolCall
 from baton.core.usage import Usage
 

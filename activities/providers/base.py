@@ -13,7 +13,6 @@ from collections.abc import Callable, Mapping
 from typing import Protocol, runtime_checkable
 
 from baton.activities.providers.errors import missing_key, remember_key
-
 from baton.core.errors import UnknownProvider
 from baton.core.model_io import BUILTIN_PROVIDERS, ModelRequest, ModelResponse, ProviderConfig
 from baton.core.usage import Price, Usage

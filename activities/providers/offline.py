@@ -23,12 +23,12 @@ import re
 import time
 from typing import Any
 
-from baton.activities.providers.base import TextSink, priced
-from baton.activities.providers.offline_arguments import tool_arguments
-from baton.activities.providers.schema_instance import build_instance
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from baton.activities.providers.base import TextSink, priced
+from baton.activities.providers.offline_arguments import tool_arguments
+from baton.activities.providers.schema_instance import build_instance
 from baton.core.handoffs import TRANSFER_PREFIX, is_transfer
 from baton.core.model_io import (
     Chaos,

@@ -22,7 +22,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from baton.activities.providers.schema_instance import build_instance
-
 from baton.core.text import shorten
 
 # Parameter names (or their last word) that hold an identifier.

@@ -14,11 +14,11 @@ import json
 from typing import Any
 
 import openai
-from baton.activities.providers.base import TextSink, endpoint_settings, priced
-from baton.activities.providers.errors import bad_response, from_sdk, refusal
 from openai import AsyncOpenAI
 from openai.lib.streaming.chat import ChatCompletionStreamState
 
+from baton.activities.providers.base import TextSink, endpoint_settings, priced
+from baton.activities.providers.errors import bad_response, from_sdk, refusal
 from baton.core.model_io import Message, ModelRequest, ModelResponse, ProviderConfig, ToolCall
 from baton.core.usage import Usage
 
