@@ -15,12 +15,18 @@ from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
 from baton.activities.breakers import BreakerBoard, CircuitOpenError
+from baton.activities.conversations import (
+    full_messages,
+    offload_bytes,
+    recent_conversations,
+    store_conversation,
+)
 from baton.activities.heartbeat import heartbeating
 from baton.activities.providers import WorkerProviders
 from baton.activities.providers.base import ModelProvider, StreamingModelProvider
 from baton.activities.streaming import TextFeed
 from baton.core.errors import CircuitOpen
-from baton.core.model_io import BreakerState, ModelRequest, ModelResponse
+from baton.core.model_io import BreakerState, ModelRequest, ModelResponse, assistant_turn
 from baton.telemetry.metrics import metered_model_call
 from baton.telemetry.observability import model_call_span
 
@@ -33,6 +39,9 @@ class ModelCalls:
                  providers: WorkerProviders | None = None) -> None:
         self.breakers = breakers or BreakerBoard()
         self.providers = providers or WorkerProviders()
+        # Read once, so a worker with an unusable value refuses to start.
+        self.conversation_offload_bytes = offload_bytes()
+        self.recent_conversations = recent_conversations()
 
     @activity.defn(name="call_model")
     @metered_model_call
@@ -40,6 +49,11 @@ class ModelCalls:
         # Before anything else, so a provider this worker does not declare costs no
         # request, opens no breaker and reaches no metric label.
         adapter = self.providers.adapter_for(request)
+        sent = request
+        if request.prefix is not None:
+            request = request.model_copy(update={
+                "messages": await full_messages(request, self.recent_conversations),
+                "prefix": None})
         breaker = self.breakers.for_model(request.model, request.breaker)
         api = self.providers.kind_of(request.provider)
         with model_call_span(request, breaker, api) as span:
@@ -62,8 +76,13 @@ class ModelCalls:
             span.response(response)
         # Every attempt was a call to the provider; the run's call budget counts them all.
         attempts = activity.info().attempt
-        return response.model_copy(update={
-            "usage": response.usage.model_copy(update={"calls": attempts})})
+        update: dict[str, object] = {
+            "usage": response.usage.model_copy(update={"calls": attempts})}
+        if response.tool_calls:  # the agent will call again with this and the results
+            update["conversation"] = await store_conversation(
+                sent, assistant_turn(request.agent, response),
+                self.conversation_offload_bytes, self.recent_conversations)
+        return response.model_copy(update=update)
 
     @activity.defn(name="breaker_states")
     async def breaker_states(self) -> list[BreakerState]:

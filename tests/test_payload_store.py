@@ -106,6 +106,31 @@ async def test_a_20_mb_document_runs_encrypted_with_a_small_history(
     await build_replayer().replay_workflow(history)
 
 
+EXTRACTOR = baton.Agent("doc_extractor", "Pick out the document's key facts.")
+SUMMARIZER = baton.Agent("doc_summarizer", "Summarise the key facts in three lines.")
+DOCUMENT_PIPELINE = baton.Pipeline("document_desk", [EXTRACTOR, SUMMARIZER])
+
+
+async def test_a_20_mb_document_runs_through_a_pipeline_with_a_small_history(
+        env: WorkflowEnvironment, task_queue: str, store: Path) -> None:
+    client = client_of(env)
+    prompt = "Summarise this document.\n\n" + DOCUMENT
+    async with worker(client, task_queue, sandboxed=False):
+        outcome = await baton.run(DOCUMENT_PIPELINE, prompt, client=client,
+                                  task_queue=task_queue)
+    assert outcome.result.status == "ok", outcome.result.reasons
+    assert [stage.stage for stage in outcome.result.stages] == ["doc_extractor",
+                                                                "doc_summarizer"]
+    history = await client.get_workflow_handle(outcome.workflow_id).fetch_history()
+    size = history_bytes(history)
+    print(f"\n20 MB document through a pipeline: history {size} bytes, "
+          f"{len(history.events)} events")
+    assert size < 100_000
+    # the first stage's model read the whole document: it quotes its end
+    assert MARKER.strip() in outcome.result.stages[0].answer
+    await build_replayer().replay_workflow(history)
+
+
 async def test_a_deleted_or_altered_object_fails_the_run_by_name(
         env: WorkflowEnvironment, task_queue: str, store: Path) -> None:
     client = client_of(env)

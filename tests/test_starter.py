@@ -14,6 +14,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from baton.activities.providers import register_provider
 from baton.activities.providers.openai_chat import OpenAIChatProvider
+from baton.core.model_io import MAX_PROMPT_BYTES
 from baton.define.catalogue import load_catalogue
 from tests.fake_llm import FakeLLMServer
 from tests.helpers import worker
@@ -56,9 +57,11 @@ def test_bad_input_is_refused_before_connecting(args: list[str], expected: str) 
 
 
 def test_prompt_over_the_limit_is_refused() -> None:
-    result = starter("triage", "-", stdin="x" * 300_000)
+    over = MAX_PROMPT_BYTES + 1
+    result = starter("triage", "-", stdin="x" * over)
     assert result.returncode == 2
-    assert "the conversation is 300000 bytes; at most 262144 are accepted" in result.stderr
+    assert (f"the conversation is {over} bytes; at most {MAX_PROMPT_BYTES} are accepted"
+            in result.stderr)
 
 
 @pytest.mark.parametrize(("content", "expected"), [

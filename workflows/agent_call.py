@@ -33,7 +33,16 @@ with workflow.unsafe.imports_passed_through():
 
     from baton.core.contracts import contract_model, contract_schema, schema_title
     from baton.core.errors import AgentFailed, ContractViolation, ToolFailed
-    from baton.core.model_io import Message, ModelRequest, ModelResponse, ToolCall, ToolSpec
+    from baton.core.model_io import (
+        MAX_CALL_BYTES,
+        ConversationRef,
+        Message,
+        ModelRequest,
+        ModelResponse,
+        ToolCall,
+        ToolSpec,
+        assistant_turn,
+    )
     from baton.core.runs import ApprovalRecord
     from baton.core.specs import AgentSpec
     from baton.core.stream_events import AttemptRestarted
@@ -52,10 +61,6 @@ from baton.workflows.streaming import publish, stream_target
 from baton.workflows.tool_calls import ensure_served, execute_tool, policy_asks_a_person
 
 CALL_MODEL = "call_model"
-# Temporal refuses a payload above 2 MB, and a workflow task that schedules one fails
-# on every retry: the run would be stuck. A model call whose conversation has grown
-# past this (large tool results, a long history) fails its agent instead, typed.
-MAX_REQUEST_BYTES = 1_500_000
 
 # Returns a reason to reject an otherwise valid output (e.g. a route not declared).
 Acceptor = Callable[[BaseModel], str | None]
@@ -97,6 +102,25 @@ NO_TOOLS = Toolbox(specs=[], handlers={}, max_turns=0)
 
 
 @dataclass
+class StoredPrefix:
+    """The conversation an agent's previous call stored (activities/conversations.py):
+    its reference, and the messages as this workflow holds them."""
+
+    ref: ConversationRef
+    messages: list[Message]
+
+    def split(self, conversation: list[Message]) -> tuple[ConversationRef | None,
+                                                          list[Message]]:
+        """(reference, what follows it) when `conversation` starts with the stored
+        messages; else (None, the whole conversation), e.g. after a handoff's filter
+        rewrote it."""
+        count = len(self.messages)
+        if conversation[:count] == self.messages:
+            return self.ref, conversation[count:]
+        return None, conversation
+
+
+@dataclass
 class AgentReply:
     agent: str
     model: str
@@ -134,12 +158,15 @@ def schedule_to_close(timeout_s: float, attempts: int, max_interval_s: float,
 
 async def call_model_once(ledger: RunLedger, agent: AgentSpec, model: str,
                           messages: list[Message], *, schema: dict[str, Any] | None,
-                          schema_name: str | None, tools: Sequence[ToolSpec]) -> ModelResponse:
+                          schema_name: str | None, tools: Sequence[ToolSpec],
+                          stored: StoredPrefix | None = None) -> ModelResponse:
     """One `call_model` activity (Temporal retries included) with the agent's limits.
 
     The run's budget is checked first; the call may not ask for more output tokens
-    than the budget has left.
+    than the budget has left. With `stored`, the call carries a reference to the
+    stored conversation and only the messages after it.
     """
+    prefix, new_messages = (None, messages) if stored is None else stored.split(messages)
     budget = ledger.check_budget()
     max_output = agent.max_output_tokens
     if budget.max_tokens is not None:
@@ -150,7 +177,8 @@ async def call_model_once(ledger: RunLedger, agent: AgentSpec, model: str,
         model=model,
         instructions=agent.instructions,
         description=agent.description,
-        messages=messages,
+        messages=new_messages,
+        prefix=prefix,
         output_schema=schema,
         output_schema_name=schema_name,
         tools=list(tools),
@@ -167,9 +195,9 @@ async def call_model_once(ledger: RunLedger, agent: AgentSpec, model: str,
         stream=stream_target(ledger.run.options, ledger.run.path),
     )
     size = len(request.__pydantic_serializer__.to_json(request))
-    if size > MAX_REQUEST_BYTES:
+    if size > MAX_CALL_BYTES:
         reason = (f"the call to {model} would carry {size} bytes, over the "
-                  f"{MAX_REQUEST_BYTES} a recorded call may; shorten the conversation or "
+                  f"{MAX_CALL_BYTES} a recorded call may; shorten the conversation or "
                   "lower the tools' max_result_chars")
         ledger.step("error", agent.name, reason, ok=False, model=model)
         raise AgentFailed(agent.name, reason)
@@ -382,6 +410,7 @@ async def run_agent(
 
         toolbox = await mcp_toolbox(ledger, agent, toolbox)
     conversation = list(messages)  # grows with tool turns, kept across fallback models
+    stored: StoredPrefix | None = None  # what of it the model calls need not carry again
     turns = 0
     failures: list[str] = []
     violation: str | None = None  # the latest contract problem, if that is why we failed
@@ -392,10 +421,12 @@ async def run_agent(
         repairs = 0
         while True:
             offered = toolbox.specs if toolbox is not None and turns < toolbox.max_turns else []
+            sent = conversation + corrections
             try:
                 response = await call_model_once(
-                    ledger, agent, model, conversation + corrections, schema=schema,
-                    schema_name=schema_title(contract) if contract else None, tools=offered)
+                    ledger, agent, model, sent, schema=schema,
+                    schema_name=schema_title(contract) if contract else None, tools=offered,
+                    stored=stored)
             except ActivityError as err:
                 reason = f"{model}: {_describe(err)}"
                 cause = err.cause
@@ -413,8 +444,10 @@ async def run_agent(
                 if toolbox.on_turn is not None:
                     toolbox.on_turn(turns)
                 results = await toolbox.run(response.tool_calls)
-                conversation.append(Message(role="assistant", content=response.text,
-                                            agent=agent.name, tool_calls=response.tool_calls))
+                turn = assistant_turn(agent.name, response)
+                if response.conversation is not None:
+                    stored = StoredPrefix(response.conversation, [*sent, turn])
+                conversation.append(turn)
                 conversation += [Message(role="tool", tool_call_id=c.id, content=r)
                                  for c, r in zip(response.tool_calls, results, strict=True)]
                 if toolbox.ends_turn():  # a handoff: the agent's turn is over

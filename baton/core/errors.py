@@ -228,6 +228,29 @@ class MisboundPayload(BatonError):
     TYPE = "MisboundPayload"
 
 
+class PayloadStoreError(BatonError):
+    """A payload could not be stored or read back (baton/runtime/payload_store.py,
+    activities/conversations.py); the message names the object and the store."""
+
+    TYPE = "PayloadStoreError"
+
+
+class PayloadTooLarge(PayloadStoreError):
+    TYPE = "PayloadTooLarge"
+
+
+class StoredPayloadMissing(PayloadStoreError):
+    TYPE = "StoredPayloadMissing"
+
+
+class StoredPayloadCorrupt(PayloadStoreError):
+    TYPE = "StoredPayloadCorrupt"
+
+
+class PayloadStoreUnavailable(PayloadStoreError):
+    TYPE = "PayloadStoreUnavailable"
+
+
 # Provider failure types (activities/providers/errors.py); listed for readers and tests.
 MODEL_ERROR_TYPES = (
     "ModelRateLimited", "ModelUnavailable", "ModelTimeout", "ModelBadResponse",

@@ -14,9 +14,14 @@ from pydantic import BaseModel, Field, HttpUrl, model_validator
 
 from baton.core.usage import Price, Usage
 
-# Temporal refuses payloads above 2 MB; we refuse prompts well before that so a
-# single request never comes close once instructions and history are added.
-MAX_PROMPT_BYTES = 256 * 1024
+# Temporal refuses payloads above 2 MB, but Baton's data converter keeps every payload
+# of 512 KiB or more in the payload store (baton/runtime/payload_store.py), whose
+# default limit is 64 MiB. A run's conversation (a document, say) may hold this much,
+# so a model call carrying it, its instructions and tool results stays under
+# MAX_CALL_BYTES; a call over that fails its agent, typed, rather than leave a
+# workflow task the store refuses on every retry.
+MAX_PROMPT_BYTES = 32 * 1024 * 1024
+MAX_CALL_BYTES = 48 * 1024 * 1024
 
 
 MAX_MODEL_CHARS = 100
@@ -156,8 +161,29 @@ class StreamTarget(BaseModel):
     path: str = ""
 
 
+class ConversationRef(BaseModel):
+    """A conversation a model call already carried, kept in the payload store.
+
+    A model call's activity stores the messages of a call that asked for tools, and
+    the agent's next call sends only the messages after them with this reference
+    (activities/conversations.py), so a long tool loop's history grows with new
+    tokens rather than with calls times context. The claim names the object by the
+    SHA-256 of its bytes, so a retry or replay reads exactly what was stored.
+    """
+
+    driver: str
+    claim: dict[str, str]
+    # How many messages the stored conversation holds: the first this many of the
+    # next call's conversation.
+    messages: int = Field(ge=1)
+
+
 class ModelRequest(BaseModel):
-    """One model call, provider-neutral."""
+    """One model call, provider-neutral.
+
+    With `prefix`, `messages` holds only what came after the stored conversation the
+    prefix names; the activity reads it and calls the model with the whole.
+    """
 
     agent: str
     model: str  # "provider:model", already validated by the catalogue
@@ -188,6 +214,8 @@ class ModelRequest(BaseModel):
     breaker: BreakerPolicy = Field(default_factory=BreakerPolicy)
     # Set when the run streams (RunOptions.stream): the text goes there as it comes.
     stream: StreamTarget | None = Field(default=None, exclude_if=lambda target: target is None)
+    prefix: ConversationRef | None = Field(default=None,
+                                           exclude_if=lambda prefix: prefix is None)
 
     @property
     def provider(self) -> str:
@@ -209,3 +237,15 @@ class ModelResponse(BaseModel):
     tool_calls: list[ToolCall] = Field(default_factory=list)
     usage: Usage = Field(default_factory=lambda: Usage(calls=1))
     finish_reason: str = "stop"
+    # The call's whole conversation, stored when the model asked for tools and the
+    # conversation was large enough to be worth not sending again.
+    conversation: ConversationRef | None = Field(
+        default=None, exclude_if=lambda conversation: conversation is None)
+
+
+def assistant_turn(agent: str, response: ModelResponse) -> Message:
+    """The message a response that asked for tools adds to its agent's conversation:
+    built here alone, because the activity stores it and the workflow must hold the
+    very same message to send only what follows it."""
+    return Message(role="assistant", content=response.text, agent=agent,
+                   tool_calls=response.tool_calls)

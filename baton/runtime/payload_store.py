@@ -47,7 +47,14 @@ from temporalio.converter import (
     StorageDriverStoreContext,
 )
 
-from baton.core.errors import BatonError
+# Re-exported: the failures belong to core so activities can raise them too.
+from baton.core.errors import (
+    PayloadStoreError,  # noqa: F401
+    PayloadStoreUnavailable,
+    PayloadTooLarge,
+    StoredPayloadCorrupt,
+    StoredPayloadMissing,
+)
 
 OFFLOAD_ENV = "BATON_PAYLOAD_OFFLOAD_BYTES"
 DIR_ENV = "BATON_PAYLOAD_DIR"
@@ -61,28 +68,6 @@ DEFAULT_OFFLOAD_BYTES = 512 * 1024
 DEFAULT_MAX_BYTES = 64 * 1024 * 1024
 DEFAULT_DIR = Path(".temporal") / "payloads"
 _DIGEST = re.compile(r"[0-9a-f]{64}")
-
-
-class PayloadStoreError(BatonError):
-    """A payload could not be stored or read back; the message names object and store."""
-
-    TYPE = "PayloadStoreError"
-
-
-class PayloadTooLarge(PayloadStoreError):
-    TYPE = "PayloadTooLarge"
-
-
-class StoredPayloadMissing(PayloadStoreError):
-    TYPE = "StoredPayloadMissing"
-
-
-class StoredPayloadCorrupt(PayloadStoreError):
-    TYPE = "StoredPayloadCorrupt"
-
-
-class PayloadStoreUnavailable(PayloadStoreError):
-    TYPE = "PayloadStoreUnavailable"
 
 
 class PayloadStoreSettingsError(ValueError):
