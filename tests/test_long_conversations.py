@@ -10,18 +10,21 @@ the store.
 
 from __future__ import annotations
 
+import base64
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
-from temporalio.client import WorkflowFailureError
+from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 import baton
 from baton.activities.conversations import CACHE_ENV, OFFLOAD_ENV
+from baton.runtime.codec import KEY_ENV
 from baton.runtime.payload_store import DIR_ENV
-from baton.runtime.temporal import build_replayer
+from baton.runtime.temporal import build_replayer, data_converter
 from tests.fake_llm import FakeLLMServer
 from tests.long_run import PAGE_CHARS, page_text, run_long_conversation
 
@@ -61,16 +64,25 @@ def stored_objects() -> set[Path]:
     return {p for p in Path(os.environ[DIR_ENV]).rglob("*") if p.is_file()}
 
 
+@pytest.mark.parametrize("encrypted", [False, True], ids=["plain", "encrypted"])
 async def test_a_worker_without_the_conversation_reads_its_chain_from_the_store(
         env: WorkflowEnvironment, task_queue: str, fake: FakeLLMServer,
-        cold_worker: None) -> None:
+        cold_worker: None, encrypted: bool, monkeypatch: pytest.MonkeyPatch) -> None:
+    client = env.client
+    if encrypted:
+        monkeypatch.setenv(KEY_ENV, base64.b64encode(os.urandom(32)).decode())
+        config: dict[str, Any] = dict(env.client.config(active_config=True))
+        client = Client(**{**config, "plugins": [], "data_converter": data_converter()})
     before = stored_objects()
-    run = await run_long_conversation(env.client, task_queue, fake, calls=5)
+    run = await run_long_conversation(client, task_queue, fake, calls=5)
     assert run.result.status == "ok"
     # one object per call that asked for tools, each holding only what that call added
     added = stored_objects() - before
     assert len(added) == 4
     assert max(p.stat().st_size for p in added) < 2 * PAGE_CHARS
+    # with a key, the store holds ciphertext only
+    pages_readable = [b"Page 1." in path.read_bytes() for path in added]
+    assert any(pages_readable) != encrypted
     last = fake.requests[-1].body["messages"]
     assert [m["content"] for m in last if m["role"] == "tool"] == [
         page_text(page) for page in range(1, 5)]
