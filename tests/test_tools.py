@@ -92,8 +92,14 @@ def test_unusable_signatures_are_refused_when_decorated() -> None:
 
     with pytest.raises(ToolDefinitionError, match="'order_id' has no type annotation"):
         baton.tool(untyped)
-    with pytest.raises(ToolDefinitionError, match=r"\*order_ids cannot become a JSON schema"):
-        baton.tool(star)
+    def positional(order_id: str, /) -> str:
+        return order_id
+
+    for unnamed in (star, positional):
+        with pytest.raises(ToolDefinitionError, match=(
+                r"parameter 'order_ids?' must be a plain named parameter \(tools are called "
+                r"with named arguments\)")):
+            baton.tool(unnamed)
     with pytest.raises(ToolDefinitionError, match="name"):
         baton.tool(name="has spaces")(lambda: None)
 

@@ -51,6 +51,7 @@ with workflow.unsafe.imports_passed_through():
         AGENT_TOOL_EXTRACTORS,
         ToolDef,
         ToolInvocation,
+        ToolOutcome,
     )
     from baton.core.usage import Usage
     from baton.define.flows import AgentResult
@@ -224,7 +225,7 @@ async def call_model_once(ledger: RunLedger, agent: AgentSpec, model: str,
             publish(AttemptRestarted(
                 workflow_id=workflow.info().workflow_id, path=request.stream.path,
                 message_id=request.stream.message_id, agent=agent.name,
-                reason=_describe(err)))
+                reason=describe(err)))
         if err.retry_state == RetryState.TIMEOUT and budget.max_seconds is not None:
             ledger.check_budget()  # the deadline, not the model, ended the call
         raise
@@ -269,25 +270,33 @@ async def run_function_tool(ledger: RunLedger, agent: AgentSpec, tool: ToolDef,
     except ActivityError as err:
         elapsed = (workflow.now() - started).total_seconds()
         ledger.charge(agent.name, Usage(tool_seconds=elapsed))
-        cause = err.cause
-        reason = (f"{cause.type or 'error'}: {cause.message}"
-                  if isinstance(cause, ApplicationError) else str(cause or err))
-        ledger.step("tool_call", agent.name, f"{tool.name}({arguments}) failed: {reason}",
-                    ok=False)
-        if tool.on_failure == "fail_agent":
-            raise ToolFailed(agent.name, tool.name, reason) from None
-        # An error message is the tool's output too (it may quote what the tool read).
-        return await _screened(ledger, agent, tool,
-                               f"Error: the tool {tool.name} failed: {reason}")
+        return await tool_failure(ledger, agent, tool.name, arguments, describe(err),
+                                  tool.on_failure)
     ledger.charge(agent.name, Usage(tool_seconds=outcome.elapsed_s))
     if outcome.context is not None and context is not None:
         apply_context(context, outcome.context)
-    # Screened before the trace records it: a withheld result appears nowhere but in
-    # the tool's own activity result.
-    content = await _screened(ledger, agent, tool, outcome.content)
-    ledger.step("tool_call", agent.name,
-                f"{tool.name}({arguments}) -> {shorten(content, 120)}", ok=outcome.ok,
-                usage=Usage(tool_calls=1, tool_seconds=outcome.elapsed_s))
+    return await tool_result(ledger, agent, tool.name, arguments, outcome)
+
+
+async def tool_failure(ledger: RunLedger, agent: AgentSpec, name: str, arguments: str,
+                       reason: str, on_failure: str) -> str:
+    """What the model reads of a tool call that failed after its retries, recorded in
+    the trace; `ToolFailed` instead when the tool fails its agent (`on_failure`)."""
+    ledger.step("tool_call", agent.name, f"{name}({arguments}) failed: {reason}", ok=False)
+    if on_failure == "fail_agent":
+        raise ToolFailed(agent.name, name, reason) from None
+    # An error message is the tool's output too (it may quote what the tool read).
+    return await screened(ledger, agent, name, f"Error: the tool {name} failed: {reason}")
+
+
+async def tool_result(ledger: RunLedger, agent: AgentSpec, name: str, arguments: str,
+                      outcome: ToolOutcome) -> str:
+    """What the model reads of a tool's result, recorded in the trace. Screened before
+    the trace records it: a withheld result appears nowhere but in the tool's own
+    activity result."""
+    content = await screened(ledger, agent, name, outcome.content)
+    ledger.step("tool_call", agent.name, f"{name}({arguments}) -> {shorten(content, 120)}",
+                ok=outcome.ok, usage=Usage(tool_calls=1, tool_seconds=outcome.elapsed_s))
     return content
 
 
@@ -323,12 +332,12 @@ async def run_agent_tool(ledger: RunLedger, caller: AgentSpec, tool: ToolDef, ca
                 f"raised {type(err).__name__}: {err}", type="OutputExtractorFailed",
                 non_retryable=True) from None
     # The caller's tool-output guardrails see what it reads, as for a function tool.
-    text = await _screened(ledger, caller, tool, text)
+    text = await screened(ledger, caller, tool.name, text)
     ledger.step("tool_call", caller.name, f"{tool.name}({shown}) -> {shorten(text, 120)}")
     return text
 
 
-async def _screened(ledger: RunLedger, agent: AgentSpec, tool: ToolDef, text: str) -> str:
+async def screened(ledger: RunLedger, agent: AgentSpec, tool: str, text: str) -> str:
     """`text`, or a withheld notice when one of the agent's tool-output guardrails trips."""
     if not agent.tool_output_guardrails:
         return text
@@ -336,7 +345,7 @@ async def _screened(ledger: RunLedger, agent: AgentSpec, tool: ToolDef, text: st
     from baton.workflows.guardrails import screen_tool_output
 
     return await screen_tool_output(ledger, agent.tool_output_guardrails, agent.name,
-                                    tool.name, text)
+                                    tool, text)
 
 
 async def _approval(ledger: RunLedger, agent: AgentSpec, tool: ToolDef,
@@ -428,7 +437,7 @@ async def run_agent(
                     schema_name=schema_title(contract) if contract else None, tools=offered,
                     stored=stored)
             except ActivityError as err:
-                reason = f"{model}: {_describe(err)}"
+                reason = f"{model}: {describe(err)}"
                 cause = err.cause
                 ledger.step("error", agent.name, reason, ok=False, model=model,
                             error_type=cause.type if isinstance(cause, ApplicationError)
@@ -522,7 +531,8 @@ def _check(contract: str, response: ModelResponse,
     return None, value
 
 
-def _describe(err: ActivityError) -> str:
+def describe(err: ActivityError) -> str:
+    """An activity's failure in one line: its type and message."""
     cause = err.cause
     if isinstance(cause, ApplicationError):
         return f"{cause.type or 'error'}: {cause.message}"

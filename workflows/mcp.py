@@ -31,7 +31,7 @@ from temporalio.exceptions import ActivityError, ApplicationError, TimeoutType
 from temporalio.exceptions import TimeoutError as ActivityTimeout
 
 with workflow.unsafe.imports_passed_through():
-    from baton.core.errors import MCPUnavailable, ToolFailed, ToolUnavailable
+    from baton.core.errors import MCPUnavailable, ToolUnavailable
     from baton.core.mcp import (
         MCP_LIST_ACTIVITY,
         MCPCall,
@@ -47,7 +47,15 @@ with workflow.unsafe.imports_passed_through():
     from baton.core.tools import ToolOutcome
     from baton.core.usage import Usage
 
-from baton.workflows.agent_call import Toolbox, ToolHandler, retry_policy, schedule_to_close
+from baton.workflows.agent_call import (
+    Toolbox,
+    ToolHandler,
+    describe,
+    retry_policy,
+    schedule_to_close,
+    tool_failure,
+    tool_result,
+)
 from baton.workflows.approval import current_desk
 from baton.workflows.ledger import RunLedger
 
@@ -121,7 +129,7 @@ async def tool_list(ledger: RunLedger, agent: AgentSpec, server: str) -> MCPTool
                       "servers (baton.MCPServer given to the worker, or [mcp.NAME] tables "
                       "of worker.py --catalogue)")
         else:
-            reason = _describe(err)
+            reason = describe(err)
         ledger.step("error", agent.name, f"MCP server {server}: {reason}", ok=False,
                     error_type=MCPUnavailable.TYPE)
         ledger.check_budget()  # a deadline that ended the listing ends the run as such
@@ -181,19 +189,10 @@ async def run_mcp_tool(ledger: RunLedger, agent: AgentSpec, listing: MCPToolList
                                   workflow.info().task_queue) from None
         if isinstance(cause, ApplicationError) and cause.type == "MCPToolGone":
             ledger.mcp_tools.pop(server, None)  # the next agent to start lists it again
-        reason = _describe(err)
-        ledger.step("tool_call", agent.name, f"{tool.offered_as}({shown}) failed: {reason}",
-                    ok=False)
-        if policy.on_failure == "fail_agent":
-            raise ToolFailed(agent.name, tool.offered_as, reason) from None
-        return await _screened(ledger, agent, tool,
-                               f"Error: the tool {tool.offered_as} failed: {reason}")
+        return await tool_failure(ledger, agent, tool.offered_as, shown, describe(err),
+                                  policy.on_failure)
     ledger.charge(agent.name, Usage(tool_seconds=outcome.elapsed_s))
-    content = await _screened(ledger, agent, tool, outcome.content)
-    ledger.step("tool_call", agent.name,
-                f"{tool.offered_as}({shown}) -> {shorten(content, 120)}", ok=outcome.ok,
-                usage=Usage(tool_calls=1, tool_seconds=outcome.elapsed_s))
-    return content
+    return await tool_result(ledger, agent, tool.offered_as, shown, outcome)
 
 
 async def _call(ledger: RunLedger, agent: AgentSpec, listing: MCPToolList, request: MCPCall,
@@ -226,18 +225,3 @@ def _session_gone(err: ActivityError) -> bool:
     return isinstance(cause, ActivityTimeout) and cause.type == TimeoutType.SCHEDULE_TO_START
 
 
-async def _screened(ledger: RunLedger, agent: AgentSpec, tool: MCPToolInfo, text: str) -> str:
-    """`text`, or a withheld notice when one of the agent's tool-output guardrails trips."""
-    if not agent.tool_output_guardrails:
-        return text
-    from baton.workflows.guardrails import screen_tool_output  # it imports run_agent
-
-    return await screen_tool_output(ledger, agent.tool_output_guardrails, agent.name,
-                                    tool.offered_as, text)
-
-
-def _describe(err: ActivityError) -> str:
-    cause = err.cause
-    if isinstance(cause, ApplicationError):
-        return f"{cause.type or 'error'}: {cause.message}"
-    return str(cause or err)

@@ -45,6 +45,7 @@ from pydantic import (
 from temporalio import activity, workflow
 
 from baton.core.model_io import ToolSpec
+from baton.core.signatures import default_of, typed_parameters
 
 # OpenAI and Anthropic both accept tool names of this shape.
 TOOL_NAME = r"^[A-Za-z0-9_-]{1,64}$"
@@ -394,20 +395,10 @@ def _arguments_model(fn: Callable[..., Any], name: str) -> tuple[str | None, typ
         raise ToolDefinitionError(f"tool {name!r}: cannot read its type hints: {err}") from None
     context: str | None = None
     fields: dict[str, Any] = {}
-    for parameter in inspect.signature(fn).parameters.values():
-        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
-            raise ToolDefinitionError(
-                f"tool {name!r}: *{parameter.name} cannot become a JSON schema; name every "
-                "parameter and give it a type, e.g. `order_id: str`")
-        if parameter.kind is parameter.POSITIONAL_ONLY:
-            raise ToolDefinitionError(
-                f"tool {name!r}: positional-only parameter {parameter.name!r}; tools are "
-                "called with named arguments")
-        annotation = hints.get(parameter.name)
-        if annotation is None:
-            raise ToolDefinitionError(
-                f"tool {name!r}: parameter {parameter.name!r} has no type annotation; "
-                f"annotate it, e.g. `{parameter.name}: str` (types become the tool's schema)")
+    for parameter, annotation in typed_parameters(
+            fn, hints, owner=f"tool {name!r}", error=ToolDefinitionError,
+            called_how="tools are called with named arguments",
+            typed_why="types become the tool's schema"):
         if annotation is ToolContext:
             context = parameter.name
             continue
@@ -418,8 +409,7 @@ def _arguments_model(fn: Callable[..., Any], name: str) -> tuple[str | None, typ
                 f"tool {name!r}: parameter {parameter.name!r} starts with '_'; name it "
                 "without the underscore (tool arguments are public)")
         # A default may be a plain value or a pydantic Field(...); both are kept.
-        default = ... if parameter.default is inspect.Parameter.empty else parameter.default
-        fields[parameter.name] = (annotation, default)
+        fields[parameter.name] = (annotation, default_of(parameter))
     try:
         model = create_model(f"{name}_arguments", __config__=ConfigDict(extra="forbid"),
                              **fields)

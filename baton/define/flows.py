@@ -44,6 +44,7 @@ from temporalio.exceptions import ApplicationError
 from baton.core.errors import BudgetExhausted, GuardrailTripped
 from baton.core.model_io import Message
 from baton.core.runs import RunOptions, RunResult
+from baton.core.signatures import default_of, typed_parameters
 from baton.core.specs import MAX_NAME_CHARS
 from baton.core.usage import Usage
 
@@ -238,19 +239,11 @@ def _signature(fn: Callable[..., Any], name: str) -> tuple[type[BaseModel], Any]
     except (NameError, TypeError) as err:
         raise FlowDefinitionError(f"flow {name!r}: cannot read its type hints: {err}") from None
     fields: dict[str, Any] = {}
-    for parameter in inspect.signature(fn).parameters.values():
-        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD,
-                              parameter.POSITIONAL_ONLY):
-            raise FlowDefinitionError(
-                f"flow {name!r}: parameter {parameter.name!r} must be a plain named "
-                "parameter (a flow is started with its arguments by name)")
-        annotation = hints.get(parameter.name)
-        if annotation is None:
-            raise FlowDefinitionError(
-                f"flow {name!r}: parameter {parameter.name!r} has no type annotation; "
-                f"annotate it, e.g. `{parameter.name}: str` (the input is checked against it)")
-        default = ... if parameter.default is inspect.Parameter.empty else parameter.default
-        fields[parameter.name] = (annotation, default)
+    for parameter, annotation in typed_parameters(
+            fn, hints, owner=f"flow {name!r}", error=FlowDefinitionError,
+            called_how="a flow is started with its arguments by name",
+            typed_why="the input is checked against it"):
+        fields[parameter.name] = (annotation, default_of(parameter))
     if "return" not in hints:
         raise FlowDefinitionError(
             f"flow {name!r} has no return annotation; annotate it, e.g. `-> str` or a "
