@@ -7,7 +7,9 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-$(shell cksum pyproject.toml | cut -d' ' -f1)
 
 .PHONY: setup server worker demo down test bench bench-quick lint clean histories traces \
-	reliability reliability-quick browser docs
+	reliability reliability-quick browser docs bench-setup bench-step bench-throughput \
+	bench-fanout bench-waiting bench-tools bench-flow bench-streams bench-session \
+	bench-overhead bench-pending bench-history
 
 # Bytecode is written even where PYTHONDONTWRITEBYTECODE is set: Temporal's sandbox
 # re-imports workflow modules for every run, and compiling them each time was the
@@ -48,42 +50,92 @@ test: setup
 docs: setup
 	NO_MKDOCS_2_WARNING=1 $(BIN)/python -m mkdocs build --strict --quiet -d .site
 
-# One benchmark at a time (2 cores): each prints JSON lines with its baseline from the
-# same run; bench/report.py prints the table and draws docs/fanout.png.
+# One benchmark at a time (2 cores). Each part prints JSON lines with its baseline from
+# the same run, appended to BENCH_OUT with the part's wall time (bench/run.py), and runs
+# alone too: `make bench-step`, `make bench-waiting WAITING_ARGS="--runs 10000"`, ...
+# `make bench` (12-14 minutes here by estimate, docs/running-benchmarks.md) empties
+# BENCH_OUT, runs every part, then bench/report.py prints the goals and every figure
+# and draws the step, throughput and fan-out charts into docs/ from that one file.
 # BENCH_ADDRESS=host:port runs them against any Temporal cluster instead.
 BENCH_OUT := .bench/results.jsonl
+BENCH_RUN = $(BIN)/python bench/run.py $(BENCH_OUT)
+BENCH_PARTS := bench-step bench-throughput bench-fanout bench-waiting bench-history \
+	bench-tools bench-flow bench-streams bench-session bench-overhead bench-pending
 export BENCH_ADDRESS
 
-bench: setup
-	@$(BIN)/python -c "import matplotlib" 2>/dev/null || $(BIN)/python -m pip install --quiet matplotlib
-	@mkdir -p .bench && : > $(BENCH_OUT)
-	$(BIN)/python bench/step_bench.py --runs 20 | tee -a $(BENCH_OUT)
-	$(BIN)/python bench/tool_bench.py --runs 20 | tee -a $(BENCH_OUT)
-	$(BIN)/python bench/mcp_bench.py --runs 20 | tee -a $(BENCH_OUT)
-	$(BIN)/python bench/flow_bench.py --runs 20 | tee -a $(BENCH_OUT)
-	$(BIN)/python bench/throughput_bench.py --runs 500 --workers 1 2 | tee -a $(BENCH_OUT)
-	$(BIN)/python bench/fanout_bench.py --n 10 100 500 | tee -a $(BENCH_OUT)
-	$(BIN)/python bench/fanout_bench.py --n 100 --branch-runs child | tee -a $(BENCH_OUT)
-	@test ! -f bench/session_bench.py || $(BIN)/python bench/session_bench.py | tee -a $(BENCH_OUT)
-	$(BIN)/python bench/overhead_bench.py | tee -a $(BENCH_OUT)
-	$(BIN)/python bench/waiting_bench.py --runs 10000 | tee -a $(BENCH_OUT)
-	$(BIN)/python bench/sse_bench.py --subscribers 100 | tee -a $(BENCH_OUT)
-	$(BIN)/python bench/stream_bench.py --runs 20 | tee -a $(BENCH_OUT)
-	$(BIN)/python bench/pending_bench.py | tee -a $(BENCH_OUT)
-	$(BIN)/python bench/report.py $(BENCH_OUT)
+# Each part's size (the goals' scales; secondary figures kept small).
+STEP_ARGS ?= --store file memory --runs 40
+THROUGHPUT_ARGS ?= --runs 500
+FANOUT_ARGS ?= --n 10 100 500 1000 --repeat 3 --raw-repeat 1 --raw-max-n 100
+WAITING_ARGS ?= --runs 5000 --raw-runs 5000 --release 1000 --checkpoints 1000 5000
+TOOL_ARGS ?= --runs 10
+MCP_ARGS ?= --runs 10
+FLOW_ARGS ?= --runs 10
+STREAM_ARGS ?= --runs 10 --tokens 50
+SSE_ARGS ?= --subscribers 100
+SESSION_ARGS ?= --turns 20
+OVERHEAD_ARGS ?= --runs 6 --fanout-repeat 2
+PENDING_ARGS ?= --runs 500 --silent 50 --repeat 3
+HISTORY_ARGS ?=
 
-# About a minute: the same figures, smaller.
-bench-quick: setup
-	@mkdir -p .bench && : > $(BENCH_OUT)
-	$(BIN)/python bench/step_bench.py --runs 4 | tee -a $(BENCH_OUT)
-	$(BIN)/python bench/tool_bench.py --runs 4 | tee -a $(BENCH_OUT)
-	$(BIN)/python bench/mcp_bench.py --runs 4 | tee -a $(BENCH_OUT)
-	$(BIN)/python bench/flow_bench.py --runs 4 | tee -a $(BENCH_OUT)
-	$(BIN)/python bench/throughput_bench.py --runs 100 | tee -a $(BENCH_OUT)
-	$(BIN)/python bench/fanout_bench.py --n 10 100 --repeat 1 | tee -a $(BENCH_OUT)
-	$(BIN)/python bench/waiting_bench.py --runs 300 --checkpoints 100 300 --raw-runs 300 \
-		| tee -a $(BENCH_OUT)
-	$(BIN)/python bench/report.py $(BENCH_OUT) --chart .bench/fanout.png
+# $(call bench_all,PARTS,SIZES,CHARTS DIR): empty BENCH_OUT, run PARTS one after the
+# other (going on past a failed one, failing at the end), report, print the wall time.
+define bench_all
+	@mkdir -p .bench && : > $(BENCH_OUT); started=$$(date +%s); \
+	$(MAKE) --no-print-directory -j1 -k $(1) $(2); status=$$?; \
+	$(BIN)/python bench/report.py $(BENCH_OUT) --charts $(3) || status=1; \
+	echo "make $@: $$(( $$(date +%s) - started )) s wall time in all"; exit $$status
+endef
+
+bench: bench-setup
+	$(call bench_all,$(BENCH_PARTS),,docs)
+
+# About two minutes, the smoke test: the goals' parts, small; charts into .bench/.
+bench-quick: bench-setup
+	$(call bench_all,bench-step bench-throughput bench-fanout bench-waiting bench-tools \
+		bench-flow,STEP_ARGS="--store file memory --runs 4" THROUGHPUT_ARGS="--runs 100" \
+		FANOUT_ARGS="--n 10 100 --repeat 1" WAITING_ARGS="--runs 200 --checkpoints 100 200" \
+		TOOL_ARGS="--runs 4" MCP_ARGS="--runs 4" FLOW_ARGS="--runs 4",.bench)
+
+bench-setup: setup
+	@$(BIN)/python -c "import matplotlib" 2>/dev/null \
+		|| $(BIN)/python -m pip install --quiet matplotlib
+
+bench-step: bench-setup
+	$(BENCH_RUN) step bench/step_bench.py $(STEP_ARGS)
+
+bench-throughput: bench-setup
+	$(BENCH_RUN) throughput bench/throughput_bench.py $(THROUGHPUT_ARGS)
+
+bench-fanout: bench-setup
+	$(BENCH_RUN) fanout bench/fanout_bench.py $(FANOUT_ARGS)
+
+bench-waiting: bench-setup
+	$(BENCH_RUN) waiting bench/waiting_bench.py $(WAITING_ARGS)
+
+bench-tools: bench-setup
+	$(BENCH_RUN) tool bench/tool_bench.py $(TOOL_ARGS)
+	$(BENCH_RUN) mcp bench/mcp_bench.py $(MCP_ARGS)
+
+bench-flow: bench-setup
+	$(BENCH_RUN) flow bench/flow_bench.py $(FLOW_ARGS)
+
+bench-streams: bench-setup
+	$(BENCH_RUN) stream bench/stream_bench.py $(STREAM_ARGS)
+	$(BENCH_RUN) sse bench/sse_bench.py $(SSE_ARGS)
+
+bench-session: bench-setup
+	@test ! -f bench/session_bench.py || $(BENCH_RUN) session bench/session_bench.py $(SESSION_ARGS)
+
+bench-overhead: bench-setup
+	$(BENCH_RUN) overhead bench/overhead_bench.py $(OVERHEAD_ARGS)
+
+bench-pending: bench-setup
+	$(BENCH_RUN) pending bench/pending_bench.py $(PENDING_ARGS)
+
+# The 100-call, ~200k-token conversation of issue "No size limits": its history's size.
+bench-history: bench-setup
+	$(BENCH_RUN) history bench/history_bench.py $(HISTORY_ARGS)
 
 # Prove it survives: the real dev server, workers and starters as processes; kill -9 of
 # workers and of the server, provider storms, budgets and deadlines; every run checked

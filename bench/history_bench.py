@@ -42,7 +42,7 @@ os.environ.setdefault("BATON_TEST_PROVIDER_KEY", "bench-key")
 
 import baton  # noqa: E402
 from baton.activities.conversations import OFFLOAD_ENV  # noqa: E402
-from baton.runtime.temporal import build_replayer, build_worker  # noqa: E402
+from baton.runtime.temporal import build_replayer, build_worker, exit_now  # noqa: E402
 from bench.common import bench_environment  # noqa: E402
 from tests.fake_llm import FakeLLMServer  # noqa: E402
 from tests.long_run import LongRun, run_long_conversation  # noqa: E402
@@ -97,7 +97,7 @@ async def document_run(client: Client, megabytes: int) -> dict[str, object]:
             "stored_mb": round((store_bytes() - stored) / MB, 1)}
 
 
-async def main(calls: int, document_mb: int) -> None:
+async def main(calls: int, document_mb: int) -> int:
     bench = await bench_environment()
     try:
         client = bench.client
@@ -122,6 +122,7 @@ async def main(calls: int, document_mb: int) -> None:
     finally:
         await bench.shutdown()
         _STORE.cleanup()
+    return 0
 
 
 if __name__ == "__main__":
@@ -129,4 +130,4 @@ if __name__ == "__main__":
     parser.add_argument("--calls", type=int, default=100)
     parser.add_argument("--document-mb", type=int, default=20)
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.calls, arguments.document_mb))
+    exit_now(asyncio.run(main(arguments.calls, arguments.document_mb)))

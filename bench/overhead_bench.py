@@ -7,7 +7,7 @@ every payload); with OTEL_EXPORTER_OTLP_ENDPOINT pointing at a local sink that
 accepts and discards spans (the exporter does its real work; no viewer's cost).
 Prints {"bench": "overhead", "feature": ..., "step_ratio": ..., "fanout100_ratio": ...}.
 
-    python bench/overhead_bench.py [--runs 10]
+    python bench/overhead_bench.py [--runs 10] [--fanout-repeat 3]
 """
 
 from __future__ import annotations
@@ -40,15 +40,16 @@ class Sink(BaseHTTPRequestHandler):
         pass
 
 
-def figures(env: dict[str, str], runs: int) -> tuple[float, float]:
-    """(pipeline ms per step p50, fan-out N=100 wall seconds) under `env`."""
+def figures(env: dict[str, str], runs: int, fanout_repeat: int) -> tuple[float, float]:
+    """(pipeline ms per step p50, fan-out N=100 wall seconds) under `env`; raw Temporal
+    is left out (the ratio here is Baton with against without)."""
     full = {**os.environ, **env}
     step = subprocess.run([sys.executable, "bench/step_bench.py", "--runs", str(runs),
                            "--patterns", "pipeline"], cwd=ROOT, env=full, text=True,
                           capture_output=True, check=True)
     fan = subprocess.run([sys.executable, "bench/fanout_bench.py", "--n", "100",
-                          "--repeat", "3"], cwd=ROOT, env=full, text=True,
-                         capture_output=True, check=True)
+                          "--repeat", str(fanout_repeat), "--raw-max-n", "0"], cwd=ROOT,
+                         env=full, text=True, capture_output=True, check=True)
     step_line = next(json.loads(x) for x in step.stdout.splitlines() if x.startswith("{"))
     fan_line = next(json.loads(x) for x in fan.stdout.splitlines() if x.startswith("{"))
     return step_line["ms_per_step_p50"], fan_line["wall_s"]
@@ -57,6 +58,7 @@ def figures(env: dict[str, str], runs: int) -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument("--fanout-repeat", type=int, default=3)
     args = parser.parse_args()
     sink = ThreadingHTTPServer(("127.0.0.1", 0), Sink)
     threading.Thread(target=sink.serve_forever, daemon=True).start()
@@ -65,9 +67,9 @@ def main() -> int:
         "encryption": {"BATON_ENCRYPTION_KEY": key},
         "tracing": {"OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{sink.server_port}"},
     }
-    plain = figures({}, args.runs)
+    plain = figures({}, args.runs, args.fanout_repeat)
     for feature, env in variants.items():
-        step, fan = figures(env, args.runs)
+        step, fan = figures(env, args.runs, args.fanout_repeat)
         print(json.dumps({"bench": "overhead", "feature": feature,
                           "step_ms": step, "plain_step_ms": plain[0],
                           "step_ratio": round(step / plain[0], 2),

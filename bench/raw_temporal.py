@@ -4,11 +4,15 @@ A parent workflow starts N children at once; each child runs one activity that
 sleeps. Each runs on its own task queue, on a worker tuned exactly as Baton's
 production worker (`bench.common.raw_worker`), so a ratio against it measures what
 Baton's orchestration adds, not a difference in worker options.
+
+`python -m bench.raw_temporal ADDRESS NAMESPACE TASK_QUEUE` serves RawGate as a process
+of its own (the waiting benchmark's baseline, beside Baton's `worker.py`) until killed.
 """
 
 from __future__ import annotations
 
 import asyncio
+import sys
 import uuid
 from datetime import timedelta
 
@@ -94,3 +98,14 @@ async def run_raw(client: Client, n: int, seconds: float) -> float:
                                       id=f"raw-{n}-{uuid.uuid4().hex[:6]}",
                                       task_queue=task_queue)
         return loop.time() - started
+
+
+async def serve_gates(address: str, namespace: str, task_queue: str) -> None:
+    """RawGate's worker, with no Baton data converter (raw Temporal), until killed."""
+    client = await Client.connect(address, namespace=namespace)
+    async with raw_worker(client, task_queue, workflows=[RawGate], activities=[raw_noop]):
+        await asyncio.Event().wait()
+
+
+if __name__ == "__main__":
+    asyncio.run(serve_gates(*sys.argv[1:4]))

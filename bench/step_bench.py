@@ -8,11 +8,14 @@ activities one after another, measured the same way in the same run.
 Where the time goes comes from the SDK's own latency metrics (a metric buffer per
 side): the server handing a workflow task to the worker, the worker handling it, and
 the server recording the task's and the activity's completion (means, ms).
-Prints one JSON line per pattern:
-{"bench": "step", "pattern": ..., "ms_per_step_p50", "ms_per_step_p95",
- "raw_ms_per_step_p50", "raw_ms_per_step_p95", "steps", "sdk_ms", "raw_sdk_ms"}.
+Each store (`--store file memory`: a dev server stored as `make server` stores it, an
+SQLite file, and one in memory) gets a server of its own, measured one after the other.
+Prints one JSON line per store and pattern:
+{"bench": "step", "store": ..., "pattern": ..., "ms_per_step_p50", "ms_per_step_p95",
+ "raw_ms_per_step_p50", "raw_ms_per_step_p95", "ratio_p50", "ratio_p95", "steps",
+ "raw_steps", "sdk_ms", "raw_sdk_ms"}.
 
-    python bench/step_bench.py [--runs 20]
+    python bench/step_bench.py [--runs 20] [--store file memory] [--patterns pipeline]
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import argparse
 import asyncio
 import itertools
 import json
+import os
 import statistics
 import sys
 import uuid
@@ -38,7 +42,7 @@ from baton.core.runs import RunOptions  # noqa: E402
 from baton.define.catalogue import load_catalogue  # noqa: E402
 from baton.runtime.launch import plan_run, start_run  # noqa: E402
 from baton.runtime.temporal import Settings, build_worker, connect, exit_now  # noqa: E402
-from bench.common import bench_environment, raw_worker  # noqa: E402
+from bench.common import BenchEnvironment, bench_environment, raw_worker  # noqa: E402
 from bench.raw_temporal import RawSequence, raw_noop  # noqa: E402
 
 # The SDK's metrics (without their "temporal_" prefix), and what each is, per step.
@@ -52,6 +56,8 @@ SDK_LATENCIES = {
 
 PATTERNS = {"pipeline": ("article_pipeline", "Durable execution"),
             "supervisor": ("dev_team", "Write a date parser")}
+STORES = ("file", "memory")
+CHUNK = 10  # runs per side before the other side's turn, so drift hits both alike
 
 
 def step_gaps_ms(history: WorkflowHistory, activity: str | None) -> list[float]:
@@ -129,37 +135,54 @@ def pct(values: list[float], q: int) -> float:
     return statistics.quantiles(values, n=100)[q - 1] if len(values) > 1 else values[0]
 
 
+def chunks(total: int, size: int) -> list[int]:
+    """`total` runs as turns of at most `size` (at least one run in all)."""
+    total = max(1, total)
+    return [min(size, total - start) for start in range(0, total, size)]
+
+
+async def measure_store(env: BenchEnvironment, patterns: list[str], runs: int) -> None:
+    baton_client, baton_metrics = await metered(env.client)
+    raw_client, raw_metrics = await metered(env.client)
+    await baton_steps(baton_client, "support_desk", "warm up", 2)
+    await raw_steps(raw_client, 2)
+    for pattern in patterns:
+        member, prompt = PATTERNS[pattern]
+        steps, raw = [], []
+        baton_metrics.retrieve_updates()
+        raw_metrics.retrieve_updates()
+        for turn in chunks(runs, CHUNK):
+            steps += await baton_steps(baton_client, member, prompt, turn)
+            raw += await raw_steps(raw_client, turn)
+        p50, p95, raw50, raw95 = (statistics.median(steps), pct(steps, 95),
+                                  statistics.median(raw), pct(raw, 95))
+        print(json.dumps({
+            "bench": "step", "store": env.store, "pattern": pattern,
+            "ms_per_step_p50": round(p50, 2), "ms_per_step_p95": round(p95, 2),
+            "raw_ms_per_step_p50": round(raw50, 2), "raw_ms_per_step_p95": round(raw95, 2),
+            "ratio_p50": round(p50 / raw50, 2), "ratio_p95": round(p95 / raw95, 2),
+            "steps": len(steps), "raw_steps": len(raw), "runs": runs,
+            "sdk_ms": mean_latencies(baton_metrics),
+            "raw_sdk_ms": mean_latencies(raw_metrics)}), flush=True)
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--runs", type=int, default=20)
+    parser.add_argument("--runs", type=int, default=20, help="runs per pattern and side")
     parser.add_argument("--patterns", nargs="+", choices=sorted(PATTERNS),
                         default=sorted(PATTERNS))
+    parser.add_argument("--store", nargs="+", choices=STORES,
+                        default=[os.environ.get("BENCH_STORE", "file")],
+                        help="dev-server stores, one after the other (default: BENCH_STORE, "
+                        "else file); ignored with BENCH_ADDRESS")
     args = parser.parse_args()
-    env = await bench_environment()
-    try:
-        baton_client, baton_metrics = await metered(env.client)
-        raw_client, raw_metrics = await metered(env.client)
-        await baton_steps(baton_client, "support_desk", "warm up", 2)
-        await raw_steps(raw_client, 2)
-        for pattern in args.patterns:
-            member, prompt = PATTERNS[pattern]
-            steps, raw = [], []
-            baton_metrics.retrieve_updates()
-            raw_metrics.retrieve_updates()
-            for _ in range(2):  # interleaved halves, so drift hits both alike
-                steps += await baton_steps(baton_client, member, prompt, args.runs // 2)
-                raw += await raw_steps(raw_client, args.runs // 2)
-            print(json.dumps({
-                "bench": "step", "pattern": pattern,
-                "ms_per_step_p50": round(statistics.median(steps), 2),
-                "ms_per_step_p95": round(pct(steps, 95), 2),
-                "raw_ms_per_step_p50": round(statistics.median(raw), 2),
-                "raw_ms_per_step_p95": round(pct(raw, 95), 2),
-                "steps": len(steps), "runs": args.runs,
-                "sdk_ms": mean_latencies(baton_metrics),
-                "raw_sdk_ms": mean_latencies(raw_metrics)}), flush=True)
-    finally:
-        await env.shutdown()
+    stores = args.store if not os.environ.get("BENCH_ADDRESS") else ["cluster"]
+    for store in dict.fromkeys(stores):
+        env = await bench_environment(in_memory=store == "memory")
+        try:
+            await measure_store(env, args.patterns, args.runs)
+        finally:
+            await env.shutdown()
     return 0
 
 

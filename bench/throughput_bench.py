@@ -7,7 +7,7 @@ same run. Each figure is runs completed divided by the time from the first start
 the last result. With `--workers 2` the Baton figure is also measured with two worker
 processes on the task queue (2 cores: what a second process buys here).
 Prints {"bench": "throughput", "runs": N, "runs_per_s": ..., "raw_runs_per_s": ...,
-"ratio": ..., "workers": ...}.
+"ratio": ..., "workers": ..., "store": ...}.
 
     python bench/throughput_bench.py [--runs 500] [--workers 1]
 """
@@ -95,7 +95,8 @@ async def main() -> int:
             raw = await raw_rate(env.client, args.runs)
             print(json.dumps({"bench": "throughput", "runs": args.runs, "workers": workers,
                               "runs_per_s": round(rate, 1), "raw_runs_per_s": round(raw, 1),
-                              "ratio": round(rate / raw, 2)}), flush=True)
+                              "ratio": round(rate / raw, 2), "store": env.store}),
+                  flush=True)
     finally:
         await env.shutdown()
     return 0
