@@ -4,19 +4,22 @@ For each N, the same calls run twice in this process:
 - baseline: `asyncio.gather` of the N branch calls through the offline provider,
   then the synthesizer call; no Temporal;
 - baton: `FanOutWorkflow` on the embedded dev server (SQLite file with the WAL and
-  synchronous=normal pragmas, as `make demo` runs it): one child workflow and one
-  `call_model` activity per branch, then the synthesizer activity.
+  synchronous=normal pragmas, as `make demo` runs it): by default (branch_runs
+  "auto") one `call_model` activity per branch, then the synthesizer activity.
 Only the branch agents sleep; the synthesizer answers at once in both.
 
-- raw: the least Temporal can do for the same shape, with no Baton code: a parent
-  starting N children that each run one activity sleeping the same latency.
+- raw activities (the floor of the default shape): one workflow, no Baton code,
+  running N activities at once, each sleeping the same latency; every repeat, at
+  every N;
+- raw: a parent starting N children that each run one activity sleeping the same
+  latency (the one-child-workflow-per-branch shape).
 Each case runs --repeat times; the median is reported (this machine is noisy). Raw
 Temporal costs about 100 ms of CPU per branch here (44 s at N = 500), so it runs
 --raw-repeat times and only up to --raw-max-n: it is the chart's reference, not a goal's.
 
 Prints one JSON line per case: case, n, latency_s, wall_s, baseline_s, ratio
-(wall_s / baseline_s), plus raw_s (the raw-Temporal median, null where not run) and
-wall_min/max_s.
+(wall_s / baseline_s), plus raw_activities_s and raw_s (raw-Temporal medians, raw_s
+null where not run) and wall_min/max_s.
 
     python bench/fanout_bench.py [--n 10 100 500] [--latency 1.0] [--repeat 3]
         [--raw-repeat 3] [--raw-max-n 500] [--in-memory]
@@ -137,7 +140,7 @@ async def main() -> int:
     try:
         await with_temporal(env, 5, Chaos(agents=["analyst"]))  # warm-up
         for n in args.n:
-            walls, bases, raws = [], [], []
+            walls, bases, raws, floors = [], [], [], []
             meters, raw_meters = [], []
             raw_repeat = 0 if n > args.raw_max_n else (
                 args.repeat if args.raw_repeat is None else args.raw_repeat)
@@ -148,6 +151,8 @@ async def main() -> int:
                                                       args.activity_polls)
                     walls.append(wall)
                     meters.append(meter)
+                    floors.append(await run_raw(env.client, n, args.latency,
+                                                branches="activity"))
                 if i < raw_repeat:
                     with CpuMeter(env.server_pid()) as raw_meter:
                         raws.append(await run_raw(env.client, n, args.latency))
@@ -162,6 +167,8 @@ async def main() -> int:
                 "activity_polls": args.activity_polls or 20,
                 "latency_s": args.latency, "wall_s": round(wall, 3),
                 "baseline_s": round(base, 3), "ratio": round(wall / base, 2),
+                "raw_activities_s": round(statistics.median(floors), 3),
+                "ratio_raw_activities": round(wall / statistics.median(floors), 2),
                 "raw_s": round(statistics.median(raws), 3) if raws else None,
                 "raw_repeat": len(raws),
                 "wall_min_s": round(min(walls), 3), "wall_max_s": round(max(walls), 3),

@@ -1,9 +1,10 @@
 """The raw-Temporal references for the benchmarks: no Baton code at all.
 
 A parent workflow starts N children at once; each child runs one activity that
-sleeps. Each runs on its own task queue, on a worker tuned exactly as Baton's
-production worker (`bench.common.raw_worker`), so a ratio against it measures what
-Baton's orchestration adds, not a difference in worker options.
+sleeps (or one workflow runs the N activities itself). Each runs on its own task
+queue, on a worker tuned exactly as Baton's production worker
+(`bench.common.raw_worker`), so a ratio against it measures what Baton's
+orchestration adds, not a difference in worker options.
 
 `python -m bench.raw_temporal ADDRESS NAMESPACE TASK_QUEUE` serves RawGate as a process
 of its own (the waiting benchmark's baseline, beside Baton's `worker.py`) until killed.
@@ -47,6 +48,20 @@ class RawParent:
         return len(results)
 
 
+@workflow.defn
+class RawFanOut:
+    """N activities at once in one workflow, each sleeping: the least Temporal can do
+    for the shape Baton's fan-out takes by default (one activity per branch)."""
+
+    @workflow.run
+    async def run(self, n: int, seconds: float) -> int:
+        results = await asyncio.gather(*(
+            workflow.execute_activity(raw_sleep, seconds,
+                                      start_to_close_timeout=timedelta(seconds=60))
+            for _ in range(n)))
+        return len(results)
+
+
 @activity.defn
 async def raw_noop(value: str) -> str:
     return value
@@ -84,17 +99,21 @@ class RawGate:
         return approve
 
 
-RAW_WORKFLOWS = [RawParent, RawChild]
+RAW_WORKFLOWS = [RawParent, RawChild, RawFanOut]
 RAW_ACTIVITIES = [raw_sleep]
 
 
-async def run_raw(client: Client, n: int, seconds: float) -> float:
+async def run_raw(client: Client, n: int, seconds: float, *,
+                  branches: str = "child") -> float:
+    """Seconds for N branches sleeping `seconds`: each a child workflow running one
+    activity (`branches="child"`), or each an activity of one workflow ("activity")."""
     loop = asyncio.get_running_loop()
     task_queue = f"raw-{uuid.uuid4().hex[:8]}"
+    run = RawParent.run if branches == "child" else RawFanOut.run
     async with raw_worker(client, task_queue, workflows=RAW_WORKFLOWS,
                           activities=RAW_ACTIVITIES):
         started = loop.time()
-        await client.execute_workflow(RawParent.run, args=[n, seconds],
+        await client.execute_workflow(run, args=[n, seconds],
                                       id=f"raw-{n}-{uuid.uuid4().hex[:6]}",
                                       task_queue=task_queue)
         return loop.time() - started
