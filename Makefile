@@ -53,7 +53,7 @@ docs: setup
 # One benchmark at a time (2 cores). Each part prints JSON lines with its baseline from
 # the same run, appended to BENCH_OUT with the part's wall time (bench/run.py), and runs
 # alone too: `make bench-step`, `make bench-waiting WAITING_ARGS="--runs 10000"`, ...
-# `make bench` (12-14 minutes here by estimate, docs/running-benchmarks.md) empties
+# `make bench` (about 10 minutes here, docs/running-benchmarks.md) empties
 # BENCH_OUT, runs every part, then bench/report.py prints the goals and every figure
 # and draws the step, throughput and fan-out charts into docs/ from that one file.
 # BENCH_ADDRESS=host:port runs them against any Temporal cluster instead.
