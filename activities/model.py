@@ -25,8 +25,14 @@ from baton.activities.heartbeat import heartbeating
 from baton.activities.providers import WorkerProviders
 from baton.activities.providers.base import ModelProvider, StreamingModelProvider
 from baton.activities.streaming import TextFeed
-from baton.core.errors import CircuitOpen
-from baton.core.model_io import BreakerState, ModelRequest, ModelResponse, assistant_turn
+from baton.core.errors import CircuitOpen, PayloadStoreError
+from baton.core.model_io import (
+    BreakerState,
+    ConversationRef,
+    ModelRequest,
+    ModelResponse,
+    assistant_turn,
+)
 from baton.telemetry.metrics import metered_model_call
 from baton.telemetry.observability import model_call_span
 
@@ -79,10 +85,22 @@ class ModelCalls:
         update: dict[str, object] = {
             "usage": response.usage.model_copy(update={"calls": attempts})}
         if response.tool_calls:  # the agent will call again with this and the results
-            update["conversation"] = await store_conversation(
-                sent, assistant_turn(request.agent, response),
-                self.conversation_offload_bytes, self.recent_conversations)
+            update["conversation"] = await self._stored(sent, response)
         return response.model_copy(update=update)
+
+    async def _stored(self, sent: ModelRequest,
+                      response: ModelResponse) -> ConversationRef | None:
+        """The conversation stored for the agent's next call; None (it will carry the
+        whole conversation) when the store fails: the model's answer, already paid
+        for, is not thrown away for it."""
+        try:
+            return await store_conversation(sent, assistant_turn(sent.agent, response),
+                                            self.conversation_offload_bytes,
+                                            self.recent_conversations)
+        except PayloadStoreError as err:
+            activity.logger.warning("conversation of %s not stored, the next call carries "
+                                    "it whole: %s", sent.agent, err.message)
+            return None
 
     @activity.defn(name="breaker_states")
     async def breaker_states(self) -> list[BreakerState]:

@@ -9,6 +9,7 @@ carry the whole conversation so far into the history.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +68,14 @@ class LongRun:
     @property
     def events(self) -> int:
         return len(self.history.events)
+
+    def model_inputs(self) -> list[dict[str, Any]]:
+        """Each call_model input as recorded (plain JSON: no key, nothing offloaded)."""
+        scheduled = EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+        return [json.loads(e.activity_task_scheduled_event_attributes.input.payloads[0].data)
+                for e in self.history.events if e.event_type == scheduled
+                and e.activity_task_scheduled_event_attributes.activity_type.name
+                == "call_model"]
 
     def largest_model_input(self) -> int:
         """The largest call_model input the history records inline."""

@@ -121,3 +121,26 @@ async def test_a_stored_conversation_spoiled_mid_run_fails_the_agent_by_name(
     assert expected in failure.message
     assert os.environ[DIR_ENV] in failure.message  # names the store
     assert len(fake.requests) == 2  # the call that could not read its conversation never ran
+
+
+async def test_a_store_that_cannot_be_written_costs_history_not_the_answer(
+        env: WorkflowEnvironment, task_queue: str, fake: FakeLLMServer,
+        cold_worker: None) -> None:
+    objects = Path(os.environ[DIR_ENV]) / "sha256"
+    objects.mkdir(parents=True, exist_ok=True)
+    aside = objects.with_name("sha256.aside")
+    objects.rename(aside)
+    objects.write_text("not a directory: every write fails")
+    try:
+        run = await run_long_conversation(env.client, task_queue, fake, calls=3,
+                                          prompt=f"Read the whole book ({task_queue}).")
+    finally:
+        objects.unlink()
+        aside.rename(objects)
+    assert run.result.status == "ok"
+    # every call carried its whole conversation, and the model read all of it
+    inputs = run.model_inputs()
+    assert [len(i["messages"]) for i in inputs] == [1, 3, 5]
+    assert not any("prefix" in i for i in inputs)
+    assert [m["content"] for m in fake.requests[-1].body["messages"]
+            if m["role"] == "tool"] == [page_text(1), page_text(2)]
