@@ -34,11 +34,13 @@ from temporalio.workflow import NondeterminismError
 import baton
 from baton.core.errors import MCPUnavailable
 from baton.core.mcp import MCPDefinitionError
+from baton.core.model_io import ModelRequest, ModelResponse
 from baton.core.runs import RunResult
 from baton.runtime.approvals import pending_in_tree
 from baton.runtime.temporal import build_replayer
 from tests.helpers import worker
 from tests.run_records import history_text
+from tests.scripted import scripted_offline, tool_call
 
 ROOT = Path(__file__).resolve().parent.parent
 LOG_ENV = "MCP_TEST_LOG"
@@ -226,6 +228,33 @@ async def test_a_person_approves_an_mcp_tool_and_guardrails_screen_its_output(
     assert any("withheld by guardrail no_sums" in r for r in outcome.result.reasons)
     [record] = outcome.result.approvals
     assert record.approved and record.request.request_id == request.request_id
+
+
+async def test_an_agent_with_mcp_tools_still_hands_off(
+        env: WorkflowEnvironment, task_queue: str, call_log: Path) -> None:
+    # run_agent adds the MCP tools to a copy of the agent's toolbox; the transfer made
+    # through that copy must still end the turn and reach the chain.
+    local = counter()
+    billing = baton.Agent("mh_billing", "Answer billing questions.", retry=FAST,
+                          description="Invoices, charges and refunds")
+    front = baton.Agent("mh_front", "Route the request, or add numbers yourself.",
+                        retry=FAST, mcp=[local.only("add")], handoffs=[billing])
+    desk = baton.Triage("mh_desk", front)
+    offered: list[list[str]] = []
+
+    def script(request: ModelRequest) -> ModelResponse | None:
+        if request.agent != "mh_front":
+            return None
+        offered.append([t.name for t in request.tools])
+        return tool_call(request, "transfer_to_mh_billing", reason="a billing question")
+
+    with scripted_offline(script):
+        async with worker(env.client, task_queue, mcp=[local]):
+            outcome = await baton.run(desk, "My invoice shows the wrong amount",
+                                      client=env.client, task_queue=task_queue)
+    assert [sorted(names) for names in offered] == [["local__add", "transfer_to_mh_billing"]]
+    assert outcome.result.handled_by == "mh_billing"
+    assert outcome.result.status == "ok"
 
 
 async def test_the_worker_refuses_an_unapproved_call_whatever_the_run_says() -> None:

@@ -112,6 +112,15 @@ class HandoffOptions:
 
 
 @dataclass
+class TurnChoice:
+    """The transfer that ended a turn, if any: one object shared by a HandoffToolbox
+    and every copy made of it (run_agent adds an agent's MCP tools to a copy,
+    workflows/mcp.py), so `take_turn` sees a transfer made through the copy."""
+
+    transfer: Transfer | None = None
+
+
+@dataclass
 class HandoffToolbox(Toolbox):
     """An agent's own tools and one transfer tool per declared target. The first
     transfer the model asks for ends the agent's turn."""
@@ -119,7 +128,11 @@ class HandoffToolbox(Toolbox):
     agent: AgentSpec | None = None
     # Transfer tool name -> target.
     targets: dict[str, str] = field(default_factory=dict)
-    chosen: Transfer | None = None
+    choice: TurnChoice = field(default_factory=TurnChoice)
+
+    @property
+    def chosen(self) -> Transfer | None:
+        return self.choice.transfer
 
     def ends_turn(self) -> bool:
         return self.chosen is not None
@@ -139,13 +152,13 @@ class HandoffToolbox(Toolbox):
         target = self.targets.get(call.name)
         if target is None:
             default = agent.default_handoff or agent.handoffs[0]
-            self.chosen = Transfer(agent.name, default, (
+            self.choice.transfer = Transfer(agent.name, default, (
                 f"{agent.name} asked for {call.name!r}, which is not one of its transfers "
                 f"({', '.join(self.targets)}); its default {default} takes over"),
                 refused=call.name)
             return f"Error: there is no transfer named {call.name}; {default} takes over."
-        self.chosen = Transfer(agent.name, target,
-                               reason or f"{agent.name} handed the conversation to {target}")
+        self.choice.transfer = Transfer(
+            agent.name, target, reason or f"{agent.name} handed the conversation to {target}")
         return f"Transferred to {target}."
 
 
