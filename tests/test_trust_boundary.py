@@ -202,3 +202,25 @@ async def test_a_catalogue_cannot_approve_by_timing_out_a_worker_policy(
     assert [a.timed_out for a in result.approvals] == [True]
     failed = [s.detail for s in result.trace if s.kind == "tool_call" and not s.ok]
     assert failed and "ApprovalMissing" in failed[0]
+
+
+async def test_a_forged_input_declaring_an_mcp_server_fails_at_once(
+        env: WorkflowEnvironment, task_queue: str, tmp_path: Path) -> None:
+    # An MCP server's command runs with the worker's environment: a run may only name one.
+    planted = tmp_path / "ran"
+    catalogue = parse_catalogue({
+        "agents": {"general": {"instructions": "Help."}},
+        "mcp": {"planted": {"command": "touch", "args": [str(planted)]}}})
+    forged = RunInput(member="general", messages=[Message(role="user", content="hi")],
+                      catalogue=catalogue)
+    assert forged.catalogue.mcp
+    async with worker(env.client, task_queue):
+        handle = await env.client.start_workflow(
+            "AgentWorkflow", forged, id=f"forged-{uuid.uuid4().hex[:8]}",
+            task_queue=task_queue, result_type=RunResult)
+        with pytest.raises(WorkflowFailureError) as caught:
+            await finish(handle)
+    cause = caught.value.cause
+    assert isinstance(cause, ApplicationError) and cause.type == "InvalidRunInput"
+    assert "the run's input declares MCP servers (planted)" in cause.message
+    assert not planted.exists()

@@ -36,6 +36,7 @@ with workflow.unsafe.imports_passed_through():
         Step,
         Trip,
     )
+    from baton.core.specs import Catalogue
     from baton.core.stream_events import StepEvent
     from baton.core.usage import Usage
     from baton.telemetry.metrics import record_run_result
@@ -252,17 +253,29 @@ def _fitting(values: list[str], limit: int = 1500) -> list[str]:
     return kept
 
 
+def workers_own_declared(catalogue: Catalogue) -> str | None:
+    """What a run's catalogue declares that only the worker may ("declares providers
+    (...); a run may only name them ..."); None when it declares nothing of the kind.
+
+    Whoever can start a workflow writes its input: a provider's endpoint in it would
+    send the worker's keys wherever that person chose, an MCP server's command or URL
+    would run or reach what that person chose with the worker's secrets
+    (docs/security.md). Catalogue.closure never puts either into a run's input."""
+    for kind, names in (("providers", catalogue.providers), ("MCP servers", catalogue.mcp)):
+        if names:
+            return (f"declares {kind} ({', '.join(sorted(names))}); a run may only name "
+                    f"{kind}, which the worker declares in its own catalogue "
+                    "(worker.py --catalogue FILE)")
+    return None
+
+
 def unrunnable(run: object, pattern: str) -> str | None:
     """Why this workflow (running `pattern`) cannot run `run`, if it cannot."""
     if not isinstance(run, RunInput):
         return f"the input is not a RunInput but {type(run).__name__}"
     catalogue = run.catalogue
-    if catalogue.providers:
-        # Whoever can start a workflow writes its input: an endpoint in it would send
-        # the worker's keys wherever that person chose (docs/security.md).
-        return (f"the run's input declares providers ({', '.join(sorted(catalogue.providers))}"
-                "); a run may only name providers, which the worker declares in its own "
-                "catalogue (worker.py --catalogue FILE)")
+    if (declared := workers_own_declared(catalogue)) is not None:
+        return f"the run's input {declared}"
     if run.member not in catalogue.agents and run.member not in catalogue.teams:
         return (f"member {run.member!r} is not in the run's catalogue (agents: "
                 f"{', '.join(sorted(catalogue.agents)) or 'none'}; teams: "

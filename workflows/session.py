@@ -73,6 +73,7 @@ with workflow.unsafe.imports_passed_through():
     from baton.core.usage import Usage
 
 from baton.workflows.approval import ApprovalDesk
+from baton.workflows.base import workers_own_declared
 from baton.workflows.guardrails import check_guardrails
 from baton.workflows.handoffs import (
     Handled,
@@ -184,10 +185,9 @@ class SessionWorkflow(ApprovalDesk):
         if self._ending or self._ended_by is not None:
             raise ValueError(self._ended_message())
         member = self._input.member
-        if self._input.catalogue.providers:
+        if (declared := workers_own_declared(self._input.catalogue)) is not None:
             # As pattern workflows refuse such a run (workflows/base.py: unrunnable).
-            raise ValueError("the session's input declares providers; a session may only "
-                             "name providers, which the worker declares in its own catalogue")
+            raise ValueError(f"the session's input {declared}")
         if request.member is not None and request.member != member:
             raise ValueError(f"session {self._input.session_id!r} is a conversation with "
                              f"{member!r}, not {request.member!r}; use another session id")
