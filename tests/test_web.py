@@ -287,6 +287,24 @@ async def test_token_rules_and_cors(env: WorkflowEnvironment) -> None:
         allowed = await http.options("/api/runs", headers={
             "Origin": "https://console.test", "Access-Control-Request-Method": "POST"})
     assert allowed.headers["access-control-allow-origin"] == "https://console.test"
+    # Other pages in the operator's browser: a rebinding name, a cross-site POST.
+    loopback = httpx.ASGITransport(app=app(loopback_only=True,
+                                           cors_origins=["https://console.test"]))
+    async with httpx.AsyncClient(transport=loopback, base_url="http://127.0.0.1:8765") as http:
+        own = await http.get("/api/config")
+        rebound = await http.get("/api/config", headers={"Host": "evil.test:8765"})
+        cross_site = await http.post("/api/runs", content=b'{"member": "support_desk"}',
+                                     headers={"Origin": "https://evil.test",
+                                              "Content-Type": "text/plain"})
+        same_site = await http.post("/api/runs", json={"member": "ghost", "prompt": "hi"},
+                                    headers={"Origin": "http://127.0.0.1:8765"})
+        listed = await http.post("/api/runs", json={"member": "ghost", "prompt": "hi"},
+                                 headers={"Origin": "https://console.test"})
+    assert own.status_code == 200
+    assert rebound.status_code == 403 and "host 'evil.test:8765' is not served" in rebound.text
+    assert cross_site.status_code == 403 and "origin 'https://evil.test'" in cross_site.text
+    # past the guard, to the request's own checks (an unknown member)
+    assert same_site.status_code == listed.status_code == 404, same_site.text
     assert token_problem("127.0.0.1", None) is None and token_problem("::1", None) is None
     assert token_problem("0.0.0.0", TOKEN) is None
     assert "refusing to listen on 0.0.0.0" in (token_problem("0.0.0.0", None) or "")

@@ -24,7 +24,7 @@ from baton.cli.common import UsageError, connect_or_explain, print_json
 from baton.cli.output import usd
 from baton.core.runs import PATTERN_WORKFLOWS, RUN_STATUSES
 from baton.runtime.temporal import Settings
-from baton.telemetry.search import COST_USD, MODELS, PATTERN, STATUS, TEAM, TOKENS
+from baton.telemetry.search import COST_USD, MODELS, PATTERN, STATUS, TEAM, TOKENS, quoted
 
 _AGO = re.compile(r"(\d+)\s*([mhdw])")
 _UNITS = {"m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
@@ -76,19 +76,19 @@ def parse_since(text: str, now: datetime) -> datetime:
 def build_query(team: str | None, status: str | None, since: datetime | None,
                 nested: bool) -> str:
     """The visibility query for the filters (the Web UI takes the same text)."""
-    types = ", ".join(_quote(t) for t in PATTERN_WORKFLOWS.values())
+    types = ", ".join(quoted(t) for t in PATTERN_WORKFLOWS.values())
     # A flow's workflow type is its own name: flows are found by their pattern.
     clauses = [f"(WorkflowType IN ({types}) OR {PATTERN.name} = 'flow')"]
     if not nested:
         clauses.append("ParentWorkflowId IS NULL")
     if team:
-        clauses.append(f"{TEAM.name} = {_quote(team)}")
+        clauses.append(f"{TEAM.name} = {quoted(team)}")
     if status:
-        clauses.append(f"{STATUS.name} = {_quote(status)}")
+        clauses.append(f"{STATUS.name} = {quoted(status)}")
         if status in _LIVE:
             clauses.append("ExecutionStatus = 'Running'")
     if since:
-        clauses.append(f"StartTime >= {_quote(since.astimezone(UTC).isoformat())}")
+        clauses.append(f"StartTime >= {quoted(since.astimezone(UTC).isoformat())}")
     return " AND ".join(clauses)
 
 
@@ -130,7 +130,7 @@ async def newest(client: Client, query: str, limit: int, *,
     first = await _matching(client, query, limit, nested)
     if len(first) == limit:
         oldest = min(e.start_time for e in first).astimezone(UTC).isoformat()
-        first = await _matching(client, f"{query} AND StartTime >= {_quote(oldest)}", None,
+        first = await _matching(client, f"{query} AND StartTime >= {quoted(oldest)}", None,
                                 nested)
     first.sort(key=lambda e: e.start_time, reverse=True)
     return first[:limit]
@@ -178,7 +178,3 @@ def _table(runs: list[ListedRun]) -> str:
                   for i, (cell, w) in enumerate(zip(row, widths, strict=False)))
         + "  " + row[-1] for row in rows)
 
-
-def _quote(value: str) -> str:
-    """A visibility-query string literal."""
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'

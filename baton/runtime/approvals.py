@@ -49,7 +49,7 @@ from baton.core.waiting import (
 from baton.runtime.approver_keys import SigningKey
 from baton.runtime.codec import client_key_problem
 from baton.runtime.liveness import serving_workers
-from baton.telemetry.search import STATUS
+from baton.telemetry.search import STATUS, nested_runs
 
 # The runs that say they wait for a person: found by the status search attribute.
 WAITING_RUNS = f"ExecutionStatus = 'Running' AND {STATUS.name} = 'waiting_approval'"
@@ -199,7 +199,7 @@ async def pending_in_tree(client: Client, workflow_id: str) -> list[ApprovalRequ
     """Pending requests of a run and of its running nested runs, with their full
     arguments, asked of the runs themselves: a worker must be running them."""
     found = await _pending_in(client, workflow_id)
-    query = f"WorkflowId STARTS_WITH '{workflow_id}/' AND ExecutionStatus = 'Running'"
+    query = f"{nested_runs(workflow_id)} AND ExecutionStatus = 'Running'"
     async for child in client.list_workflows(query):
         found += await _pending_in(client, child.id)
     return found
@@ -230,7 +230,7 @@ async def _holder(client: Client, workflow_id: str) -> _Holder:
 async def _holders_in_tree(client: Client, workflow_id: str) -> list[_Holder]:
     """The run and its running nested runs, each with what it waits for."""
     holders = [await _holder(client, workflow_id)]
-    query = f"WorkflowId STARTS_WITH '{workflow_id}/' AND ExecutionStatus = 'Running'"
+    query = f"{nested_runs(workflow_id)} AND ExecutionStatus = 'Running'"
     async for child in client.list_workflows(query):
         holders.append(await _holder(client, child.id))
     for holder in holders:

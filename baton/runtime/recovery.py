@@ -23,6 +23,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from baton.runtime.codec import KEY_ENV, OLD_KEYS_ENV, missing_key_ids
 from baton.runtime.temporal import build_replayer
+from baton.telemetry.search import nested_runs
 
 RESETTABLE = {
     WorkflowExecutionStatus.FAILED,
@@ -126,7 +127,7 @@ async def replay(histories: list[WorkflowHistory]) -> list[ReplayReport]:
 async def run_histories(client: Client, workflow_id: str) -> list[WorkflowHistory]:
     """The run and every nested run below it (children ids start with its id)."""
     histories = [await fetch_history(client, workflow_id)]
-    async for child in client.list_workflows(f"WorkflowId STARTS_WITH '{workflow_id}/'"):
+    async for child in client.list_workflows(nested_runs(workflow_id)):
         histories.append(await client.get_workflow_handle(child.id).fetch_history())
     return histories
 

@@ -31,6 +31,7 @@ from temporalio.service import RPCError
 
 from baton.core.events import EVENTS_TOPIC, RunEvent
 from baton.runtime.liveness import serving_workers
+from baton.telemetry.search import nested_runs
 
 # How often new nested runs are looked for while watching.
 DISCOVERY_INTERVAL_S = 1.0
@@ -84,7 +85,7 @@ async def events(client: Client, workflow_id: str, *,
 
     async def discover() -> None:
         while True:
-            query = f"WorkflowId STARTS_WITH '{workflow_id}/'"
+            query = nested_runs(workflow_id)
             async for child in client.list_workflows(query):
                 if "/shard-" not in child.id:  # shards have no stream; their branches do
                     start(child.id)

@@ -50,6 +50,18 @@ MODELS = SearchAttributeKey.for_keyword_list("BatonModels")
 SEARCH_ATTRIBUTES: tuple[SearchAttributeKey[Any], ...] = (
     TEAM, PATTERN, STATUS, COST_USD, TOKENS, MODELS)
 
+def quoted(value: str) -> str:
+    """`value` as a visibility-query string literal: a workflow id or a name can hold
+    quotes, and must not change the query it is put in."""
+    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def nested_runs(workflow_id: str) -> str:
+    """The visibility query for every run nested under `workflow_id` (its children
+    are named `<id>/<member>`)."""
+    return f"WorkflowId STARTS_WITH {quoted(workflow_id + '/')}"
+
+
 def starting_attributes(member: str, pattern: str) -> TypedSearchAttributes:
     """What a run is found by from its first moment, given by whoever starts it. Such a
     run upserts only what changes later (its status, its spending): each upsert is a

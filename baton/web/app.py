@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -54,9 +53,9 @@ from baton.runtime.approvals import ApprovalError, decide, pending, pending_in_t
 from baton.runtime.approver_keys import ApproverKeyError, SigningKey
 from baton.runtime.sessions import SessionError, TurnFailed, end_session, send_turn, session_state
 from baton.runtime.temporal import Settings
-from baton.telemetry.search import COST_USD, MODELS, PATTERN, STATUS, TEAM, TOKENS
+from baton.telemetry.search import COST_USD, MODELS, PATTERN, STATUS, TEAM, TOKENS, quoted
 from baton.web.feeds import FeedError, Feeds, sse, sse_comment
-from baton.web.security import BearerToken
+from baton.web.security import BearerToken, OtherPagesRefused
 from baton.web.tree import TreeError, run_tree
 
 STATIC = Path(__file__).parent / "static"
@@ -84,6 +83,8 @@ class ServeConfig:
     client: Client | None = None
     token: str | None = None
     cors_origins: list[str] = field(default_factory=list)
+    # Served on loopback without a token: only loopback host names are answered.
+    loopback_only: bool = False
     flows: dict[str, Flow[Any]] = field(default_factory=lambda: FLOWS)
     # Simulated latency of the offline models in runs started here (`serve --latency`),
     # so their answers stream as a real model's would.
@@ -147,7 +148,9 @@ def create_app(config: ServeConfig) -> Starlette:
         Route("/api/sessions/{session_id}", api.session, methods=["GET"]),
         Mount("/static", StaticFiles(directory=STATIC), name="static"),
     ]
-    middleware = [Middleware(BearerToken, token=config.token)]
+    middleware = [Middleware(OtherPagesRefused, loopback_only=config.loopback_only,
+                             cors_origins=config.cors_origins),
+                  Middleware(BearerToken, token=config.token)]
     if config.cors_origins:
         middleware.insert(0, Middleware(
             CORSMiddleware, allow_origins=config.cors_origins, allow_credentials=False,
@@ -290,18 +293,18 @@ class _Api:
             clauses.append("ParentWorkflowId IS NULL")
         for key, attribute in (("team", TEAM), ("pattern", PATTERN)):
             if value := params.get(key):
-                clauses.append(f"{attribute.name} = {_quote(value)}")
+                clauses.append(f"{attribute.name} = {quoted(value)}")
         if status := params.get("status"):
             if status not in RUN_STATUSES:
                 raise HTTPError(400, f"unknown status {status!r}; accepted: "
                                      f"{', '.join(RUN_STATUSES)}")
-            clauses.append(f"{STATUS.name} = {_quote(status)}")
+            clauses.append(f"{STATUS.name} = {quoted(status)}")
         if since := params.get("since"):
             try:
                 start = parse_since(since, datetime.now(UTC))
             except UsageError as err:
                 raise HTTPError(400, str(err).replace("--since", "since")) from None
-            clauses.append(f"StartTime >= {_quote(start.astimezone(UTC).isoformat())}")
+            clauses.append(f"StartTime >= {quoted(start.astimezone(UTC).isoformat())}")
         return " AND ".join(clauses)
 
     def _listed(self, execution: WorkflowExecution) -> dict[str, Any]:
@@ -470,17 +473,8 @@ def _int_param(request: Request, name: str, default: int, low: int, high: int) -
     return int(text)
 
 
-def _quote(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
-
-
 def _jsonable(value: Any) -> Any:
     if isinstance(value, BaseModel):
         return value.model_dump(mode="json")
     return value
 
-
-def token_from_env() -> str | None:
-    from baton.web.security import TOKEN_ENV
-
-    return os.environ.get(TOKEN_ENV) or None

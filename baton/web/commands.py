@@ -14,7 +14,7 @@ from typing import Any
 
 from baton.cli.common import UsageError, catalogue_flags, connect_or_explain
 from baton.runtime.temporal import Settings
-from baton.web.security import TOKEN_ENV, token_problem
+from baton.web.security import TOKEN_ENV, is_loopback, token_problem
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -55,6 +55,7 @@ async def serve(args: argparse.Namespace) -> int:
     client = await connect_or_explain(settings)
     app = create_app(ServeConfig(catalogue=catalogue, settings=settings, client=client,
                                  token=token, cors_origins=args.cors_origin,
+                                 loopback_only=token is None and is_loopback(args.host),
                                  offline_latency_s=args.latency))
     shown = f"[{args.host}]" if ":" in args.host else args.host
     print(f"Baton console: http://{shown}:{args.port}/  (API under /api/, "

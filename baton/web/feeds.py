@@ -190,6 +190,9 @@ class Feeds:
         feed = self._feeds.get(run_id)
         if feed is None or (feed.error is not None and feed.subscribers == 0):
             feed = self._feeds[run_id] = Feed(self.client, run_id)
+            # Idle until someone watches it: a request that never does (refused, or
+            # gone before its body) must not keep it polling the run.
+            feed.idle_since = asyncio.get_running_loop().time()
         return feed
 
     @contextlib.asynccontextmanager
