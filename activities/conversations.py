@@ -176,13 +176,14 @@ async def _read(converter: DataConverter, ref: ConversationRef,
     return cast(StoredConversation, part)
 
 
-async def store_conversation(request: ModelRequest, turn: Message, threshold: int,
+async def store_conversation(request: ModelRequest, conversation: list[Message],
+                             turn: Message, threshold: int,
                              recent: RecentConversations) -> ConversationRef | None:
-    """The conversation after `request` (its whole conversation, then the model's
-    `turn`) stored for the agent's next call: only what the request added to its
-    prefix. None when the conversation is under `threshold` bytes (not worth it) or
-    this worker has no payload store."""
-    whole = [*await full_messages(request, recent), turn]
+    """The conversation after `request` (its whole `conversation`, as `full_messages`
+    made it, then the model's `turn`) stored for the agent's next call: only what the
+    request added to its prefix. None when the conversation is under `threshold` bytes
+    (not worth it) or this worker has no payload store."""
+    whole = [*conversation, turn]
     added = StoredConversation(parent=request.prefix,
                                messages=[*request.messages, turn])
     if request.prefix is None and len(added.__pydantic_serializer__.to_json(added)) < threshold:

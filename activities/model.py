@@ -29,6 +29,7 @@ from baton.core.errors import CircuitOpen, PayloadStoreError
 from baton.core.model_io import (
     BreakerState,
     ConversationRef,
+    Message,
     ModelRequest,
     ModelResponse,
     assistant_turn,
@@ -85,16 +86,17 @@ class ModelCalls:
         update: dict[str, object] = {
             "usage": response.usage.model_copy(update={"calls": attempts})}
         if response.tool_calls:  # the agent will call again with this and the results
-            update["conversation"] = await self._stored(sent, response)
+            update["conversation"] = await self._stored(sent, request.messages, response)
         return response.model_copy(update=update)
 
-    async def _stored(self, sent: ModelRequest,
+    async def _stored(self, sent: ModelRequest, conversation: list[Message],
                       response: ModelResponse) -> ConversationRef | None:
         """The conversation stored for the agent's next call; None (it will carry the
         whole conversation) when the store fails: the model's answer, already paid
         for, is not thrown away for it."""
         try:
-            return await store_conversation(sent, assistant_turn(sent.agent, response),
+            return await store_conversation(sent, conversation,
+                                            assistant_turn(sent.agent, response),
                                             self.conversation_offload_bytes,
                                             self.recent_conversations)
         except PayloadStoreError as err:
