@@ -237,10 +237,12 @@ async def _polled(client: Client, task_queue: str) -> bool:
 async def _until_polled(client: Client, task_queue: str, wait_s: float) -> bool:
     """Whether a worker polls `task_queue`, waiting up to `wait_s` seconds for one."""
     deadline = time.monotonic() + wait_s
+    pause = 0.05  # a worker starting beside us polls within milliseconds; others later
     while not await _polled(client, task_queue):
         if time.monotonic() >= deadline:
             return False
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(pause)
+        pause = min(pause * 2, 0.5)
     return True
 
 

@@ -126,7 +126,7 @@ class OfflineProvider:
             own = [t for t in request.tools if not is_transfer(t.name)]
             next_call = _transfer_call(request, transfers) if transfers else None
             if next_call is None:
-                next_call = _next_tool_call(request.model_copy(update={"tools": own}), prompt)
+                next_call = _next_tool_call(request.model_copy(update={"tools": own}))
             if next_call is not None:
                 return self._response(request, "", tool_calls=[next_call], finish="tool_calls")
         if request.output_schema is not None:
@@ -442,10 +442,10 @@ def _try_json(text: str) -> dict[str, Any] | None:
     return value if isinstance(value, dict) else None
 
 
-def _next_tool_call(request: ModelRequest, prompt: str) -> ToolCall | None:
+def _next_tool_call(request: ModelRequest) -> ToolCall | None:
     """Call each offered tool once, in order, with arguments taken from what the user
-    wrote (offline_arguments.py); None when every tool has answered."""
-    del prompt  # the arguments come from the user's own messages, newest first
+    wrote, newest message first (offline_arguments.py); None when every tool has
+    answered."""
     called = {c.name for m in request.messages for c in m.tool_calls}
     for index, tool in enumerate(request.tools):
         if tool.name in called:

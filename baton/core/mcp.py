@@ -26,14 +26,11 @@ from __future__ import annotations
 import fnmatch
 import re
 from collections.abc import Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from baton.core.tools import MAX_RESULT_CHARS, OnFailure
-
-if TYPE_CHECKING:
-    pass
 
 # A server's name is part of every tool name the model sees ("SERVER__TOOL", at most
 # 64 characters for OpenAI and Anthropic alike): kept short.
