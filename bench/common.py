@@ -84,10 +84,13 @@ async def bench_environment(*, in_memory: bool | None = None,
 
 def raw_worker(client: Client, task_queue: str, *, workflows: Sequence[type],
                activities: Sequence[Callable[..., Any]], **options: Any) -> Worker:
-    """A worker for a raw-Temporal baseline, tuned exactly as Baton's production
-    worker (unsandboxed, the same slots and polls); `options` override for a study."""
+    """A worker for a raw-Temporal baseline, tuned exactly as Baton's worker: the same
+    slots and polls, and sandboxed exactly when Baton's is (BATON_SANDBOX=1, as
+    `build_worker` reads it); `options` override for a study."""
+    sandboxed = os.environ.get("BATON_SANDBOX", "") == "1"
     return Worker(client, task_queue=task_queue, workflows=workflows,
-                  activities=activities, **{**worker_tuning(sandboxed=False), **options})
+                  activities=activities,
+                  **{**worker_tuning(sandboxed=sandboxed), **options})
 
 
 def process_cpu_s(pid: int | None) -> float | None:

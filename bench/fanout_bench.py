@@ -147,12 +147,16 @@ async def main() -> int:
             for i in range(max(args.repeat, raw_repeat)):
                 if i < args.repeat:
                     bases.append(await baseline(n, chaos))
+                    if i % 2:  # the raw floor goes first in every other repeat
+                        floors.append(await run_raw(env.client, n, args.latency,
+                                                    branches="activity"))
                     wall, meter = await with_temporal(env, n, chaos, args.branch_runs,
                                                       args.activity_polls)
                     walls.append(wall)
                     meters.append(meter)
-                    floors.append(await run_raw(env.client, n, args.latency,
-                                                branches="activity"))
+                    if not i % 2:
+                        floors.append(await run_raw(env.client, n, args.latency,
+                                                    branches="activity"))
                 if i < raw_repeat:
                     with CpuMeter(env.server_pid()) as raw_meter:
                         raws.append(await run_raw(env.client, n, args.latency))

@@ -112,8 +112,9 @@ def waiting_goals(figures: list[Figure]) -> list[Row]:
         rows.append((f"resumes >= 0.9x raw, {scale}", num(f.get("resumes_per_s"), " /s"),
                      f"raw {num(f.get('raw_resumes_per_s'), ' /s')}",
                      num(r and round(r, 2), "x"),
-                     verdict(r, at_least(0.9), "" if (waiting or 0) >= 10_000
-                             else "the goal's scale is 10,000 waiting")))
+                     verdict(r, at_least(0.9), "" if (f.get("runs") or 0) >= 10_000
+                             else "the goal's scale is 10,000 of Baton's runs waiting, "
+                                  "all released")))
     return rows
 
 

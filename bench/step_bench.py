@@ -151,9 +151,14 @@ async def measure_store(env: BenchEnvironment, patterns: list[str], runs: int) -
         steps, raw = [], []
         baton_metrics.retrieve_updates()
         raw_metrics.retrieve_updates()
-        for turn in chunks(runs, CHUNK):
-            steps += await baton_steps(baton_client, member, prompt, turn)
-            raw += await raw_steps(raw_client, turn)
+        for index, turn in enumerate(chunks(runs, CHUNK)):
+            # Each side goes first in every other turn: neither always follows the other.
+            if index % 2 == 0:
+                steps += await baton_steps(baton_client, member, prompt, turn)
+                raw += await raw_steps(raw_client, turn)
+            else:
+                raw += await raw_steps(raw_client, turn)
+                steps += await baton_steps(baton_client, member, prompt, turn)
         p50, p95, raw50, raw95 = (statistics.median(steps), pct(steps, 95),
                                   statistics.median(raw), pct(raw, 95))
         print(json.dumps({
