@@ -86,6 +86,9 @@ class MCPConnections:
         self._live: dict[Key, _Connection] = {}
         self._opening: dict[Key, asyncio.Task[_Connection]] = {}
         self._reaper: asyncio.Task[None] | None = None
+        # Workers serving these connections: a BatonPlugin's are shared by every worker
+        # built from its client, and only the last to stop closes them.
+        self._serving = 0
         # Names this worker's own queue, where the calls of the sessions it holds go.
         self.worker_id = uuid.uuid4().hex[:12]
 
@@ -98,7 +101,8 @@ class MCPConnections:
     @contextlib.asynccontextmanager
     async def serving(self, worker: Worker) -> AsyncIterator[list[Worker]]:
         """The MCP call queues of `worker`'s task queue served while inside (an
-        activity-only worker each); then every connection closed."""
+        activity-only worker each); then, once no worker serves them, every connection
+        closed."""
         queues = [mcp_task_queue(worker.task_queue)]
         if any(config.stateful for config in self.servers.values()):
             queues.append(self.session_queue(worker.task_queue))
@@ -112,13 +116,16 @@ class MCPConnections:
                          max_concurrent_activities=500,
                          graceful_shutdown_timeout=timedelta(seconds=10))
                   for queue in queues]
+        self._serving += 1
         try:
             async with contextlib.AsyncExitStack() as stack:
                 for side in beside:
                     await stack.enter_async_context(side)
                 yield beside
         finally:
-            await self.aclose()
+            self._serving -= 1
+            if self._serving == 0:
+                await self.aclose()
 
     def open_sessions(self) -> list[Key]:
         return sorted(key for key, conn in self._live.items() if not conn.broken)

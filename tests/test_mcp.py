@@ -17,6 +17,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -26,9 +27,10 @@ from typing import Any
 import pytest
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import ResetStickyTaskQueueRequest
-from temporalio.client import WorkflowFailureError, WorkflowHistory
+from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer, Worker
 from temporalio.workflow import NondeterminismError
 
 import baton
@@ -39,6 +41,7 @@ from baton.core.runs import RunResult
 from baton.runtime.approvals import pending_in_tree
 from baton.runtime.temporal import build_replayer
 from tests.helpers import worker
+from tests.mcp_servers.plain_app import PlainSums, plain_clerk
 from tests.run_records import history_text
 from tests.scripted import scripted_offline, tool_call
 
@@ -181,6 +184,45 @@ async def test_an_agent_uses_stdio_and_http_mcp_tools_durably(
         assert http_server.url not in text and "tests.mcp_servers" not in text
         # The recorded tool list is what a replay offers: no server is needed for it.
         await build_replayer().replay_workflow(history)
+
+
+# --- an MCP server inside a plain Temporal workflow, through BatonPlugin ----------------
+
+async def test_an_agent_uses_mcp_tools_inside_a_plain_workflow_through_the_plugin(
+        env: WorkflowEnvironment, task_queue: str, call_log: Path) -> None:
+    # BatonPlugin(agent) declares the agent's server on every worker built from the
+    # client; nothing else is configured. No workflow cache: every task replays.
+    plugin = baton.BatonPlugin(plain_clerk)
+    config = env.client.config()
+    config["plugins"] = [plugin]
+    client = Client(**config)
+    async with Worker(client, task_queue=task_queue, workflows=[PlainSums],
+                      max_cached_workflows=0):
+        handle = await client.start_workflow(PlainSums.run, [417, 58],
+                                             id=f"sums-{uuid.uuid4().hex[:8]}",
+                                             task_queue=task_queue)
+        answers = await asyncio.wait_for(handle.result(), 60)
+        running = entries(call_log, tool="server")
+    # The worker has stopped, and with it the stdio server it started.
+
+    assert "417 + 417 = 834" in answers[0] and "58 + 58 = 116" in answers[1]
+    # Each call ran once on the server's side, both in the one pooled process, which
+    # was running while the worker was and stopped with it.
+    assert len(entries(call_log, tool="add", a=417)) == 1
+    assert len(entries(call_log, tool="add", a=58)) == 1
+    assert [e["phase"] for e in running] == ["start"]
+    assert [e["phase"] for e in entries(call_log, tool="server")] == ["start", "stop"]
+    assert {e["pid"] for e in entries(call_log, tool="add")} == {running[0]["pid"]}
+    assert not Path(f"/proc/{running[0]['pid']}").exists()
+    history = await handle.fetch_history()
+    scheduled, completed, summaries = activities(history)
+    assert {k: v for k, v in scheduled.items() if k.startswith("mcp:")} == {"mcp:plain/add": 2}
+    assert scheduled["baton_mcp_list_tools"] == 1  # one list for the run
+    assert all(completed[k] == v for k, v in scheduled.items())
+    assert "plain_clerk · plain/add(a=58, b=58)" in summaries
+    text = history_text(history)  # the worker's environment is not recorded
+    assert str(call_log) not in text and LOG_ENV not in text and "tests.mcp_servers" not in text
+    await Replayer(workflows=[PlainSums], plugins=[plugin]).replay_workflow(history)
 
 
 async def wait_for_log(path: Path, count: int, wait_s: float = 10,
