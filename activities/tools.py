@@ -17,21 +17,37 @@ what runs inside a workflow task: local tools, approval policies and the check
 that some live worker serves a tool (`TOOL_CHECK_ACTIVITY`); each refuses a call
 made for a schema it does not have (`TOOL_NOT_SERVED`), and the workflow then
 sends the call to the tool's queue (workflows/tool_calls.py).
+
+Who else serves a tool of the same name: the server lists a task queue's pollers but
+no worker's queues, so each worker also polls the tool's presence queue (its name
+alone, `tool_presence_queue`; nothing runs there) under an identity that names the
+schema it serves. A worker starting reads that list first and logs a warning for
+every worker seen there with another schema (warn_of_other_schemas): both are served
+and no run reaches the wrong function, but one of them is usually a stale worker or
+another app that will surprise someone.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager, suppress
+from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 from temporalio import activity
 from temporalio.api.enums.v1 import TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.api.failure.v1 import ApplicationFailureInfo, Failure
+from temporalio.api.taskqueue.v1 import PollerInfo, TaskQueue
+from temporalio.api.workflowservice.v1 import (
+    DescribeTaskQueueRequest,
+    PollActivityTaskQueueRequest,
+    RespondActivityTaskFailedRequest,
+)
 from temporalio.client import Client
 from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
@@ -53,6 +69,7 @@ from baton.core.tools import (
     describe_parameters,
     render_result,
     schema_fingerprint,
+    tool_presence_queue,
     tool_task_queue,
 )
 from baton.telemetry.metrics import metered_tool
@@ -62,6 +79,22 @@ from baton.telemetry.observability import tool_call_span
 POLL_WAIT_S = 5.0
 # How long the serving check waits for a poller before it calls a tool unserved.
 CHECK_WAIT_S = 3.0
+# A worker announcing a tool polls its presence queue at least this often while it
+# runs: nothing is scheduled there to keep its one slot busy, and the server answers a
+# long poll within a minute. An older last poll is a worker that has stopped.
+LIVE_POLL_S = 70.0
+# How much of a schema's signature an announcing worker's identity carries (the server
+# refuses identities above 1,000 characters).
+ANNOUNCED_SIGNATURE_CHARS = 300
+# An announcing poll's deadline (the server answers an idle poll after 60 s) and the
+# pause before polling again after an error.
+LONG_POLL_TIMEOUT = timedelta(seconds=70)
+ANNOUNCE_RETRY_S = 1.0
+# What a task scheduled on a presence queue gets.
+_NOTHING_RUNS_HERE = Failure(
+    message="a tool's presence queue runs nothing: it only lists who serves the tool",
+    application_failure_info=ApplicationFailureInfo(type="NotFoundError", non_retryable=True))
+log = logging.getLogger(__name__)
 # What a tool's own worker copies from the worker it serves beside: its activity
 # slots, polling, shutdown grace and interceptors (tracing), so a tool call is
 # served as it was when it ran on the main worker.
@@ -134,17 +167,119 @@ async def serving_tools(client: Client, task_queue: str, tools: Sequence[Tool],
     config = client.config(active_config=True)
     config["plugins"] = []
     bare = Client(**config)
+    served = list(_by_name(tools).values())
     workers = [Worker(bare, task_queue=tool.definition.task_queue(task_queue),
                       activities=own_queue_activities(tool), **options)
-               for tool in _by_name(tools).values()]
+               for tool in served]
+    identity = options.get("identity") or bare.identity
+    # Read before announcing, so that this worker does not see itself.
+    await warn_of_other_schemas(bare, task_queue, served)
+    announced = {tool_presence_queue(task_queue, t.name): _announcing(identity, t)
+                 for t in served}
     async with AsyncExitStack() as stack:
         for worker in workers:
             await stack.enter_async_context(worker)
-        # Polling before the block starts: a serving check made by another worker right
-        # away finds them (a first poll takes a few milliseconds).
-        await asyncio.gather(*(_until_polled(bare, w.task_queue, POLL_WAIT_S)
-                               for w in workers))
+        for queue, as_who in announced.items():
+            announcing = asyncio.create_task(_announce(bare, queue, as_who))
+            stack.push_async_callback(_stop, announcing)
+        # Polling before the block starts: a serving check or a schema warning made by
+        # another worker right away finds them (a first poll takes a few milliseconds).
+        await asyncio.gather(
+            *(_until_polled(bare, w.task_queue, POLL_WAIT_S) for w in workers),
+            *(_until_polled(bare, queue, POLL_WAIT_S, identity=as_who)
+              for queue, as_who in announced.items()))
         yield workers
+
+
+def _announcing(identity: str, tool: Tool) -> str:
+    """The identity under which the worker `identity` announces `tool`: it names the
+    schema, readable and as a fingerprint (`_announced` reads it back)."""
+    signature = describe_parameters(tool.definition.parameters)
+    if len(signature) > ANNOUNCED_SIGNATURE_CHARS:
+        signature = signature[:ANNOUNCED_SIGNATURE_CHARS - 1] + "…"
+    return f"{identity} {tool.name}({signature})@{tool.definition.fingerprint}"
+
+
+async def _announce(client: Client, presence_queue: str, identity: str) -> None:
+    """Poll a tool's presence queue as `identity` until cancelled, for workers started
+    later to read (warn_of_other_schemas); a task found there (nothing schedules one)
+    is failed at once. Hand-written rather than a Worker: the SDK refuses a second
+    worker on one task queue through one client, and two apps' workers in one process
+    (tests, a BatonPlugin per app) announce one tool name on one presence queue. It
+    costs one pending poll and stops at once (cancelling its poll)."""
+    request = PollActivityTaskQueueRequest(
+        namespace=client.namespace, task_queue=TaskQueue(name=presence_queue),
+        identity=identity)
+    while True:
+        try:
+            task = await client.workflow_service.poll_activity_task_queue(
+                request, timeout=LONG_POLL_TIMEOUT)
+            if task.task_token:
+                await client.workflow_service.respond_activity_task_failed(
+                    RespondActivityTaskFailedRequest(
+                        namespace=client.namespace, task_token=task.task_token,
+                        identity=identity, failure=_NOTHING_RUNS_HERE))
+        except RPCError as err:
+            # The server away (restarting) or the poll's deadline passed: poll again.
+            log.debug("announcing on %s: %s", presence_queue, err)
+            await asyncio.sleep(ANNOUNCE_RETRY_S)
+
+
+async def _stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    with suppress(asyncio.CancelledError):
+        await task
+
+
+async def warn_of_other_schemas(client: Client, task_queue: str, tools: Sequence[Tool]) -> int:
+    """Log a warning for each worker that lately announced one of `tools` on
+    `task_queue` with another schema; how many were logged."""
+    found = await asyncio.gather(*(_other_schemas(client, task_queue, t) for t in tools))
+    warnings = [_other_schema_warning(task_queue, tool, poller)
+                for tool, pollers in zip(tools, found, strict=True) for poller in pollers]
+    for warning in warnings:
+        log.warning(warning)
+    return len(warnings)
+
+
+async def _other_schemas(client: Client, task_queue: str, tool: Tool) -> list[PollerInfo]:
+    """The pollers of `tool`'s presence queue that announce another schema."""
+    pollers = await _pollers(client, tool_presence_queue(task_queue, tool.name))
+    return [p for p in pollers or ()
+            if (announced := _announced(tool.name, p.identity)) is not None
+            and announced[2] != tool.definition.fingerprint]
+
+
+def _announced(name: str, identity: str) -> tuple[str, str, str] | None:
+    """(worker identity, signature, fingerprint) from an announcer's identity for `name`."""
+    match = re.fullmatch(rf"(.*?) {re.escape(name)}\((.*)\)@([0-9a-f]{{12}})", identity,
+                         flags=re.DOTALL)
+    return (match[1], match[2], match[3]) if match else None
+
+
+def _other_schema_warning(task_queue: str, tool: Tool, poller: PollerInfo) -> str:
+    """What an operator should know of `poller`, which announced `tool` with another
+    schema: both signatures, who and how lately, what it means and what to do."""
+    other, signature, fingerprint = _announced(tool.name, poller.identity) or ("", "", "")
+    age_s = max(0, round(time.time() - poller.last_access_time.ToSeconds()))
+    since = (f"it last polled {age_s} s ago, so it has stopped (the server forgets a "
+             "stopped worker's polls after a few minutes)" if age_s > LIVE_POLL_S else
+             f"it polled within the last {max(age_s, 1)} s: it is running, or stopped "
+             "since (the server lists a stopped worker for a few minutes; if that worker "
+             "is this app's previous run, nothing needs doing)")
+    mine = tool.definition
+    return (
+        f"tool {tool.name!r} has another schema on task queue {task_queue!r}:\n"
+        f"  this worker serves   {tool.name}({describe_parameters(mine.parameters)}) "
+        f"[schema {mine.fingerprint}]\n"
+        f"  worker {other!r} serves {tool.name}({signature}) [schema {fingerprint}]; "
+        f"{since}.\n"
+        "  Each run's calls reach the function whose schema its model was offered: runs "
+        "offered the other schema go to that worker, and fail with ToolUnavailable when "
+        "no worker serves it any more. A stale worker (started before the tool changed) "
+        "should be stopped; another app's tool of the same name is best renamed "
+        "(@baton.tool(name=...)) or its app run on a task queue of its own "
+        "(BATON_TASK_QUEUE).")
 
 
 @activity.defn(dynamic=True)
@@ -220,25 +355,33 @@ def _check_activity(tools: dict[str, Tool]) -> Callable[..., Any]:
     return tool_check
 
 
-async def _polled(client: Client, task_queue: str) -> bool:
-    """Whether a worker polled the task queue for activities lately (the server keeps
-    its pollers for a few minutes, so a worker restarting just now counts). When the
-    server does not say (e.g. a key without the permission), assume one does: the call
-    then waits for its worker as any activity would."""
+async def _pollers(client: Client, task_queue: str) -> Sequence[PollerInfo] | None:
+    """Who polled the task queue for activities lately (the server keeps its pollers for
+    a few minutes after their last poll); None when the server does not say (e.g. a
+    key without the permission)."""
     try:
         answer = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
             namespace=client.namespace, task_queue=TaskQueue(name=task_queue),
             task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY))
     except RPCError:
-        return True
-    return bool(answer.pollers)
+        return None
+    return answer.pollers
 
 
-async def _until_polled(client: Client, task_queue: str, wait_s: float) -> bool:
-    """Whether a worker polls `task_queue`, waiting up to `wait_s` seconds for one."""
+async def _polled(client: Client, task_queue: str, identity: str | None = None) -> bool:
+    """Whether a worker (the one of `identity`, if given) polled the task queue lately,
+    a worker restarting just now included. When the server does not say, assume one
+    did: the call then waits for its worker as any activity would."""
+    pollers = await _pollers(client, task_queue)
+    return pollers is None or any(identity in (None, p.identity) for p in pollers)
+
+
+async def _until_polled(client: Client, task_queue: str, wait_s: float,
+                        identity: str | None = None) -> bool:
+    """Whether a worker (of `identity`) polls `task_queue`, waiting up to `wait_s`."""
     deadline = time.monotonic() + wait_s
     pause = 0.05  # a worker starting beside us polls within milliseconds; others later
-    while not await _polled(client, task_queue):
+    while not await _polled(client, task_queue, identity):
         if time.monotonic() >= deadline:
             return False
         await asyncio.sleep(pause)

@@ -4,13 +4,16 @@ Two apps on one task queue may each define a `get_weather`: every worker serves 
 tools on the task queue of their name and schema fingerprint (activities/tools.py,
 workflows/tool_calls.py), so each run reaches its own function, a local tool or an
 approval policy the workflow's worker lacks runs where it is served, and a schema no
-live worker serves fails the run at once, typed, naming both schemas.
+live worker serves fails the run at once, typed, naming both schemas. A worker that
+starts where another worker lately served a tool of its name with another schema
+says so in a warning.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import sys
 import time
@@ -27,7 +30,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
 import baton
-from baton.activities.tools import serving_tools
+from baton.activities.tools import serving_tools, warn_of_other_schemas
 from baton.core.errors import ToolUnavailable
 from baton.core.tools import ToolDef, schema_fingerprint
 from tests.data import weather_app
@@ -184,3 +187,51 @@ async def test_a_call_runs_where_its_schema_is_served_and_fails_where_none_is(
                  "this worker serves get_weather(city: string)", "stale worker",
                  "python worker.py --app MODULE"):
         assert part in cause.message, part
+
+
+async def test_a_worker_warns_of_a_tool_of_its_name_served_with_another_schema(
+        env: WorkflowEnvironment, task_queue: str, caplog: pytest.LogCaptureFixture) -> None:
+    same_schema = baton.tool(name="get_weather", description="Reworded.")(weather_by_query.fn)
+    caplog.set_level(logging.WARNING, logger="baton")
+    async with serving_tools(env.client, task_queue, [weather_by_query]):
+        assert not caplog.records  # nobody else was there
+        # A worker with the schema already served has nothing to say.
+        assert await warn_of_other_schemas(env.client, task_queue, [same_schema]) == 0
+        assert not caplog.records
+        async with serving_tools(env.client, task_queue, [weather_by_city]):
+            [warning] = caplog.records
+    assert warning.levelno == logging.WARNING and warning.name.startswith("baton")
+    for part in (f"tool 'get_weather' has another schema on task queue {task_queue!r}",
+                 "this worker serves   get_weather(city: string) "
+                 f"[schema {weather_by_city.definition.fingerprint}]",
+                 f"serves get_weather(query: string) "
+                 f"[schema {weather_by_query.definition.fingerprint}]",
+                 f"worker '{env.client.identity}'", "polled within the last",
+                 "stale worker", "should be stopped", "ToolUnavailable"):
+        assert part in warning.getMessage(), part
+    # A worker process logs it where its operator reads (worker.py's output): here it
+    # sees the city worker, stopped a moment ago, and says it may have stopped.
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "worker.py", "--app", "tests.data.weather_app", cwd=ROOT,
+        env={**os.environ, "TEMPORAL_ADDRESS": env.client.service_client.config.target_host,
+             "BATON_TASK_QUEUE": task_queue},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT)
+    try:
+        # (The warning's last line ends so; the process would print nothing after it.)
+        output = await asyncio.wait_for(read_until(process, "(BATON_TASK_QUEUE)."), 30)
+    finally:
+        await stop(process)
+    assert "WARNING" in output and "has another schema" in output, output
+    assert "get_weather(city: string)" in output and "get_weather(query: string)" in output
+
+
+async def read_until(process: asyncio.subprocess.Process, text: str) -> str:
+    """What the process printed up to the first line containing `text`."""
+    assert process.stdout is not None
+    lines: list[str] = []
+    while not lines or text not in lines[-1]:
+        line = await process.stdout.readline()
+        if not line:
+            raise AssertionError(f"the process ended before printing {text!r}: {lines}")
+        lines.append(line.decode())
+    return "".join(lines)

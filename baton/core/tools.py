@@ -46,6 +46,7 @@ from temporalio import activity, workflow
 
 from baton.core.model_io import ToolSpec
 from baton.core.signatures import default_of, typed_parameters
+from baton.core.steps import workflow_steps
 
 # OpenAI and Anthropic both accept tool names of this shape.
 TOOL_NAME = r"^[A-Za-z0-9_-]{1,64}$"
@@ -253,10 +254,8 @@ class Tool:
         """The function's result; inside a workflow (a flow), an awaitable of it, run as
         the tool's own activity, so the call is durable and never runs twice."""
         if workflow.in_workflow():
-            from baton.workflows.flow import tool_step  # layer: only inside a workflow
-
             bound = inspect.signature(self.fn).bind_partial(*args, **kwargs)
-            return tool_step(self, dict(bound.arguments))
+            return workflow_steps().tool(self, dict(bound.arguments))
         return self.fn(*args, **kwargs)
 
     def __repr__(self) -> str:
@@ -326,6 +325,12 @@ def schema_fingerprint(parameters: dict[str, Any]) -> str:
 def tool_task_queue(base: str, name: str, fingerprint: str) -> str:
     """Where the calls of one tool identity go from runs on task queue `base`."""
     return f"{base}:tool:{name}@{fingerprint}"
+
+
+def tool_presence_queue(base: str, name: str) -> str:
+    """Where every worker serving a tool called `name` for runs on `base` announces the
+    schema it serves, whatever that schema (nothing is ever scheduled there)."""
+    return f"{base}:tool:{name}"
 
 
 def describe_parameters(parameters: dict[str, Any]) -> str:
