@@ -9,14 +9,13 @@ import os
 import sys
 from typing import Any
 
-from baton.cli.common import UsageError, connect_or_explain, print_json
+from baton.cli.common import UsageError, baton_client, print_json
 from baton.core.runs import ApprovalRecord, Decision
 from baton.core.waiting import DecisionOutcome
-from baton.runtime.approvals import ApprovalError, Delivery, Recorded, Waiting, decide, pending
+from baton.runtime.approvals import ApprovalError, Delivery, Recorded, Waiting
 from baton.runtime.approver_keys import KEY_ENV, KEYS_ENV, ApproverKeyError, SigningKey
 from baton.runtime.codec import KEY_ENV as ENCRYPTION_KEY_ENV
 from baton.runtime.codec import OLD_KEYS_ENV
-from baton.runtime.temporal import Settings
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -39,17 +38,16 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 async def show_pending(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
-    client = await connect_or_explain(settings)
+    client = await baton_client()
     unreadable: list[str] = []
-    runs = await pending(client, unreadable=unreadable)
+    runs = await client.pending(unreadable=unreadable)
     if unreadable:
         # On stderr, so --json stays a list; exit 2 says the listing is incomplete.
         print(f"error: skipped {len(unreadable)} waiting run(s) this client cannot "
               f"decrypt ({', '.join(unreadable)}): set {ENCRYPTION_KEY_ENV} (and "
               f"{OLD_KEYS_ENV} for older keys) as the workers have it", file=sys.stderr)
     if args.json:
-        print_json([{"workflow_id": w.workflow_id, "link": settings.workflow_link(w.workflow_id),
+        print_json([{"workflow_id": w.workflow_id, "link": client.link(w.workflow_id),
                      "requests": [r.model_dump(mode="json") for r in w.requests],
                      "refused": [o.model_dump(mode="json") for o in refused(w)]}
                     for w in runs])
@@ -57,7 +55,7 @@ async def show_pending(args: argparse.Namespace) -> int:
     if not runs and not unreadable:
         print("no run is waiting for a person")
     for waiting in runs:
-        print(f"{waiting.workflow_id}  {settings.workflow_link(waiting.workflow_id)}")
+        print(f"{waiting.workflow_id}  {client.link(waiting.workflow_id)}")
         for r in waiting.requests:
             where = "" if r.workflow_id == waiting.workflow_id else f" (in {r.workflow_id})"
             print(f"  {r.request_id:<20} {r.agent} · {r.subject}({json.dumps(r.arguments)})"
@@ -89,9 +87,9 @@ async def send_decision(args: argparse.Namespace) -> int:
         key = SigningKey.from_env()
     except ApproverKeyError as err:
         raise UsageError(str(err)) from None
-    client = await connect_or_explain()
+    client = await baton_client()
     try:
-        delivery = await decide(client, args.workflow_id, decision, key=key)
+        delivery = await client.decide(args.workflow_id, decision, key=key)
     except ApprovalError as err:
         raise UsageError(str(err)) from None
     if args.json:

@@ -19,6 +19,7 @@ from typing import Any
 
 from temporalio.client import Client
 
+from baton.runtime.client import BatonClient
 from baton.runtime.temporal import Settings, connect, data_converter
 from baton.telemetry.observability import check_tracing_config
 
@@ -45,6 +46,12 @@ async def connect_or_explain(settings: Settings | None = None) -> Client:
             f"cannot reach Temporal at {settings.address} (namespace {settings.namespace}): "
             f"{err}\nStart the embedded server with `make server`, or set TEMPORAL_ADDRESS."
         ) from None
+
+
+async def baton_client(settings: Settings | None = None) -> BatonClient:
+    """A BatonClient connected as `connect_or_explain` connects (UsageError if it cannot)."""
+    settings = settings or Settings.from_env()
+    return BatonClient(await connect_or_explain(settings), settings=settings)
 
 
 def print_json(value: Any) -> None:

@@ -7,14 +7,13 @@ import json
 import sys
 from typing import Any
 
-from baton.cli.common import UsageError, connect_or_explain
+from baton.cli.common import UsageError, baton_client
 from baton.cli.output import answer_lines, decoded_answer, usd
 from baton.cli.tokens import print_tokens
 from baton.core.events import RunEvent
 from baton.core.text import shorten
 from baton.runtime.streaming import RunNotFound
-from baton.runtime.temporal import Settings
-from baton.runtime.watch import Cursor, events
+from baton.runtime.watch import Cursor
 
 BAR_WIDTH = 24
 
@@ -32,11 +31,10 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 async def watch(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
-    client = await connect_or_explain(settings)
+    client = await baton_client()
     if getattr(args, "tokens", False):
         try:
-            return await print_tokens(client, args.workflow_id, as_json=args.json)
+            return await print_tokens(client.client, args.workflow_id, as_json=args.json)
         except RunNotFound as err:
             raise UsageError(str(err)) from None
     cursor = Cursor(args.workflow_id)
@@ -44,9 +42,9 @@ async def watch(args: argparse.Namespace) -> int:
         cursor.offsets = {}
     status = 0
     try:
-        async for workflow_id, offset, event in events(client, args.workflow_id,
-                                                       from_offsets=cursor.offsets,
-                                                       on_notice=notice):
+        async for workflow_id, offset, event in client.watch(args.workflow_id,
+                                                             from_offsets=cursor.offsets,
+                                                             on_notice=notice):
             cursor.advance(workflow_id, offset)
             if args.json:
                 print(json.dumps(event_json(workflow_id, offset, event)), flush=True)
@@ -58,7 +56,7 @@ async def watch(args: argparse.Namespace) -> int:
     finally:
         cursor.save()
     if not args.json:
-        print(f"web ui: {settings.workflow_link(args.workflow_id)}")
+        print(f"web ui: {client.link(args.workflow_id)}")
     return status
 
 

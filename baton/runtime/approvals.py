@@ -49,6 +49,7 @@ from baton.core.waiting import (
 from baton.runtime.approver_keys import SigningKey
 from baton.runtime.codec import client_key_problem
 from baton.runtime.liveness import serving_workers
+from baton.runtime.temporal import connect
 from baton.telemetry.search import STATUS, nested_runs
 
 # The runs that say they wait for a person: found by the status search attribute.
@@ -352,8 +353,6 @@ async def approve(workflow_id: str, request: str | None = None, note: str = "", 
                   key: SigningKey | None = None) -> Delivery:
     """Approve one pending request of a run, or all of them; signed with `key`
     (default: BATON_APPROVER_KEY when set)."""
-    from baton.runtime.temporal import connect
-
     key = key or SigningKey.from_env()
     client = client or await connect()
     return await decide(client, workflow_id,
@@ -365,8 +364,6 @@ async def reject(workflow_id: str, reason: str, request: str | None = None, *,
                  key: SigningKey | None = None) -> Delivery:
     """Reject one pending request of a run, or all of them; the agent is told `reason`.
     Signed with `key` (default: BATON_APPROVER_KEY when set)."""
-    from baton.runtime.temporal import connect
-
     if not reason.strip():
         raise ApprovalError("a rejection needs a reason (it is what the agent is told)")
     key = key or SigningKey.from_env()

@@ -11,7 +11,7 @@ refused with an error instead of quietly opening a new, empty conversation.
 from __future__ import annotations
 
 import contextlib
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from temporalio.client import (
     Client,
@@ -42,10 +42,10 @@ from baton.core.session_io import (
     session_workflow_id,
 )
 from baton.core.specs import Catalogue
+from baton.define.api import Member
+from baton.define.catalogue import load_catalogue
 from baton.runtime.codec import client_key_problem
-
-if TYPE_CHECKING:
-    from baton.define.api import Member
+from baton.runtime.temporal import Settings, connect
 
 # Failure types of a refused turn: validator errors and the session's own refusals.
 REFUSALS = ("ValueError", SESSION_ENDED, SESSION_TOO_LONG)
@@ -73,8 +73,6 @@ async def send_turn(client: Client | None, session_id: str, team: str | Member, 
     `baton.Agent`/team object. `options` (budget: per turn) and `limits` apply when
     this call starts the session; an existing session keeps its own.
     """
-    from baton.runtime.temporal import Settings, connect
-
     try:
         check_session_id(session_id)
     except ValueError as err:
@@ -149,8 +147,6 @@ def _resolve(team: str | Member, catalogue: Catalogue | None) -> tuple[str, Cata
     if not isinstance(team, str):
         return team.name, catalogue or team.catalogue()
     if catalogue is None:
-        from baton.define.catalogue import load_catalogue
-
         catalogue = load_catalogue()
     if team not in catalogue.teams and team not in catalogue.agents:
         raise SessionError(f"unknown team or agent {team!r}; teams: "
@@ -161,8 +157,6 @@ def _resolve(team: str | Member, catalogue: Catalogue | None) -> tuple[str, Cata
 
 async def _handle(client: Client | None,
                   session_id: str) -> tuple[Client, WorkflowHandle[Any, SessionSummary]]:
-    from baton.runtime.temporal import connect
-
     client = client or await connect()
     return client, client.get_workflow_handle(session_workflow_id(session_id),
                                               result_type=SessionSummary)

@@ -127,6 +127,7 @@ from baton.core.stream_events import (
 from baton.core.stream_events import (
     ToolCallRequested as ToolCallRequested,
 )
+from baton.runtime.temporal import connect
 
 
 class RunNotFound(ValueError):
@@ -186,9 +187,7 @@ async def _handle_of(target: str | WorkflowHandle[Any, Any] | _HasHandle,
                      client: Client | None) -> WorkflowHandle[Any, Any]:
     if isinstance(target, str):
         if client is None:
-            from baton.runtime.temporal import connect  # a client only when none is given
-
-            client = await connect()
+            client = await connect()  # a client only when none is given
         return client.get_workflow_handle(target)
     handle = target if isinstance(target, WorkflowHandle) else target.handle
     # The handle's run id is its first run's: a session continues as new.

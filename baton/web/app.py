@@ -2,7 +2,7 @@
 and the web console, in one Starlette app (`create_app`).
 
     POST /api/runs                          start a run or a flow
-    GET  /api/runs?team=&status=&since=     runs, by Baton's search attributes
+    GET  /api/runs?team=&status=&since=     runs, by Baton's search attributes, newest first
     GET  /api/runs/{id}                     status, spending, result
     GET  /api/runs/{id}/events              AG-UI events (SSE), resumable (Last-Event-ID)
     GET  /api/runs/{id}/tree                the run as a tree (baton/web/tree.py)
@@ -24,8 +24,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -42,18 +41,19 @@ from temporalio.client import Client, WorkflowExecution, WorkflowExecutionStatus
 from temporalio.service import RPCError, RPCStatusCode
 
 from baton.core.model_io import Chaos, Message
-from baton.core.runs import RUN_STATUSES, Decision, RunOptions
+from baton.core.runs import Decision, RunOptions
 from baton.core.session_io import session_workflow_id
 from baton.core.specs import Catalogue
 from baton.core.usage import Budget
 from baton.define.catalogue import describe_errors
 from baton.define.flows import FLOWS, Flow
 from baton.runtime import launch
-from baton.runtime.approvals import ApprovalError, decide, pending, pending_in_tree
+from baton.runtime.approvals import ApprovalError
 from baton.runtime.approver_keys import ApproverKeyError, SigningKey
-from baton.runtime.sessions import SessionError, TurnFailed, end_session, send_turn, session_state
-from baton.runtime.temporal import Settings
-from baton.telemetry.search import COST_USD, MODELS, PATTERN, STATUS, TEAM, TOKENS, quoted
+from baton.runtime.client import BatonClient
+from baton.runtime.listing import ListRefused, RunQuery, RunQueryError, listed_run
+from baton.runtime.sessions import SessionError, TurnFailed
+from baton.runtime.temporal import Settings, connect
 from baton.web.feeds import FeedError, Feeds, sse, sse_comment
 from baton.web.security import BearerToken, OtherPagesRefused
 from baton.web.tree import TreeError, run_tree
@@ -178,25 +178,27 @@ async def _error(request: Request, exc: Exception) -> Response:
 class _Api:
     def __init__(self, config: ServeConfig) -> None:
         self.config = config
-        self._client = config.client
+        self._client: BatonClient | None = None
         self._feeds: Feeds | None = None
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        if self._client is None:
-            from baton.runtime.temporal import connect
-
-            self._client = await connect(self.config.settings)
-        self._feeds = Feeds(self._client)
+        client = self.config.client or await connect(self.config.settings)
+        self._client = BatonClient(client, settings=self.config.settings)
+        self._feeds = Feeds(client)
         try:
             yield
         finally:
             await self._feeds.close()
 
     @property
-    def client(self) -> Client:
+    def baton(self) -> BatonClient:
         assert self._client is not None, "the app's lifespan connects the client"
         return self._client
+
+    @property
+    def client(self) -> Client:
+        return self.baton.client
 
     @property
     def feeds(self) -> Feeds:
@@ -204,7 +206,7 @@ class _Api:
         return self._feeds
 
     def link(self, workflow_id: str) -> str:
-        return self.config.settings.workflow_link(workflow_id)
+        return self.baton.link(workflow_id)
 
     # --- console and catalogue ----------------------------------------------------
 
@@ -264,62 +266,30 @@ class _Api:
 
     async def list_runs(self, request: Request) -> Response:
         query = self._runs_query(request)
-        limit = _int_param(request, "limit", 20, 1, 500)
-        nested = request.query_params.get("all") in ("1", "true", "yes")
-        runs: list[dict[str, Any]] = []
         try:
-            async for execution in self.client.list_workflows(query, page_size=limit + 10):
-                if not nested and "/" in execution.id:
-                    continue
-                runs.append(self._listed(execution))
-                if len(runs) >= limit:
-                    break
-        except RPCError as err:
-            raise HTTPError(400, f"Temporal refused the query {query!r}: {err.message}") \
-                from None
-        return JSONResponse({"query": query, "runs": runs})
+            runs = await self.baton.list_runs(query)
+        except ListRefused as err:
+            raise HTTPError(400, str(err)) from None
+        return JSONResponse({"query": query.text(), "runs": [asdict(r) for r in runs]})
 
-    def _runs_query(self, request: Request) -> str:
-        from baton.cli.common import UsageError
-        from baton.cli.runs import parse_since
-
+    def _runs_query(self, request: Request) -> RunQuery:
         params = request.query_params
         unknown = set(params) - {"team", "status", "pattern", "since", "limit", "all"}
         if unknown:
             raise HTTPError(400, f"unknown query parameters {sorted(unknown)}; accepted: "
                                  "team, status, pattern, since, limit, all")
-        clauses = [f"{PATTERN.name} IS NOT NULL"]
-        if params.get("all") not in ("1", "true", "yes"):
-            clauses.append("ParentWorkflowId IS NULL")
-        for key, attribute in (("team", TEAM), ("pattern", PATTERN)):
-            if value := params.get(key):
-                clauses.append(f"{attribute.name} = {quoted(value)}")
-        if status := params.get("status"):
-            if status not in RUN_STATUSES:
-                raise HTTPError(400, f"unknown status {status!r}; accepted: "
-                                     f"{', '.join(RUN_STATUSES)}")
-            clauses.append(f"{STATUS.name} = {quoted(status)}")
-        if since := params.get("since"):
-            try:
-                start = parse_since(since, datetime.now(UTC))
-            except UsageError as err:
-                raise HTTPError(400, str(err).replace("--since", "since")) from None
-            clauses.append(f"StartTime >= {quoted(start.astimezone(UTC).isoformat())}")
-        return " AND ".join(clauses)
+        try:
+            return RunQuery(team=params.get("team") or None,
+                            status=params.get("status") or None,
+                            pattern=params.get("pattern") or None,
+                            since=params.get("since") or None,
+                            nested=params.get("all") in ("1", "true", "yes"),
+                            limit=_int_param(request, "limit", 20, 1, 500))
+        except RunQueryError as err:
+            raise HTTPError(400, err.naming(err.parameter)) from None
 
     def _listed(self, execution: WorkflowExecution) -> dict[str, Any]:
-        attrs = execution.typed_search_attributes
-        status = attrs.get(STATUS)
-        closed = execution.status not in (None, WorkflowExecutionStatus.RUNNING)
-        if closed and status in (None, "running", "waiting_approval"):
-            status = execution.status.name.lower() if execution.status else "unknown"
-        return {"workflow_id": execution.id, "team": attrs.get(TEAM),
-                "pattern": attrs.get(PATTERN), "status": status or "running",
-                "cost_usd": attrs.get(COST_USD), "tokens": attrs.get(TOKENS),
-                "models": list(attrs.get(MODELS) or []),
-                "start_time": execution.start_time.isoformat(),
-                "close_time": execution.close_time.isoformat() if execution.close_time
-                else None, "link": self.link(execution.id)}
+        return asdict(listed_run(execution, self.link))
 
     async def run(self, request: Request) -> Response:
         run_id = request.path_params["run_id"]
@@ -349,7 +319,7 @@ class _Api:
         waiting = []
         if execution.status == WorkflowExecutionStatus.RUNNING:
             with contextlib.suppress(ApprovalError, RPCError, TimeoutError):
-                waiting = await asyncio.wait_for(pending_in_tree(self.client, run_id),
+                waiting = await asyncio.wait_for(self.baton.pending_requests(run_id),
                                                  QUERY_TIMEOUT_S)
         try:
             tree = await run_tree(self.client, run_id, link=self.link, pending=waiting)
@@ -380,7 +350,7 @@ class _Api:
 
     async def approvals(self, request: Request) -> Response:
         unreadable: list[str] = []
-        runs = await pending(self.client, unreadable=unreadable)
+        runs = await self.baton.pending(unreadable=unreadable)
         return JSONResponse({
             "runs": [{"workflow_id": w.workflow_id, "link": self.link(w.workflow_id),
                       "requests": [r.model_dump(mode="json") for r in w.requests]}
@@ -395,7 +365,7 @@ class _Api:
         await self._describe(run_id)
         try:
             key = SigningKey.from_env()
-            records = await decide(self.client, run_id, Decision(
+            records = await self.baton.decide(run_id, Decision(
                 request_id=body.request_id, approve=body.approve, note=body.note,
                 reason=body.reason, by=body.by or "web console"), key=key)
         except ApproverKeyError as err:
@@ -416,9 +386,8 @@ class _Api:
                                  f"{', '.join(sorted(catalogue.agents))}")
         options = self.config.run_options(catalogue.budget)
         try:
-            answer = await send_turn(self.client, session_id, body.member, body.message,
-                                     catalogue, self.config.settings.task_queue,
-                                     options=options)
+            answer = await self.baton.send_turn(session_id, body.member, body.message,
+                                                catalogue, options=options)
         except SessionError as err:
             raise HTTPError(409 if "ended" in str(err) or "conversation with" in str(err)
                             else 422, str(err)) from None
@@ -431,12 +400,12 @@ class _Api:
 
     async def session(self, request: Request) -> Response:
         return JSONResponse(_jsonable(await self._session_call(
-            request, lambda sid: session_state(self.client, sid))))
+            request, self.baton.session_state)))
 
     async def end(self, request: Request) -> Response:
         body = await _body(request, EndBody)
         return JSONResponse(_jsonable(await self._session_call(
-            request, lambda sid: end_session(self.client, sid, body.reason))))
+            request, lambda sid: self.baton.end_session(sid, body.reason))))
 
     async def _session_call(self, request: Request,
                             call: Callable[[str], Awaitable[BaseModel]]) -> BaseModel:
