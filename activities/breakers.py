@@ -25,7 +25,7 @@ from collections.abc import Callable
 
 from baton.core.model_io import BreakerPolicy, BreakerState
 from baton.telemetry.metrics import labels
-from baton.telemetry.observability import content_recorded
+from baton.telemetry.redaction import content_recorded
 
 logger = logging.getLogger("baton.breakers")
 

@@ -31,10 +31,8 @@ from baton.core.specs import Catalogue
 from baton.define.catalogue import parse_catalogue
 from baton.runtime.temporal import Settings, connect
 from baton.telemetry.metrics import metrics_runtime
-from baton.telemetry.observability import (
-    CONTENT_VAR,
-    flush_tracing,
-)
+from baton.telemetry.observability import flush_tracing
+from baton.telemetry.redaction import CONTENT_VAR
 from tests.fake_llm import FakeLLMServer, Fault
 from tests.helpers import KEY_ENV, fake_provider, finish, on_fake, start, worker
 from tests.run_records import history_text, related_histories

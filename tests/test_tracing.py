@@ -40,7 +40,6 @@ from baton.define.catalogue import parse_catalogue
 from baton.runtime.launch import plan_run, start_run
 from baton.runtime.temporal import Settings, build_replayer, connect
 from baton.telemetry.observability import (
-    CONTENT_VAR,
     ENDPOINT_VARS,
     PROTOCOL_VARS,
     TracingConfigError,
@@ -48,6 +47,7 @@ from baton.telemetry.observability import (
     reset_tracing,
     tracing_interceptors,
 )
+from baton.telemetry.redaction import CONTENT_VAR
 from tests.fake_llm import FakeLLMServer, Fault
 from tests.helpers import catalogue, fake_provider, finish, on_fake, start, worker
 

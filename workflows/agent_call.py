@@ -17,15 +17,13 @@ raises `AgentFailed`.
 
 from __future__ import annotations
 
-import asyncio
 import json
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any, Literal
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import ActivityError, ApplicationError, RetryState
 
 with workflow.unsafe.imports_passed_through():
@@ -57,49 +55,24 @@ with workflow.unsafe.imports_passed_through():
     from baton.define.flows import AgentResult
 
 from baton.workflows.approval import current_desk
+from baton.workflows.guardrails import check_guardrails, screen_tool_output
 from baton.workflows.ledger import RunLedger
+from baton.workflows.mcp import mcp_toolbox
 from baton.workflows.streaming import publish, stream_target
 from baton.workflows.tool_calls import ensure_served, execute_tool, policy_asks_a_person
+from baton.workflows.toolbox import (
+    NO_TOOLS,
+    Toolbox,
+    ToolHandler,
+    describe,
+    retry_policy,
+    schedule_to_close,
+)
 
 CALL_MODEL = "call_model"
 
 # Returns a reason to reject an otherwise valid output (e.g. a route not declared).
 Acceptor = Callable[[BaseModel], str | None]
-# Runs one tool call inside the workflow and returns the text the model reads.
-ToolHandler = Callable[[ToolCall], Awaitable[str]]
-
-
-@dataclass
-class Toolbox:
-    """The tools one agent is offered in one run, and how each call is carried out."""
-
-    specs: list[ToolSpec]
-    handlers: dict[str, ToolHandler]
-    max_turns: int
-    # Said in the run's reasons when the model still wanted tools at the bound.
-    limit_reason: str = "tool turn limit {max_turns} reached; answered without tools"
-    on_turn: Callable[[int], None] | None = None
-
-    async def run(self, calls: Sequence[ToolCall]) -> list[str]:
-        """Every call of one model turn, concurrently; unknown tools answer with an error."""
-
-        async def one(call: ToolCall) -> str:
-            handler = self.handlers.get(call.name)
-            if handler is None:
-                return (f"Error: there is no tool named {call.name!r}; available tools: "
-                        f"{', '.join(self.handlers)}")
-            return await handler(call)
-
-        return list(await asyncio.gather(*(one(c) for c in calls)))
-
-    def ends_turn(self) -> bool:
-        """Whether the calls just run ended the agent's turn (a handoff: the model is
-        not asked again; workflows/handoffs.py)."""
-        return False
-
-
-# For a call that must not offer the agent's own tools (e.g. a supervisor's review).
-NO_TOOLS = Toolbox(specs=[], handlers={}, max_turns=0)
 
 
 @dataclass
@@ -138,23 +111,6 @@ class AgentReply:
     @property
     def answer(self) -> str:
         return self.text if self.output is None else self.output.model_dump_json()
-
-
-def retry_policy(attempts: int, initial_s: float, backoff: float, max_s: float,
-                 non_retryable: Sequence[str] = ()) -> RetryPolicy:
-    return RetryPolicy(maximum_attempts=attempts, initial_interval=timedelta(seconds=initial_s),
-                       backoff_coefficient=backoff, maximum_interval=timedelta(seconds=max_s),
-                       non_retryable_error_types=list(non_retryable) or None)
-
-
-def schedule_to_close(timeout_s: float, attempts: int, max_interval_s: float,
-                       budget_seconds: float | None) -> timedelta:
-    """Upper bound on one call including every retry and the waits between them; no
-    call, retries included, may outlive the run's deadline."""
-    bound = timeout_s * attempts + max_interval_s * (attempts - 1) + 5
-    if budget_seconds is not None:
-        bound = min(bound, budget_seconds)
-    return timedelta(seconds=bound)
 
 
 async def call_model_once(ledger: RunLedger, agent: AgentSpec, model: str,
@@ -341,11 +297,8 @@ async def screened(ledger: RunLedger, agent: AgentSpec, tool: str, text: str) ->
     """`text`, or a withheld notice when one of the agent's tool-output guardrails trips."""
     if not agent.tool_output_guardrails:
         return text
-    # Imported here: workflows/guardrails.py calls run_agent for agent guardrails.
-    from baton.workflows.guardrails import screen_tool_output
-
     return await screen_tool_output(ledger, agent.tool_output_guardrails, agent.name,
-                                    tool, text)
+                                    tool, text, judge)
 
 
 async def _approval(ledger: RunLedger, agent: AgentSpec, tool: ToolDef,
@@ -414,10 +367,7 @@ async def run_agent(
     if toolbox is None:
         toolbox = function_toolbox(ledger, agent)
     if agent.mcp and toolbox is not NO_TOOLS:
-        # Imported here: workflows/mcp.py builds on this module's Toolbox.
-        from baton.workflows.mcp import mcp_toolbox
-
-        toolbox = await mcp_toolbox(ledger, agent, toolbox)
+        toolbox = await mcp_toolbox(ledger, agent, toolbox, TOOL_RECORDS)
     conversation = list(messages)  # grows with tool turns, kept across fallback models
     stored: StoredPrefix | None = None  # what of it the model calls need not carry again
     turns = 0
@@ -507,12 +457,28 @@ async def run_agent(
     raise AgentFailed(agent.name, "; ".join(failures[-3:]))
 
 
+async def judge(ledger: RunLedger, agent: AgentSpec, request: Message,
+                contract: str) -> BaseModel:
+    """A guardrail's judge agent answering one request, without tools
+    (workflows/guardrails.py `Judge`)."""
+    reply = await run_agent(ledger, agent, [request], contract=contract, toolbox=NO_TOOLS)
+    assert reply.output is not None  # a contract was asked for, and run_agent validated it
+    return reply.output
+
+
+class _ToolRecords:
+    """tool_result and tool_failure, as MCP tool handlers record their calls."""
+
+    result = staticmethod(tool_result)
+    failure = staticmethod(tool_failure)
+
+
+TOOL_RECORDS = _ToolRecords()
+
+
 async def _guardrails(ledger: RunLedger, names: Sequence[str], where: Literal["input", "output"],
                       text: str, agent: str) -> None:
-    # Imported here: workflows/guardrails.py calls run_agent for agent guardrails.
-    from baton.workflows.guardrails import check_guardrails
-
-    await check_guardrails(ledger, names, where, text, agent)
+    await check_guardrails(ledger, names, where, text, agent, judge)
 
 
 def _check(contract: str, response: ModelResponse,
@@ -529,11 +495,3 @@ def _check(contract: str, response: ModelResponse,
     if accept is not None and (reason := accept(value)) is not None:
         return reason, None
     return None, value
-
-
-def describe(err: ActivityError) -> str:
-    """An activity's failure in one line: its type and message."""
-    cause = err.cause
-    if isinstance(cause, ApplicationError):
-        return f"{cause.type or 'error'}: {cause.message}"
-    return str(cause or err)

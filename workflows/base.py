@@ -50,6 +50,7 @@ with workflow.unsafe.imports_passed_through():
         TOKENS,
     )
 
+from baton.workflows.agent_call import judge
 from baton.workflows.approval import ApprovalDesk
 from baton.workflows.guardrails import check_guardrails
 from baton.workflows.ledger import RunLedger
@@ -213,16 +214,16 @@ class PatternWorkflow(ApprovalDesk):
             return await body(ledger)
         alongside = [g for g in team.input_guardrails if run.catalogue.guardrail(g).parallel]
         before = [g for g in team.input_guardrails if g not in alongside]
-        await check_guardrails(ledger, before, "input", run.prompt, run.member)
+        await check_guardrails(ledger, before, "input", run.prompt, run.member, judge)
         task = asyncio.ensure_future(body(ledger))
         try:
-            await check_guardrails(ledger, alongside, "input", run.prompt, run.member)
+            await check_guardrails(ledger, alongside, "input", run.prompt, run.member, judge)
         except GuardrailTripped:
             task.cancel()
             raise
         result = await task
         await check_guardrails(ledger, team.output_guardrails, "output", result.answer,
-                               run.member)
+                               run.member, judge)
         result.trace = list(ledger.trace)  # with the output checks, made after the result
         return result
 

@@ -22,7 +22,7 @@ import typing
 import weakref
 from collections.abc import Callable, Sequence
 from functools import partial
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 from temporalio import workflow
 from temporalio.common import RawValue
@@ -37,6 +37,7 @@ with workflow.unsafe.imports_passed_through():
     from baton.core.model_io import Message, ModelRef
     from baton.core.runs import ApprovalRecord, RunInput, RunResult
     from baton.core.specs import AgentSpec, Catalogue
+    from baton.core.steps import WorkflowSteps, install_workflow_steps
     from baton.core.text import shorten
     from baton.core.tools import Tool, ToolInvocation
     from baton.core.usage import Usage
@@ -49,15 +50,13 @@ with workflow.unsafe.imports_passed_through():
         FlowResult,
     )
 
-from baton.workflows.agent_call import (
-    schedule_to_close,
-)
 from baton.workflows.approval import current_desk
 from baton.workflows.base import PatternWorkflow
 from baton.workflows.handoffs import HandoffOptions, run_with_handoffs
 from baton.workflows.ledger import RunLedger
 from baton.workflows.members import run_member
 from baton.workflows.tool_calls import execute_tool, policy_asks_a_person
+from baton.workflows.toolbox import schedule_to_close
 
 if TYPE_CHECKING:
     from baton.define.api import Member
@@ -74,6 +73,8 @@ class FlowWorkflow(PatternWorkflow):
     """Runs the `@baton.flow` named by this workflow's type."""
 
     pattern = "flow"
+    # This module's own steps (see STEPS below).
+    baton_steps: ClassVar[WorkflowSteps]
 
     @workflow.run
     async def run(self, args: Sequence[RawValue]) -> FlowResult:
@@ -343,3 +344,16 @@ async def approval_step(question: str, details: dict[str, Any] | None = None, *,
         ledger, kind="flow", agent=ledger.run.member, subject=subject,
         arguments=details or {}, why=question, timeout_s=timeout,
         default="approve" if default == "approve" else "reject")
+
+
+# agent.run, team.run, a tool called directly and baton.approval reach these from the
+# layers below (baton/core/steps.py). A worker that checks Baton's workflows in the
+# sandbox imports this module again for each run: a flow's run finds that copy's
+# steps on its workflow (their ledger is its own), and only a copy made outside any
+# sandbox serves everyone else (your workflows through BatonPlugin, which passes
+# Baton through).
+STEPS = WorkflowSteps(agent=agent_step, member=member_step, tool=tool_step,
+                      approval=approval_step)
+FlowWorkflow.baton_steps = STEPS
+if not workflow.unsafe.in_sandbox():
+    install_workflow_steps(STEPS)

@@ -48,15 +48,10 @@ with workflow.unsafe.imports_passed_through():
     from baton.core.specs import AgentSpec, Catalogue
     from baton.core.team_hooks import call_hook, messages_of
 
-from baton.workflows.agent_call import (
-    AgentReply,
-    Toolbox,
-    apply_context,
-    function_toolbox,
-    run_agent,
-)
+from baton.workflows.agent_call import AgentReply, apply_context, function_toolbox, run_agent
 from baton.workflows.ledger import RunLedger
 from baton.workflows.members import run_member
+from baton.workflows.toolbox import Toolbox
 
 # Runs recorded before routers transferred through tools chose with a RouteDecision;
 # without this marker in their history they replay that way (decided_route).

@@ -47,17 +47,16 @@ with workflow.unsafe.imports_passed_through():
     from baton.core.tools import ToolOutcome
     from baton.core.usage import Usage
 
-from baton.workflows.agent_call import (
+from baton.workflows.approval import current_desk
+from baton.workflows.ledger import RunLedger
+from baton.workflows.toolbox import (
     Toolbox,
     ToolHandler,
+    ToolRecords,
     describe,
     retry_policy,
     schedule_to_close,
-    tool_failure,
-    tool_result,
 )
-from baton.workflows.approval import current_desk
-from baton.workflows.ledger import RunLedger
 
 # Listing includes starting or reaching the server; the worker bounds that by the
 # server's connect_timeout_s (at most 600 s), and a dead worker is noticed by heartbeat.
@@ -66,8 +65,8 @@ LIST_HEARTBEAT = timedelta(seconds=10)
 LIST_ATTEMPTS = 3
 
 
-async def mcp_toolbox(ledger: RunLedger, agent: AgentSpec,
-                      toolbox: Toolbox | None) -> Toolbox | None:
+async def mcp_toolbox(ledger: RunLedger, agent: AgentSpec, toolbox: Toolbox | None,
+                      records: ToolRecords) -> Toolbox | None:
     """`toolbox` with the tools of the agent's MCP servers added (a new toolbox when the
     agent has no other tools)."""
     if not agent.mcp:
@@ -90,15 +89,15 @@ async def mcp_toolbox(ledger: RunLedger, agent: AgentSpec,
                 continue
             specs.append(ToolSpec(name=tool.offered_as, description=tool.description,
                                   parameters=tool.parameters))
-            handlers[tool.offered_as] = _handler(ledger, agent, listing, tool)
+            handlers[tool.offered_as] = _handler(ledger, agent, listing, tool, records)
     if toolbox is None:
         return Toolbox(specs=specs, handlers=handlers, max_turns=agent.max_tool_turns)
     return dataclasses.replace(toolbox, specs=specs, handlers=handlers)
 
 
 def _handler(ledger: RunLedger, agent: AgentSpec, listing: MCPToolList,
-             tool: MCPToolInfo) -> ToolHandler:
-    return lambda call: run_mcp_tool(ledger, agent, listing, tool, call)
+             tool: MCPToolInfo, records: ToolRecords) -> ToolHandler:
+    return lambda call: run_mcp_tool(ledger, agent, listing, tool, call, records)
 
 
 async def tool_list(ledger: RunLedger, agent: AgentSpec, server: str) -> MCPToolList:
@@ -142,7 +141,7 @@ async def tool_list(ledger: RunLedger, agent: AgentSpec, server: str) -> MCPTool
 
 
 async def run_mcp_tool(ledger: RunLedger, agent: AgentSpec, listing: MCPToolList,
-                       tool: MCPToolInfo, call: ToolCall) -> str:
+                       tool: MCPToolInfo, call: ToolCall, records: ToolRecords) -> str:
     """One MCP tool call as its own activity; the text the model reads back."""
     server = listing.server
     # The run's latest list of the server: a session opened anew since the agent started
@@ -189,10 +188,10 @@ async def run_mcp_tool(ledger: RunLedger, agent: AgentSpec, listing: MCPToolList
                                   workflow.info().task_queue) from None
         if isinstance(cause, ApplicationError) and cause.type == "MCPToolGone":
             ledger.mcp_tools.pop(server, None)  # the next agent to start lists it again
-        return await tool_failure(ledger, agent, tool.offered_as, shown, describe(err),
-                                  policy.on_failure)
+        return await records.failure(ledger, agent, tool.offered_as, shown, describe(err),
+                                     policy.on_failure)
     ledger.charge(agent.name, Usage(tool_seconds=outcome.elapsed_s))
-    return await tool_result(ledger, agent, tool.offered_as, shown, outcome)
+    return await records.result(ledger, agent, tool.offered_as, shown, outcome)
 
 
 async def _call(ledger: RunLedger, agent: AgentSpec, listing: MCPToolList, request: MCPCall,

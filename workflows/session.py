@@ -72,6 +72,7 @@ with workflow.unsafe.imports_passed_through():
     from baton.core.text import shorten
     from baton.core.usage import Usage
 
+from baton.workflows.agent_call import judge
 from baton.workflows.approval import ApprovalDesk
 from baton.workflows.base import workers_own_declared
 from baton.workflows.guardrails import check_guardrails
@@ -294,7 +295,7 @@ class SessionWorkflow(ApprovalDesk):
         catalogue = ledger.run.catalogue
         name = self._input.member
         router = catalogue.agents[team.router]
-        await check_guardrails(ledger, team.input_guardrails, "input", message, name)
+        await check_guardrails(ledger, team.input_guardrails, "input", message, name, judge)
         routed = await self._route(ledger, router, message)
         if isinstance(routed, Handled):  # turn 1, and the router answered it
             handled = routed
@@ -305,7 +306,8 @@ class SessionWorkflow(ApprovalDesk):
                 children=not self._input.limits.inline_agents)
             handled = await run_with_handoffs(ledger, routed.target, ledger.run.messages,
                                               options, via=routed)
-        await check_guardrails(ledger, team.output_guardrails, "output", handled.answer, name)
+        await check_guardrails(ledger, team.output_guardrails, "output", handled.answer, name,
+                               judge)
         result = RunResult(member=handled.handled_by, pattern="agent", answer=handled.answer,
                            output=handled.output_json)
         return handled.handled_by, handled.reason, result

@@ -28,10 +28,11 @@ with workflow.unsafe.imports_passed_through():
     from baton.core.specs import AgentSpec, SupervisorTeam
     from baton.core.text import shorten
 
-from baton.workflows.agent_call import NO_TOOLS, Toolbox, function_toolbox, run_agent
+from baton.workflows.agent_call import function_toolbox, run_agent
 from baton.workflows.base import PatternWorkflow
 from baton.workflows.ledger import RunLedger
 from baton.workflows.members import run_member
+from baton.workflows.toolbox import NO_TOOLS, Toolbox
 
 TASK_PARAMETERS = {
     "type": "object",

@@ -19,17 +19,17 @@ import uuid
 from typing import Any
 
 from pydantic import ValidationError
-from temporalio.client import Client
 
 from baton.cli.common import (
     UsageError,
+    baton_client,
     catalogue_flags,
-    connect_or_explain,
     limit_flags,
     print_json,
     unknown_member,
 )
 from baton.cli.output import answer_lines, decoded_answer
+from baton.cli.run_options import load_for_run, run_options
 from baton.core.session_io import (
     SessionLimits,
     TurnAnswer,
@@ -37,7 +37,8 @@ from baton.core.session_io import (
     session_workflow_id,
 )
 from baton.core.specs import Catalogue
-from baton.runtime.sessions import SessionError, TurnFailed, end_session, send_turn
+from baton.runtime.client import BatonClient
+from baton.runtime.sessions import SessionError, TurnFailed
 from baton.runtime.temporal import Settings
 
 
@@ -78,8 +79,6 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 async def chat(args: argparse.Namespace) -> int:
-    from baton.cli.starter import load_for_run
-
     catalogue = load_for_run(args.catalogue, args.model, args.app)
     if args.team not in catalogue.teams and args.team not in catalogue.agents:
         raise unknown_member("team or agent", args.team,
@@ -104,7 +103,7 @@ async def chat(args: argparse.Namespace) -> int:
                              "interactive chat")
     settings = Settings.from_env()
     conversation = Conversation(args, catalogue, session_id, settings)
-    client = await connect_or_explain(settings)
+    client = await baton_client(settings)
     if message is not None:
         return await conversation.turn(client, message, one_shot=True)
     return await conversation.interactive(client)
@@ -115,8 +114,6 @@ class Conversation:
 
     def __init__(self, args: argparse.Namespace, catalogue: Catalogue, session_id: str,
                  settings: Settings) -> None:
-        from baton.cli.starter import run_options
-
         self.args = args
         self.catalogue = catalogue
         self.session_id = session_id
@@ -129,11 +126,12 @@ class Conversation:
     def link(self) -> str:
         return self.settings.workflow_link(session_workflow_id(self.session_id))
 
-    async def turn(self, client: Client, message: str, *, one_shot: bool) -> int:
+    async def turn(self, client: BatonClient, message: str, *, one_shot: bool) -> int:
         try:
-            answer = await send_turn(client, self.session_id, self.args.team, message,
-                                     self.catalogue, self.settings.task_queue,
-                                     options=self.options, limits=self.limits)
+            answer = await client.send_turn(self.session_id, self.args.team, message,
+                                            self.catalogue, options=self.options,
+                                            limits=self.limits,
+                                            task_queue=self.settings.task_queue)
         except SessionError as err:
             raise UsageError(str(err)) from None
         except TurnFailed as err:
@@ -155,7 +153,7 @@ class Conversation:
                       f"starter.py end {self.session_id})\nweb ui: {self.link}")
         return 0
 
-    async def interactive(self, client: Client) -> int:
+    async def interactive(self, client: BatonClient) -> int:
         if not self.args.json:
             print(f"session {self.session_id} with {self.args.team} · /quit leaves (the "
                   f"session waits for you), /end ends it\nweb ui: {self.link}")
@@ -175,7 +173,7 @@ class Conversation:
                 return status
             if text == "/end":
                 try:
-                    summary = await end_session(client, self.session_id)
+                    summary = await client.end_session(self.session_id)
                 except SessionError as err:
                     raise UsageError(str(err)) from None
                 if not self.args.json:
@@ -202,13 +200,12 @@ def render(answer: TurnAnswer) -> str:
 
 
 async def end(args: argparse.Namespace) -> int:
-    settings = Settings.from_env()
-    client = await connect_or_explain(settings)
+    client = await baton_client()
     try:
-        summary = await end_session(client, args.session_id, args.reason)
+        summary = await client.end_session(args.session_id, args.reason)
     except SessionError as err:
         raise UsageError(str(err)) from None
-    link = settings.workflow_link(session_workflow_id(args.session_id))
+    link = client.link(session_workflow_id(args.session_id))
     if args.json:
         print_json(summary.model_dump(mode="json") | {"link": link})
         return 0

@@ -25,23 +25,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import importlib
 import json
 import os
-import random
 import sys
 import uuid
 from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
-from pydantic import ValidationError
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 
+from baton.cli import approvals, chat, codec_server, runs
+from baton.cli import watch as watch_commands
 from baton.cli.common import (
     UsageError,
     catalogue_flags,
@@ -53,9 +53,11 @@ from baton.cli.common import (
 )
 from baton.cli.history import readable
 from baton.cli.output import answer_lines, clean_output, decoded_answer, usd
+from baton.cli.run_options import load_for_run, run_options
 from baton.cli.tokens import print_tokens
+from baton.cli.watch import watch
 from baton.core.errors import CircuitOpen
-from baton.core.model_io import BreakerState, Chaos, Message
+from baton.core.model_io import BreakerState, Message
 from baton.core.runs import (
     FanOutResult,
     PipelineResult,
@@ -66,13 +68,11 @@ from baton.core.runs import (
 )
 from baton.core.specs import Catalogue
 from baton.core.text import shorten
-from baton.core.usage import Budget
-from baton.define.app import AppError, app_catalogue
-from baton.define.catalogue import CatalogueError, describe_errors, load_catalogue
 from baton.define.flows import FLOWS
 from baton.runtime import launch, recovery
 from baton.runtime.codec import KEY_ENV, OLD_KEYS_ENV, client_key_problem
 from baton.runtime.temporal import Settings, SettingsError, exit_now
+from baton.web import commands as web_commands
 
 # What each command runs from the catalogue unless --team says otherwise.
 COMMAND_TEAMS = {
@@ -122,19 +122,6 @@ def plan_run(command: str, prompt: str, catalogue: Catalogue, member: str,
             catalogue, member, [Message(role="user", content=prompt)], options, items=items))
     except launch.RunRefused as err:
         raise UsageError(str(err)) from None
-
-
-def load_for_run(path: str | None, model: str | None, apps: Sequence[str] = ()) -> Catalogue:
-    """The catalogue a command uses: --catalogue (default: the packaged one), or the
-    agents and teams of the --app modules when no --catalogue is given."""
-    try:
-        catalogue = app_catalogue(apps) if apps and path is None else load_catalogue(path, apps)
-        return catalogue.with_model(model) if model else catalogue
-    except (CatalogueError, AppError) as err:
-        raise UsageError(str(err)) from None
-    except (ValueError, ValidationError) as err:
-        detail = describe_errors(err) if isinstance(err, ValidationError) else f"  - {err}"
-        raise UsageError(f"--model {model!r} is not usable:\n{detail}") from None
 
 
 async def start(client: Client, settings: Settings, planned: PlannedRun,
@@ -257,43 +244,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="restart a failed run after its last completed model call")
     p.add_argument("workflow_id")
     p.add_argument("--force", action="store_true", help="also reset a run still running")
-    for name in COMMAND_MODULES:
-        importlib.import_module(name).register(sub, common)
+    for commands in COMMAND_MODULES:
+        commands.register(sub, common)
     return parser
-
-
-# The flag that sets each validated field of a run's options (for error messages).
-OPTION_FLAGS = {"max_tokens": "--budget-tokens", "max_calls": "--budget-calls",
-                "max_usd": "--budget-usd", "max_tool_calls": "--budget-tool-calls",
-                "max_seconds": "--deadline", "latency_s": "--latency", "seed": "--seed"}
-
-
-def run_options(args: argparse.Namespace, catalogue: Catalogue) -> RunOptions:
-    """Budget, chaos and model override of this run, recorded in its input; UsageError
-    when a value is out of range."""
-    limits = {key: value for key, value in (("max_tokens", args.budget_tokens),
-                                            ("max_calls", args.budget_calls),
-                                            ("max_usd", args.budget_usd),
-                                            ("max_tool_calls", args.budget_tool_calls),
-                                            ("max_seconds", args.deadline)) if value is not None}
-    try:
-        budget = Budget.model_validate({**catalogue.budget.model_dump(), **limits})
-        chaos = None
-        if args.chaos or args.latency:
-            rate = args.chaos
-            # Besides scattered faults, one primary model (picked by the seed) is down for
-            # the run, as in a provider outage: its breaker opens and agents fall back.
-            primaries = sorted({a.model for a in catalogue.agents.values()})
-            down = [random.Random(args.seed).choice(primaries)] if rate and primaries else []
-            chaos = Chaos(failure_rate=rate * 0.5, malformed_rate=rate * 0.3,
-                          rejection_rate=rate * 0.2, seed=args.seed,
-                          latency_s=args.latency or 0, down_models=down)
-    except ValidationError as err:
-        problems = [f"  - {OPTION_FLAGS.get(str(e['loc'][0]), e['loc'][0])} "
-                    f"{e['input']!r}: {e['msg']}" for e in err.errors()]
-        raise UsageError("invalid run options:\n" + "\n".join(problems)) from None
-    return RunOptions(model_override=args.model, budget=budget, chaos=chaos,
-                      stream=getattr(args, "stream", False))
 
 
 def plan(args: argparse.Namespace) -> list[PlannedRun]:
@@ -394,8 +347,6 @@ async def execute(args: argparse.Namespace, runs: Sequence[PlannedRun]) -> int:
     if args.json and not args.follow:
         print(json.dumps(collected if len(collected) != 1 else collected[0], indent=2))
     if args.follow and args.no_wait:
-        from baton.cli.watch import watch
-
         for planned in runs:
             followed = argparse.Namespace(**{**vars(args), "workflow_id": planned.workflow_id,
                                              "from_start": True})
@@ -505,14 +456,8 @@ def _print_replays(reports: list[recovery.ReplayReport], as_json: bool) -> int:
 # What a replay of a flow reports when the flow's module was not loaded (workflows/flow.py).
 MISSING_FLOW = "no flow or workflow named"
 # Modules adding subcommands of their own (see baton/cli/common.py).
-COMMAND_MODULES: list[str] = [
-    "baton.cli.approvals",
-    "baton.cli.watch",
-    "baton.cli.chat",
-    "baton.cli.runs",
-    "baton.cli.codec_server",
-    "baton.web.commands",
-]
+COMMAND_MODULES: list[ModuleType] = [approvals, watch_commands, chat, runs, codec_server,
+                                     web_commands]
 
 
 def main(argv: Sequence[str] | None = None) -> int:

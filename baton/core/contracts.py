@@ -25,6 +25,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from baton.core.errors import UnknownContract
+
 
 class RouteDecision(BaseModel):
     """A router's choice. `route` is narrowed to the declared targets at call time."""
@@ -155,8 +157,6 @@ def register_contract(model: type[BaseModel]) -> str:
 
 def contract_model(name: str) -> type[BaseModel]:
     """The model registered as `name`; UnknownContract when this process lacks it."""
-    from baton.core.errors import UnknownContract
-
     model = CONTRACTS.get(resolve_contract(name))
     if model is None:
         raise UnknownContract(

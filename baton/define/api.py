@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Literal, TypeVar
 from pydantic import BaseModel
 from temporalio import workflow
 
+from baton.core.catalogue_check import validate_catalogue
 from baton.core.contracts import GuardrailVerdict, register_contract
 from baton.core.guardrails import BUILTIN_GUARDRAILS, TRIPWIRES, Guardrail
 from baton.core.handoffs import (
@@ -30,6 +31,7 @@ from baton.core.mcp import MCPServer, MCPServerUse
 from baton.core.model_io import Message
 from baton.core.runs import RunResult
 from baton.core.specs import GATES, AgentSpec, Catalogue, RetrySpec
+from baton.core.steps import client_run, workflow_steps
 from baton.core.team_hooks import (
     PLANS,
     REDUCERS,
@@ -40,7 +42,6 @@ from baton.core.team_hooks import (
     register,
 )
 from baton.core.tools import AGENT_TOOL_EXTRACTORS, Tool, ToolDef
-from baton.define.catalogue import parse_catalogue
 from baton.define.flows import AgentResult
 
 if TYPE_CHECKING:
@@ -81,13 +82,8 @@ class Member:
         a durable step whose result is the team's typed result; elsewhere as a durable
         run started through the client (keywords as `baton.run`), its `RunOutcome`."""
         if workflow.in_workflow():
-            # The workflows layer sits above this one; it is only needed inside one.
-            from baton.workflows.flow import member_step  # layer: only inside a workflow
-
-            return await member_step(self, input)
-        from baton.runtime.client import run  # layer: outside a workflow, the client's run
-
-        return await run(self, input, **options)
+            return await workflow_steps().member(self, input)
+        return await client_run()(self, input, **options)
 
     def catalogue(self) -> Catalogue:
         """This member and everything it reaches, as a validated catalogue."""
@@ -120,7 +116,7 @@ class Member:
                 elif guard.name not in BUILTIN_GUARDRAILS:
                     guardrails[guard.name] = guard.definition.model_dump()
             stack.extend(member.members())
-        return parse_catalogue({
+        return validate_catalogue({
             "agents": agents, "teams": teams, "guardrails": guardrails,
             "tools": {name: t.definition.model_dump() for name, t in tools.items()}},
             source=f"{type(self).__name__} {self.name!r}")
@@ -278,11 +274,10 @@ class Agent(Member):
         times); `.handled_by` says who answered, `.output` is that agent's.
         """
         if workflow.in_workflow():
-            from baton.workflows.flow import agent_step  # layer: only inside a workflow
-
-            return await agent_step(self, input, output=output, model=model,
-                                    isolated=isolated, context=context,
-                                    max_handoffs=max_handoffs)
+            stepped: AgentResult[Any] = await workflow_steps().agent(
+                self, input, output=output, model=model, isolated=isolated, context=context,
+                max_handoffs=max_handoffs)
+            return stepped
         if context is not None or self.instructions_for is not None:
             raise TypeError(f"agent {self.name!r}: a run context (and instructions made from "
                             "it) needs a durable run: call agent.run(...) inside a "
@@ -293,9 +288,7 @@ class Agent(Member):
         # Its handoffs are followed by a triage it leads (a run of its own, like any).
         led: Member = (Triage(f"{self.name[:80]}-handoffs", self, max_handoffs=max_handoffs)
                        if self._handoffs else self)
-        from baton.runtime.client import run  # layer: outside a workflow, the client's run
-
-        outcome = await run(led, input, model=model, **options)
+        outcome = await client_run()(led, input, model=model, **options)
         messages = ([Message(role="user", content=input)] if isinstance(input, str)
                     else list(input))
         handled_by = getattr(outcome.result, "handled_by", "") or self.name

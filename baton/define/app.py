@@ -23,13 +23,13 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from baton.core.catalogue_check import CatalogueError, validate_catalogue
 from baton.core.contracts import ContractError, register_contract
 from baton.core.guardrails import Guardrail
 from baton.core.mcp import MCPServer
 from baton.core.specs import Catalogue
 from baton.core.tools import Tool, ToolDefinitionError
 from baton.define.api import Agent, Member, _reach
-from baton.define.catalogue import CatalogueError
 from baton.define.flows import Flow, FlowDefinitionError
 
 
@@ -51,8 +51,6 @@ class App:
 
     def catalogue(self) -> Catalogue:
         """Every agent and team of the app (and what they reach) as one catalogue."""
-        from baton.define.catalogue import parse_catalogue
-
         agents: dict[str, Any] = {}
         teams: dict[str, Any] = {}
         tools = {t.name: t.definition.model_dump() for t in self.tools}
@@ -64,7 +62,7 @@ class App:
             tools.update({n: t.model_dump() for n, t in part.tools.items()})
             guardrails.update({n: g.model_dump() for n, g in part.guardrails.items()})
         try:
-            return parse_catalogue({"agents": agents, "teams": teams, "tools": tools,
+            return validate_catalogue({"agents": agents, "teams": teams, "tools": tools,
                                     "guardrails": guardrails}, source=f"app {self.module}")
         except CatalogueError as err:
             raise AppError(str(err)) from None

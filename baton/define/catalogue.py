@@ -13,16 +13,16 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
-
-from baton.core.pricing import packaged_prices
+from baton.core.catalogue_check import (
+    CatalogueError,
+    check_tables,
+    describe_errors,
+    validate_catalogue,
+)
 from baton.core.specs import Catalogue
+from baton.define.app import AppError, load_app
 
 DEFAULT_CATALOGUE = "default_catalogue.toml"
-
-
-class CatalogueError(ValueError):
-    """The catalogue file is unreadable or describes an invalid set of agents and teams."""
 
 
 def load_catalogue(path: str | Path | None = None,
@@ -52,40 +52,20 @@ def load_catalogue(path: str | Path | None = None,
 
 
 def parse_catalogue(raw: dict[str, Any], source: str = "catalogue") -> Catalogue:
-    """Validate a catalogue given as plain data ([defaults] apply to every agent)."""
-    for table in ("defaults", "tools", "guardrails", "prices"):
-        if not isinstance(raw.get(table, {}), dict):
-            raise CatalogueError(f"{source} is invalid:\n  - {table}: must be a table, not "
-                                 f"{type(raw[table]).__name__} {raw[table]!r:.60}")
-    defaults = raw.pop("defaults", {})
-    modules = raw.pop("app", [])
-    if modules:
+    """Validate a catalogue given as plain data, with the tools and guardrails of the
+    modules its `app` key names ([defaults] apply to every agent)."""
+    check_tables(raw, source)
+    if modules := raw.pop("app", []):
         tools, guardrails = _app_parts(modules, source)
         raw["tools"] = {**tools, **raw.get("tools", {})}
         raw["guardrails"] = {**guardrails, **raw.get("guardrails", {})}
-    agents = raw.get("agents")
-    if not isinstance(agents, dict) or not agents:
-        raise CatalogueError(f"{source} declares no agents: add at least one [agents.<name>] table")
-    raw["prices"] = {**packaged_prices(), **raw.get("prices", {})}
-    raw["agents"] = {
-        name: {**defaults, **spec} if isinstance(spec, dict) else spec
-        for name, spec in agents.items()
-    }
-    try:
-        catalogue = Catalogue.model_validate(raw)
-    except ValidationError as exc:
-        raise CatalogueError(f"{source} is invalid:\n{describe_errors(exc)}") from None
-    if problems := [*catalogue.unknown_providers(), *catalogue.unknown_contracts()]:
-        raise CatalogueError(f"{source} is invalid:\n" + "\n".join(f"  - {p}" for p in problems))
-    return catalogue
+    return validate_catalogue(raw, source)
 
 
 def _app_parts(modules: str | list[str],
                source: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Tool and guardrail definitions of the modules a catalogue names (importing them
     registers their contracts too)."""
-    from baton.define.app import AppError, load_app
-
     if isinstance(modules, str):
         modules = [modules]
     if not isinstance(modules, list) or not all(isinstance(m, str) for m in modules):
@@ -102,12 +82,5 @@ def _app_parts(modules: str | list[str],
     return tools, guardrails
 
 
-def describe_errors(exc: ValidationError) -> str:
-    """One line per problem: where it is and what is wrong."""
-    lines = []
-    for error in exc.errors():
-        parts = [str(part) for part in error["loc"] if not str(part).startswith("function-")]
-        where = ".".join(parts)
-        message = error["msg"].removeprefix("Value error, ")
-        lines.append(f"  - {where or 'catalogue'}: {message}")
-    return "\n".join(lines)
+__all__ = ["DEFAULT_CATALOGUE", "CatalogueError", "describe_errors", "load_catalogue",
+           "parse_catalogue"]

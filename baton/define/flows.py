@@ -46,6 +46,7 @@ from baton.core.model_io import Message
 from baton.core.runs import RunOptions, RunResult
 from baton.core.signatures import default_of, typed_parameters
 from baton.core.specs import MAX_NAME_CHARS
+from baton.core.steps import client_run, workflow_steps
 from baton.core.usage import Usage
 
 R = TypeVar("R")
@@ -163,9 +164,7 @@ class Flow(Generic[R]):
     async def run(self, input: str | dict[str, Any], **options: Any) -> Any:
         """Run the flow durably and wait for its outcome (outside a workflow; keywords as
         `baton.run`)."""
-        from baton.runtime.client import run  # layer: outside a workflow, the client's run
-
-        return await run(self, input, **options)
+        return await client_run()(self, input, **options)
 
 
 @dataclass
@@ -314,9 +313,7 @@ async def approval(question: str, details: dict[str, Any] | None = None, *,
                    timeout: float = 86_400.0, default: str = "reject") -> Any:
     """A person's decision as a step of the run (`starter.py approve`, `baton.approve`);
     its `ApprovalRecord`: `.approved`, `.reason`, `.note`, who decided."""
-    from baton.workflows.flow import approval_step  # layer: only inside a workflow
-
-    return await approval_step(question, details, timeout=timeout, default=default)
+    return await workflow_steps().approval(question, details, timeout=timeout, default=default)
 
 
 async def sleep(seconds: float, *, summary: str | None = None) -> None:

@@ -12,7 +12,7 @@ import dataclasses
 import os
 import shutil
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
@@ -22,7 +22,11 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.converter import DataConverter
 from temporalio.service import TLSConfig
+from temporalio.worker import Plugin as WorkerPlugin
+from temporalio.worker import Replayer, Worker
 
+from baton.core.mcp import declared
+from baton.define.catalogue import load_catalogue
 from baton.runtime.codec import (
     KEY_ENV,
     OLD_KEYS_ENV,
@@ -32,13 +36,14 @@ from baton.runtime.codec import (
     requires_encryption,
 )
 from baton.runtime.payload_store import external_storage
+from baton.telemetry.metrics import known_catalogue
 from baton.telemetry.observability import flush_tracing, redact_worker_logs, tracing_interceptors
 from baton.telemetry.search import dev_server_search_attribute_args
+from baton.workflows.registry import ALL_WORKFLOWS
 
 if TYPE_CHECKING:
     from temporalio.runtime import Runtime
     from temporalio.testing import WorkflowEnvironment
-    from temporalio.worker import Replayer, Worker
 
     from baton.core.guardrails import Guardrail
     from baton.core.mcp import MCPServer, MCPServerConfig
@@ -281,19 +286,6 @@ def build_worker(client: Client, task_queue: str, *, tools: Sequence[Tool] = (),
     `mcp` the MCP servers its agents' runs may name (objects, or configs by name).
     `sandboxed` (default: BATON_SANDBOX=1 in the environment) runs the workflows in
     Temporal's sandbox."""
-    from temporalio.worker import Plugin as WorkerPlugin
-    from temporalio.worker import Worker
-
-    from baton.activities.guardrails import guardrail_activities
-    from baton.activities.model import ModelCalls
-    from baton.activities.providers import WorkerProviders
-    from baton.activities.tools import ToolWorkers
-    from baton.core.mcp import declared
-    from baton.define.catalogue import load_catalogue
-    from baton.runtime.approver_keys import ApproverKeys, approver_activities, approver_interceptor
-    from baton.telemetry.metrics import known_catalogue
-    from baton.workflows.registry import ALL_WORKFLOWS
-
     wanted = data_converter().payload_codec  # refuses a bad key before polling starts
     if wanted is not None and not isinstance(client.data_converter.payload_codec,
                                              EncryptionCodec):
@@ -318,41 +310,31 @@ def build_worker(client: Client, task_queue: str, *, tools: Sequence[Tool] = (),
     # exception text in the SDK's logs unless BATON_TRACE_CONTENT=1.
     known_catalogue(load_catalogue())
     redact_worker_logs()
-    # This worker's circuit breakers, shared by all its runs, and its providers.
-    calls = ModelCalls(providers=WorkerProviders(providers))
-    activities: list[Callable[..., Any]] = [calls.call_model, calls.breaker_states,
-                                            *guardrail_activities(guardrails)]
-    # Each tool is served on the task queue of its name and schema, by a worker of its
-    # own beside this one (a plugin, so they start and stop with it).
-    options["plugins"] = [*options.get("plugins", ()), ToolWorkers(tools)]
-    # Who may decide approvals: with BATON_APPROVER_KEYS, only signed decisions (a bad
-    # key variable stops the worker here, before it polls), sent as Updates or signals.
-    approvers = ApproverKeys.from_env()
-    activities += approver_activities(approvers)
-    options["interceptors"] = [*options.get("interceptors", ()),
-                               approver_interceptor(approvers)]
-    servers = declared(mcp) if not isinstance(mcp, Mapping) else declared(configs=mcp)
-    if servers:
-        from baton.activities.mcp import MCPConnections
+    # The model activity, guardrails, approvers, tools and MCP servers, as BatonPlugin
+    # gives them to your own workers (a bad approver key stops the worker here).
+    # Imported here, not at the top: the activities load the provider and MCP SDKs
+    # (about 2 s of a process's start here), which only a process building a worker
+    # needs; every command of the starter imports this module (scripts/layers.py
+    # checks that no import, here or at the top, closes a circle).
+    from baton.runtime.assembly import worker_parts
 
-        # A plugin, so the worker closes every MCP connection when it stops.
-        options["plugins"] = [*options.get("plugins", ()), MCPConnections(servers).plugin()]
+    parts = worker_parts(tools=tools, guardrails=guardrails, providers=providers,
+                         mcp=declared(mcp) if not isinstance(mcp, Mapping)
+                         else declared(configs=mcp))
+    options["plugins"] = [*options.get("plugins", ()), *parts.plugins]
+    options["interceptors"] = [*options.get("interceptors", ()), *parts.interceptors]
     traced = tracing_interceptors()
     if traced and not any(i in client.config()["interceptors"] for i in traced):
         # A client from connect() already hands them to its workers; twice would
         # record every span twice.
         options["interceptors"] = [*options.get("interceptors", ()), *traced]
     return Worker(client, task_queue=task_queue, workflows=ALL_WORKFLOWS,
-                  activities=activities, **options)
+                  activities=parts.activities, **options)
 
 
 def build_replayer() -> Replayer:
     """Temporal's Replayer over every Baton workflow, with Baton's data converter as a
     worker has it (see worker_data_converter)."""
-    from temporalio.worker import Replayer
-
-    from baton.workflows.registry import ALL_WORKFLOWS
-
     # Traced like a worker, so replay runs the tracing code and shows it emits nothing;
     # refusing plain payloads as the workers do, so a refused run replays as refused.
     return Replayer(workflows=ALL_WORKFLOWS,

@@ -36,7 +36,7 @@ from opentelemetry.util import types
 # manager that also decorates async functions (the API's type says so).
 from opentelemetry.util._decorator import _agnosticcontextmanager
 
-from baton.telemetry.observability import WITHHELD, error_type, redacted_error, redacted_traceback
+from baton.telemetry.redaction import WITHHELD, error_type, redacted_error, redacted_traceback
 
 
 class RedactingSpan(Span):

@@ -13,8 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from baton.cli.common import UsageError, catalogue_flags, connect_or_explain
+from baton.cli.run_options import load_for_run
 from baton.runtime.temporal import Settings
+from baton.web.app import ServeConfig, create_app
+from baton.web.report import ReportError, render_html, write_png
 from baton.web.security import TOKEN_ENV, is_loopback, token_problem
+from baton.web.tree import TreeError, run_tree
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -38,10 +42,7 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
 
 
 async def serve(args: argparse.Namespace) -> int:
-    import uvicorn
-
-    from baton.cli.starter import load_for_run
-    from baton.web.app import ServeConfig, create_app
+    import uvicorn  # the HTTP server, loaded only by the command that serves
 
     token = os.environ.get(TOKEN_ENV) or None
     if (problem := token_problem(args.host, token)) is not None:
@@ -67,9 +68,6 @@ async def serve(args: argparse.Namespace) -> int:
 
 
 async def report(args: argparse.Namespace) -> int:
-    from baton.web.report import ReportError, render_html, write_png
-    from baton.web.tree import TreeError, run_tree
-
     if not args.html and not args.png:
         raise UsageError("say where to write the report: --html FILE and/or --png FILE")
     settings = Settings.from_env()
