@@ -51,7 +51,7 @@ from temporalio.api.workflowservice.v1 import (
 from temporalio.client import Client
 from temporalio.common import RawValue
 from temporalio.exceptions import ApplicationError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.worker import Plugin, ReplayerConfig, Worker, WorkerConfig
 
 from baton.activities.heartbeat import heartbeating
@@ -244,7 +244,10 @@ async def warn_of_other_schemas(client: Client, task_queue: str, tools: Sequence
 
 async def _other_schemas(client: Client, task_queue: str, tool: Tool) -> list[PollerInfo]:
     """The pollers of `tool`'s presence queue that announce another schema."""
-    pollers = await _pollers(client, tool_presence_queue(task_queue, tool.name))
+    try:
+        pollers = await _pollers(client, tool_presence_queue(task_queue, tool.name))
+    except RPCError:
+        return []  # a server that cannot answer now: no warning rather than no worker
     return [p for p in pollers or ()
             if (announced := _announced(tool.name, p.identity)) is not None
             and announced[2] != tool.definition.fingerprint]
@@ -357,36 +360,42 @@ def _check_activity(tools: dict[str, Tool]) -> Callable[..., Any]:
 
 async def _pollers(client: Client, task_queue: str) -> Sequence[PollerInfo] | None:
     """Who polled the task queue for activities lately (the server keeps its pollers for
-    a few minutes after their last poll); None when the server does not say (e.g. a
-    key without the permission)."""
+    a few minutes after their last poll); None when the server will not say (a key
+    without the permission, a server without the call). Any other RPCError (the server
+    restarting, a deadline under load) is raised: the answer is only late."""
     try:
         answer = await client.workflow_service.describe_task_queue(DescribeTaskQueueRequest(
             namespace=client.namespace, task_queue=TaskQueue(name=task_queue),
             task_queue_type=TaskQueueType.TASK_QUEUE_TYPE_ACTIVITY))
-    except RPCError:
-        return None
+    except RPCError as err:
+        if err.status in (RPCStatusCode.PERMISSION_DENIED, RPCStatusCode.UNIMPLEMENTED):
+            return None
+        raise
     return answer.pollers
-
-
-async def _polled(client: Client, task_queue: str, identity: str | None = None) -> bool:
-    """Whether a worker (the one of `identity`, if given) polled the task queue lately,
-    a worker restarting just now included. When the server does not say, assume one
-    did: the call then waits for its worker as any activity would."""
-    pollers = await _pollers(client, task_queue)
-    return pollers is None or any(identity in (None, p.identity) for p in pollers)
 
 
 async def _until_polled(client: Client, task_queue: str, wait_s: float,
                         identity: str | None = None) -> bool:
-    """Whether a worker (of `identity`) polls `task_queue`, waiting up to `wait_s`."""
+    """Whether a worker (the one of `identity`, if given) polls `task_queue` lately, a
+    worker restarting just now included, waiting up to `wait_s` for one. When the
+    server will not say, or never answers in that time, assume one does: the call then
+    waits for its worker as any activity would, rather than fail on a server's hiccup."""
     deadline = time.monotonic() + wait_s
     pause = 0.05  # a worker starting beside us polls within milliseconds; others later
-    while not await _polled(client, task_queue, identity):
+    answered = False
+    while True:
+        try:
+            pollers = await _pollers(client, task_queue)
+        except RPCError as err:
+            log.debug("describing %s: %s", task_queue, err)
+        else:
+            if pollers is None or any(identity in (None, p.identity) for p in pollers):
+                return True
+            answered = True
         if time.monotonic() >= deadline:
-            return False
+            return not answered
         await asyncio.sleep(pause)
         pause = min(pause * 2, 0.5)
-    return True
 
 
 def _policy_activity(tools: dict[str, Tool]) -> Callable[..., Any]:

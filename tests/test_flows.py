@@ -19,6 +19,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Replayer, Worker
 
 import baton
+from baton.core.steps import StepsMissing
 from baton.define.flows import FLOWS, FlowDefinitionError, FlowResult
 from baton.runtime.launch import RunRefused
 from baton.runtime.temporal import build_replayer
@@ -174,6 +175,11 @@ async def test_bad_arguments_are_refused_before_anything_starts() -> None:
     assert str(caught.value) == (
         "invalid arguments for flow 'fan': topics: Input should be a valid list; it takes "
         "topics: list[str], keep_failures: bool")
+
+
+async def test_a_step_outside_a_durable_run_says_where_it_belongs() -> None:
+    with pytest.raises(StepsMissing, match=r"inside a @baton.flow .* baton.run\(\.\.\.\)"):
+        await baton.approval("Ship it?")
 
 
 def test_a_flow_must_be_async_and_typed() -> None:

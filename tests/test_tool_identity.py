@@ -23,14 +23,18 @@ from typing import Annotated
 import pytest
 from pydantic import Field, ValidationError
 from temporalio.api.enums.v1 import EventType, TaskQueueType
-from temporalio.api.taskqueue.v1 import TaskQueue
-from temporalio.api.workflowservice.v1 import DescribeTaskQueueRequest
+from temporalio.api.taskqueue.v1 import PollerInfo, TaskQueue
+from temporalio.api.workflowservice.v1 import (
+    DescribeTaskQueueRequest,
+    DescribeTaskQueueResponse,
+)
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError
+from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 import baton
-from baton.activities.tools import serving_tools, warn_of_other_schemas
+from baton.activities.tools import _until_polled, serving_tools, warn_of_other_schemas
 from baton.core.errors import ToolUnavailable
 from baton.core.tools import ToolDef, schema_fingerprint
 from tests.data import weather_app
@@ -235,3 +239,38 @@ async def read_until(process: asyncio.subprocess.Process, text: str) -> str:
             raise AssertionError(f"the process ended before printing {text!r}: {lines}")
         lines.append(line.decode())
     return "".join(lines)
+
+
+class _Describing:
+    """A client whose DescribeTaskQueue answers with `answers` in turn (an RPCError is
+    raised), the last one for good."""
+
+    namespace = "default"
+
+    def __init__(self, *answers: RPCError | list[PollerInfo]) -> None:
+        self.answers = list(answers)
+        self.workflow_service = self
+
+    async def describe_task_queue(self, request: DescribeTaskQueueRequest) -> object:
+        answer = self.answers.pop(0) if len(self.answers) > 1 else self.answers[0]
+        if isinstance(answer, RPCError):
+            raise answer
+        return DescribeTaskQueueResponse(pollers=answer)
+
+
+async def test_a_server_hiccup_is_not_taken_for_a_worker() -> None:
+    unavailable = RPCError("server restarting", RPCStatusCode.UNAVAILABLE, b"")
+    denied = RPCError("no permission", RPCStatusCode.PERMISSION_DENIED, b"")
+    somebody = [PollerInfo(identity="worker-1")]
+
+    async def polled(client: _Describing) -> bool:
+        return await _until_polled(client, "q", 0.3)  # type: ignore[arg-type]
+
+    # An error, then an answer: the answer counts (before, the error meant "served").
+    assert not await polled(_Describing(unavailable, []))
+    assert await polled(_Describing(unavailable, somebody))
+    # A server that never answers, or will not say: assume a worker, as any call would.
+    assert await polled(_Describing(unavailable))
+    started = time.monotonic()
+    assert await polled(_Describing(denied))
+    assert time.monotonic() - started < 0.1  # at once: waiting would not change it

@@ -59,6 +59,10 @@ def install_client_run(run: ClientRun) -> None:
 def workflow_steps() -> WorkflowSteps:
     """The durable steps, inside a workflow: those its workflow names (a flow's run in
     a sandbox that imported the workflow layer afresh), else the installed ones."""
+    if not workflow.in_workflow():
+        raise StepsMissing(
+            "this is a durable step of a run: call it inside a @baton.flow or a workflow "
+            "of yours with baton.BatonPlugin; outside one, start a run with baton.run(...)")
     steps: WorkflowSteps | None = (getattr(workflow.instance(), "baton_steps", None)
                                    or _installed.get("steps"))
     if steps is None:
