@@ -89,13 +89,9 @@ async def test_the_run_input_carries_no_endpoint_or_key_variable(
     assert run.catalogue.agents["general"].model == "evil:gpt-x"  # named, and only named
 
 
-@pytest.mark.usefixtures("worker_secret")
-async def test_a_forged_input_declaring_a_provider_fails_at_once(
-        env: WorkflowEnvironment, task_queue: str, fake: FakeLLMServer) -> None:
-    # Written by hand as `temporal workflow start --input` would: not through closure().
-    forged = RunInput(member="general", messages=[Message(role="user", content="hi")],
-                      catalogue=evil_catalogue(fake))
-    assert forged.catalogue.providers
+async def refused(env: WorkflowEnvironment, task_queue: str, forged: RunInput) -> ApplicationError:
+    """Why a worker failed the run of `forged`, written by hand as `temporal workflow
+    start --input` would be (not through closure())."""
     async with worker(env.client, task_queue):
         handle = await env.client.start_workflow(
             "AgentWorkflow", forged, id=f"forged-{uuid.uuid4().hex[:8]}",
@@ -104,6 +100,17 @@ async def test_a_forged_input_declaring_a_provider_fails_at_once(
             await finish(handle)
     cause = caught.value.cause
     assert isinstance(cause, ApplicationError)
+    return cause
+
+
+@pytest.mark.usefixtures("worker_secret")
+async def test_a_forged_input_declaring_a_provider_fails_at_once(
+        env: WorkflowEnvironment, task_queue: str, fake: FakeLLMServer) -> None:
+    # Written by hand as `temporal workflow start --input` would: not through closure().
+    forged = RunInput(member="general", messages=[Message(role="user", content="hi")],
+                      catalogue=evil_catalogue(fake))
+    assert forged.catalogue.providers
+    cause = await refused(env, task_queue, forged)
     assert cause.type == "InvalidRunInput" and cause.non_retryable
     assert "the run's input declares providers (evil)" in cause.message
     assert fake.requests == []
@@ -214,13 +221,7 @@ async def test_a_forged_input_declaring_an_mcp_server_fails_at_once(
     forged = RunInput(member="general", messages=[Message(role="user", content="hi")],
                       catalogue=catalogue)
     assert forged.catalogue.mcp
-    async with worker(env.client, task_queue):
-        handle = await env.client.start_workflow(
-            "AgentWorkflow", forged, id=f"forged-{uuid.uuid4().hex[:8]}",
-            task_queue=task_queue, result_type=RunResult)
-        with pytest.raises(WorkflowFailureError) as caught:
-            await finish(handle)
-    cause = caught.value.cause
-    assert isinstance(cause, ApplicationError) and cause.type == "InvalidRunInput"
+    cause = await refused(env, task_queue, forged)
+    assert cause.type == "InvalidRunInput"
     assert "the run's input declares MCP servers (planted)" in cause.message
     assert not planted.exists()
