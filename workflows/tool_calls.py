@@ -38,6 +38,7 @@ with workflow.unsafe.imports_passed_through():
     )
 
 from baton.workflows.ledger import RunLedger
+from baton.workflows.toolbox import retry_policy
 
 # A worker that has no function of that name at all fails the call with this type.
 NOT_FOUND = "NotFoundError"
@@ -72,10 +73,7 @@ async def execute_tool(tool: ToolDef, invocation: ToolInvocation, *, summary: st
     the tool's timeout, retries and heartbeat."""
     invocation.schema_id = tool.fingerprint
     timeout = timedelta(seconds=tool.timeout_s)
-    policy = RetryPolicy(maximum_attempts=tool.max_attempts,
-                         initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
-                         maximum_interval=timedelta(seconds=30),
-                         non_retryable_error_types=REFUSED_HERE)
+    policy = retry_policy(tool.max_attempts, 1.0, 2.0, 30.0, REFUSED_HERE)
     heartbeat = timedelta(seconds=tool.heartbeat_s) if tool.heartbeat_s is not None else None
     try:
         # On this run's own queue first: usually the worker running the workflow, which
