@@ -16,7 +16,6 @@ from baton.cli.common import UsageError
 from baton.core.model_io import Chaos
 from baton.core.runs import RunOptions
 from baton.core.specs import Catalogue
-from baton.core.usage import Budget
 from baton.define.app import AppError, app_catalogue
 from baton.define.catalogue import CatalogueError, describe_errors, load_catalogue
 
@@ -43,13 +42,11 @@ OPTION_FLAGS = {"max_tokens": "--budget-tokens", "max_calls": "--budget-calls",
 def run_options(args: argparse.Namespace, catalogue: Catalogue) -> RunOptions:
     """Budget, chaos and model override of this run, recorded in its input; UsageError
     when a value is out of range."""
-    limits = {key: value for key, value in (("max_tokens", args.budget_tokens),
-                                            ("max_calls", args.budget_calls),
-                                            ("max_usd", args.budget_usd),
-                                            ("max_tool_calls", args.budget_tool_calls),
-                                            ("max_seconds", args.deadline)) if value is not None}
     try:
-        budget = Budget.model_validate({**catalogue.budget.model_dump(), **limits})
+        budget = catalogue.budget.limited(
+            max_tokens=args.budget_tokens, max_calls=args.budget_calls,
+            max_usd=args.budget_usd, max_tool_calls=args.budget_tool_calls,
+            max_seconds=args.deadline)
         chaos = None
         if args.chaos or args.latency:
             rate = args.chaos

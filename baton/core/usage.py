@@ -96,6 +96,12 @@ class Budget(BaseModel):
     max_seconds: float | None = Field(default=None, gt=0, le=MAX_DEADLINE_S,
                                       allow_inf_nan=False)
 
+    def limited(self, **limits: float | None) -> Budget:
+        """This budget with the limits given (None leaves a field as it is), validated:
+        pydantic's ValidationError names a limit out of range."""
+        return Budget.model_validate(
+            {**self.model_dump(), **{k: v for k, v in limits.items() if v is not None}})
+
     def remaining(self, spent: Usage, elapsed_s: float = 0.0) -> Budget:
         """What is left after `spent`; call only while `exceeded_by(spent)` is None."""
         return Budget(

@@ -348,12 +348,10 @@ def _run_options(default_budget: Budget, options: StartOptions) -> RunOptions:
 def _budget(budget: Budget, options: StartOptions) -> Budget:
     """`budget` with the keyword limits over its fields; a bad limit refused before
     anything starts."""
-    limits = {"max_tokens": options.get("max_tokens"), "max_calls": options.get("max_calls"),
-              "max_usd": options.get("max_usd"), "max_tool_calls": options.get("max_tool_calls"),
-              "max_seconds": options.get("deadline")}
-    budget = budget.model_copy(update={k: v for k, v in limits.items() if v is not None})
-    Budget.model_validate(budget.model_dump())
-    return budget
+    return budget.limited(max_tokens=options.get("max_tokens"),
+                          max_calls=options.get("max_calls"), max_usd=options.get("max_usd"),
+                          max_tool_calls=options.get("max_tool_calls"),
+                          max_seconds=options.get("deadline"))
 
 
 async def _client(client: Client | None) -> BatonClient:
