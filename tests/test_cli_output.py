@@ -27,7 +27,6 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from baton.cli import starter
 from baton.cli.common import UsageError, files_defining, unknown_member
-from baton.cli.history import readable
 from baton.cli.output import (
     answer_lines,
     clean,
@@ -36,12 +35,13 @@ from baton.cli.output import (
     field_lines,
     usd,
 )
-from baton.cli.runs import newest
 from baton.core.runs import RunOptions, RunResult, Step, ToolCallRecord
 from baton.core.usage import Usage
 from baton.define.app import AppError, load_app, module_of_file
 from baton.runtime.client import RunOutcome
 from baton.runtime.codec import ENCODING, EncryptionCodec
+from baton.runtime.listing import newest
+from baton.runtime.recovery import readable
 from baton.runtime.temporal import DEFAULT_UI, Settings, SettingsError, ui_url
 from tests.test_starter import ROOT
 

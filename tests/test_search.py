@@ -29,9 +29,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from temporalio.testing import WorkflowEnvironment
 
 import baton
-from baton.cli.common import UsageError
 from baton.cli.output import usd
-from baton.cli.runs import build_query, parse_since
 from baton.core.errors import SPENT_DETAIL
 from baton.core.model_io import Chaos
 from baton.core.runs import RunResult
@@ -39,6 +37,7 @@ from baton.core.specs import Catalogue
 from baton.core.usage import Budget, Price, Usage
 from baton.runtime import recovery
 from baton.runtime.approvals import pending_in_tree
+from baton.runtime.listing import RunQuery, RunQueryError, parse_since
 from baton.runtime.temporal import Settings, build_replayer, connect, dev_server_args
 from baton.telemetry import search
 from baton.telemetry.search import (
@@ -436,8 +435,14 @@ def test_since_accepts_ages_and_iso_dates() -> None:
     assert parse_since("2026-11-20", now) == datetime(2026, 11, 20, tzinfo=UTC)
     assert parse_since("2026-11-20T09:00:00+01:00", now) == datetime(2026, 11, 20, 8,
                                                                     tzinfo=UTC)
-    with pytest.raises(UsageError):
+    with pytest.raises(RunQueryError) as caught:
         parse_since("1y", now)
+    assert caught.value.naming("--since").startswith("--since '1y' is neither an age")
+
+
+def build_query(team: str | None, status: str | None, since: datetime | None,
+                nested: bool) -> str:
+    return RunQuery(team=team, status=status, since=since, nested=nested).text()
 
 
 def test_query_names_the_attributes() -> None:

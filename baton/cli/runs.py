@@ -20,8 +20,6 @@ from baton.cli.common import UsageError, baton_client, print_json
 from baton.cli.output import usd
 from baton.core.runs import RUN_STATUSES
 from baton.runtime.listing import ListedRun, ListRefused, RunQuery, RunQueryError
-from baton.runtime.listing import newest as newest
-from baton.runtime.listing import parse_since as _parse_since
 
 
 def register(sub: Any, common: argparse.ArgumentParser) -> None:
@@ -36,20 +34,6 @@ def register(sub: Any, common: argparse.ArgumentParser) -> None:
                    help="at most N runs (default 20)")
     p.add_argument("--all", action="store_true", help="include nested runs (ids with '/')")
     p.set_defaults(handler=list_runs)
-
-
-def parse_since(text: str, now: datetime) -> datetime:
-    """The start of the window `--since` names; UsageError if it names none."""
-    try:
-        return _parse_since(text, now)
-    except RunQueryError as err:
-        raise UsageError(err.naming("--since")) from None
-
-
-def build_query(team: str | None, status: str | None, since: datetime | None,
-                nested: bool) -> str:
-    """The visibility query for the filters (the Web UI takes the same text)."""
-    return RunQuery(team=team, status=status, since=since, nested=nested).text()
 
 
 async def list_runs(args: argparse.Namespace) -> int:

@@ -51,7 +51,6 @@ from baton.cli.common import (
     start_flags,
     unknown_member,
 )
-from baton.cli.history import readable
 from baton.cli.output import answer_lines, clean_output, decoded_answer, usd
 from baton.cli.run_options import load_for_run, run_options
 from baton.cli.tokens import print_tokens
@@ -71,6 +70,7 @@ from baton.core.text import shorten
 from baton.define.flows import FLOWS
 from baton.runtime import launch, recovery
 from baton.runtime.codec import KEY_ENV, OLD_KEYS_ENV, client_key_problem
+from baton.runtime.recovery import readable
 from baton.runtime.temporal import Settings, SettingsError, exit_now
 from baton.web import commands as web_commands
 
